@@ -1,0 +1,14 @@
+#!/usr/bin/env bash
+# SPDX-License-Identifier: GPL-2.0
+#
+# Build the host test harness (kjtest) and the static guest program
+# (kj-guest) that the test initramfs images carry.
+set -euo pipefail
+. "$(dirname "$0")/kjenv.sh"
+cd "$KJ_ROOT"
+
+command -v cargo >/dev/null || die "cargo not found"
+cargo build --release --quiet -p kjtest || die "building kjtest failed"
+RUSTFLAGS="-C target-feature=+crt-static" \
+	cargo build --release --quiet -p kj-guest --target x86_64-unknown-linux-gnu ||
+	die "building kj-guest failed"

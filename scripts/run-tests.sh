@@ -1,0 +1,19 @@
+#!/usr/bin/env bash
+# SPDX-License-Identifier: GPL-2.0
+#
+# Everything a fresh Debian machine needs to run all tests: install the
+# toolchain, build both kernels, build the harness, then run the unit tests
+# and the end-to-end tests in QEMU on ours and the reference.
+set -euo pipefail
+. "$(dirname "$0")/kjenv.sh"
+cd "$KJ_ROOT"
+
+"$KJ_ROOT/scripts/setup-toolchain.sh"
+"$KJ_ROOT/scripts/build-kernel.sh" all
+"$KJ_ROOT/scripts/build-harness.sh"
+
+echo "== unit tests"
+cargo test --workspace --release --quiet
+
+echo "== end-to-end tests"
+exec "$KJ_ROOT/target/release/kjtest" run --kernel both "$@"
