@@ -1,0 +1,87 @@
+#!/bin/sh
+# SPDX-License-Identifier: GPL-2.0
+#
+# /init of the kexec jump tests. Kernel A and kernel B boot the same
+# initramfs; B is told apart by kexec_jump_back_entry= on its command line.
+# /etc/kj.conf (written by the harness) sets:
+#   TRIPS    round trips A -> B -> A to make in one boot of A
+#   MEM_MIB  MiB of process memory A (and B) fill before and check after
+#   B_MIN, B_MAX, B_MEMMAP   the physical range B runs in, and its memmap=
+# Every line for the harness starts with "KJ: ".
+
+mount -t proc proc /proc
+mount -t sysfs sysfs /sys
+mount -t devtmpfs devtmpfs /dev 2>/dev/null
+. /etc/kj.conf
+
+mark() { echo "KJ: $* @$(cut -d' ' -f1 /proc/uptime)"; }
+die() { mark "FAIL $*"; poweroff -f; }
+
+# Start a process holding a known pattern; checked by check_memory().
+hold_memory() {
+	rm -f /tmp/go
+	kj-guest memhold --mib "$MEM_MIB" --seed "$1" --check /tmp/go >/tmp/memhold.out 2>&1 &
+	HOLD_PID=$!
+	until grep -q filled /tmp/memhold.out 2>/dev/null; do sleep 0.1; done
+}
+
+check_memory() {
+	touch /tmp/go
+	wait "$HOLD_PID"
+	grep -q intact /tmp/memhold.out || die "memory: $(cat /tmp/memhold.out)"
+	mark "$1 memory intact"
+}
+
+# kexec -e comes back with 0 after a completed jump; anything else is an
+# error from the kernel, which kexec-tools prints.
+jump() {
+	kexec -e >/tmp/jump.out 2>&1
+	rc=$?
+	if [ $rc -ne 0 ] && ! grep -q "kexec failed: Success" /tmp/jump.out; then
+		die "$1 jump: rc=$rc $(cat /tmp/jump.out)"
+	fi
+}
+
+case " $(cat /proc/cmdline) " in
+*" kexec_jump_back_entry="*)
+	entry=$(sed -n 's/.*kexec_jump_back_entry=\(0x[0-9a-fA-F]*\).*/\1/p' /proc/cmdline)
+	mark "B up entry=$entry cpus=$(cat /sys/devices/system/cpu/online)"
+	if [ -e /proc/vmcore ]; then mark "B vmcore present"; else mark "B vmcore missing"; fi
+	kexec --load-jump-back-helper --entry="$entry" >/tmp/load.out 2>&1 ||
+		die "B helper load: $(tail -n1 /tmp/load.out)"
+	mark "B helper loaded"
+	hold_memory 11
+	n=0
+	while :; do
+		mark "B jumping back"
+		jump B
+		n=$((n + 1))
+		mark "B resumed $n"
+		check_memory B
+		hold_memory $((11 + n))
+	done
+	;;
+esac
+
+mark "A up cpus=$(cat /sys/devices/system/cpu/online)"
+echo "written by A before the jump" >/tmp/a.txt
+kexec --load-preserve-context /boot/bzImage --initrd=/boot/initrd \
+	--mem-min="$B_MIN" --mem-max="$B_MAX" \
+	--append="console=ttyS0 panic=-1 rdinit=/init $B_MEMMAP" >/tmp/load.out 2>&1 ||
+	die "A load: $(tail -n1 /tmp/load.out)"
+mark "A loaded"
+grep MemFree /proc/meminfo | sed 's/^/KJ: A first /'
+i=0
+while [ $i -lt "$TRIPS" ]; do
+	i=$((i + 1))
+	hold_memory $i
+	mark "A jumping $i"
+	jump A
+	mark "A resumed $i cpus=$(cat /sys/devices/system/cpu/online)"
+	check_memory A
+	[ "$(cat /tmp/a.txt)" = "written by A before the jump" ] || die "A file changed"
+	[ $i -eq 1 ] && mark "A MemFree after first $(kj-guest meminfo MemFree)"
+done
+mark "A MemFree after last $(kj-guest meminfo MemFree)"
+mark "A done"
+poweroff -f
