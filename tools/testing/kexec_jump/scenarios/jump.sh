@@ -32,14 +32,12 @@ check_memory() {
 	mark "$1 memory intact"
 }
 
-# kexec -e comes back with 0 after a completed jump; anything else is an
-# error from the kernel, which kexec-tools prints.
+# kexec -e returns once the image has jumped back. Its exit code says
+# nothing then (kexec-tools reports a stale errno), so the harness judges the
+# jump by what B printed in between; the output is kept for the log.
 jump() {
 	kexec -e >/tmp/jump.out 2>&1
-	rc=$?
-	if [ $rc -ne 0 ] && ! grep -q "kexec failed: Success" /tmp/jump.out; then
-		die "$1 jump: rc=$rc $(cat /tmp/jump.out)"
-	fi
+	mark "$1 kexec -e returned $? $(tail -n1 /tmp/jump.out)"
 }
 
 case " $(cat /proc/cmdline) " in
@@ -70,7 +68,7 @@ kexec --load-preserve-context /boot/bzImage --initrd=/boot/initrd \
 	--append="console=ttyS0 panic=-1 rdinit=/init $B_MEMMAP" >/tmp/load.out 2>&1 ||
 	die "A load: $(tail -n1 /tmp/load.out)"
 mark "A loaded"
-grep MemFree /proc/meminfo | sed 's/^/KJ: A first /'
+
 i=0
 while [ $i -lt "$TRIPS" ]; do
 	i=$((i + 1))

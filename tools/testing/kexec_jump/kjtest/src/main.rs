@@ -1,0 +1,147 @@
+// SPDX-License-Identifier: GPL-2.0
+
+//! `kjtest`: boots the kexec jump test kernels in QEMU and checks them.
+//!
+//! `kjtest run [--kernel ours|ref|both] [--only NAME] [--list]` runs the
+//! end-to-end tests; `kjtest demo` shows one round trip on our kernel with
+//! the timeline of its phases.
+
+mod cpio;
+mod initramfs;
+mod qemu;
+mod report;
+mod tests;
+
+use report::{Outcome, Report};
+use std::{env, fs, path::PathBuf, process::ExitCode, time::Instant};
+
+/// What a test needs to know about where it runs.
+pub struct Ctx {
+    /// `ours` or `ref`.
+    pub name: &'static str,
+    /// The kernel's bzImage.
+    pub kernel: PathBuf,
+    /// The static guest program.
+    pub guest_bin: PathBuf,
+    /// A directory for this test on this kernel.
+    pub scratch: PathBuf,
+}
+
+fn root() -> PathBuf {
+    env::var_os("KJ_ROOT")
+        .map(PathBuf::from)
+        .unwrap_or_else(|| PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("../../../.."))
+}
+
+fn ctx(kernel: &'static str, test: &str) -> Ctx {
+    let root = root();
+    let scratch = root.join("build/test").join(kernel).join(test);
+    let _ = fs::remove_dir_all(&scratch);
+    let _ = fs::create_dir_all(&scratch);
+    Ctx {
+        name: kernel,
+        kernel: root
+            .join("build/out")
+            .join(kernel)
+            .join("arch/x86/boot/bzImage"),
+        guest_bin: root.join("target/x86_64-unknown-linux-gnu/release/kj-guest"),
+        scratch,
+    }
+}
+
+fn run(args: &[String]) -> ExitCode {
+    let opt = |name: &str| {
+        args.windows(2)
+            .find(|w| w[0] == name)
+            .map(|w| w[1].as_str())
+    };
+    let kernels: &[&'static str] = match opt("--kernel").unwrap_or("both") {
+        "ours" => &["ours"],
+        "ref" => &["ref"],
+        "both" => &["ours", "ref"],
+        k => {
+            eprintln!("kjtest: unknown kernel '{k}' (want ours, ref or both)");
+            return ExitCode::from(2);
+        }
+    };
+    let only = opt("--only");
+    let selected: Vec<_> = tests::TESTS
+        .iter()
+        .filter(|t| only.map_or(true, |o| t.name.contains(o)))
+        .collect();
+    if args.iter().any(|a| a == "--list") {
+        for t in &selected {
+            println!("{}", t.name);
+        }
+        return ExitCode::SUCCESS;
+    }
+    if selected.is_empty() {
+        eprintln!("kjtest: no test matches '{}'", only.unwrap_or(""));
+        return ExitCode::from(2);
+    }
+    let mut report = Report::default();
+    for t in &selected {
+        for &k in kernels {
+            let c = ctx(k, t.name);
+            let start = Instant::now();
+            let (outcome, excerpt) = match (t.run)(&c) {
+                Ok(tests::Verdict::Pass) => (Outcome::Pass, vec![]),
+                Ok(tests::Verdict::Known(why)) => (Outcome::KnownFailure(why), vec![]),
+                Err(f) => (Outcome::Fail(f.reason), f.excerpt),
+            };
+            report.add(report::Result {
+                test: t.name,
+                kernel: k,
+                outcome,
+                took: start.elapsed(),
+                excerpt,
+            });
+        }
+    }
+    report.summary();
+    if report.failed() == 0 {
+        ExitCode::SUCCESS
+    } else {
+        ExitCode::FAILURE
+    }
+}
+
+fn demo() -> ExitCode {
+    let c = ctx("ours", "demo");
+    println!("demo: kernel A boots, loads kernel B with kexec --load-preserve-context,");
+    println!("jumps (kexec -e); B boots, jumps back with --load-jump-back-helper; A resumes.");
+    println!("console: {}", c.scratch.join("console.log").display());
+    match tests::demo(&c) {
+        Ok(lines) => {
+            println!("\ntimeline (seconds since QEMU start, emulated with TCG):");
+            for l in lines {
+                if tests::TIMELINE.iter().any(|m| l.text.contains(m)) {
+                    println!("{:8.2}  {}", l.at.as_secs_f64(), l.text);
+                }
+            }
+            println!("\ndemo: round trip complete");
+            ExitCode::SUCCESS
+        }
+        Err(f) => {
+            println!("demo failed: {}", f.reason);
+            for l in f.excerpt {
+                println!("    | {l}");
+            }
+            ExitCode::FAILURE
+        }
+    }
+}
+
+fn main() -> ExitCode {
+    let args: Vec<String> = env::args().skip(1).collect();
+    match args.first().map(String::as_str) {
+        Some("run") => run(&args[1..]),
+        Some("demo") => demo(),
+        _ => {
+            eprintln!(
+                "usage: kjtest run [--kernel ours|ref|both] [--only NAME] [--list] | kjtest demo"
+            );
+            ExitCode::from(2)
+        }
+    }
+}

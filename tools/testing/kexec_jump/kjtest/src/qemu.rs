@@ -1,0 +1,184 @@
+// SPDX-License-Identifier: GPL-2.0
+
+//! One QEMU guest: its serial console, read line by line with timestamps.
+
+use std::{
+    fs::File,
+    io::{BufRead, BufReader, Write},
+    path::{Path, PathBuf},
+    process::{Child, Command, Stdio},
+    sync::mpsc::{self, Receiver, RecvTimeoutError},
+    thread,
+    time::{Duration, Instant},
+};
+
+/// How to start a guest.
+pub struct VmConfig {
+    /// The bzImage to boot.
+    pub kernel: PathBuf,
+    /// The initramfs.
+    pub initrd: PathBuf,
+    /// The kernel command line.
+    pub append: String,
+    /// Number of CPUs.
+    pub smp: u32,
+    /// Memory in MiB.
+    pub mem_mib: u32,
+    /// A raw disk image attached as virtio-blk.
+    pub disk: Option<PathBuf>,
+}
+
+/// A console line and when it arrived, since the guest started.
+#[derive(Clone, Debug)]
+pub struct Line {
+    /// Time since QEMU started.
+    pub at: Duration,
+    /// The text, without line ending.
+    pub text: String,
+}
+
+/// Lines that end a wait at once: the guest kernel is dead or dying.
+const FATAL: [&str; 4] = ["Kernel panic", "BUG:", "Oops:", "general protection fault"];
+
+/// A running guest. Dropping it kills QEMU.
+pub struct Vm {
+    child: Child,
+    lines: Receiver<Line>,
+    transcript: Vec<Line>,
+}
+
+impl Vm {
+    /// Starts QEMU (TCG: KVM hangs on this machine kind) and a thread that
+    /// copies its console to `log` and to the waiters.
+    pub fn start(cfg: &VmConfig, log: &Path) -> Result<Vm, String> {
+        let mut cmd = Command::new("qemu-system-x86_64");
+        cmd.args(["-accel", "tcg", "-m", &cfg.mem_mib.to_string()])
+            .args(["-smp", &cfg.smp.to_string()])
+            .arg("-kernel")
+            .arg(&cfg.kernel)
+            .arg("-initrd")
+            .arg(&cfg.initrd)
+            .args(["-append", &cfg.append])
+            .args(["-display", "none", "-monitor", "none", "-serial", "stdio"])
+            .arg("-no-reboot");
+        if let Some(disk) = &cfg.disk {
+            cmd.arg("-drive")
+                .arg(format!("file={},format=raw,if=virtio", disk.display()));
+        }
+        let mut child = cmd
+            .stdin(Stdio::null())
+            .stdout(Stdio::piped())
+            .stderr(Stdio::piped())
+            .spawn()
+            .map_err(|e| format!("qemu-system-x86_64: {e}: run scripts/setup-toolchain.sh"))?;
+        let start = Instant::now();
+        let mut log = File::create(log).map_err(|e| format!("{}: {e}", log.display()))?;
+        let (tx, rx) = mpsc::channel();
+        let stdout = child.stdout.take().expect("piped");
+        let stderr = child.stderr.take().expect("piped");
+        let tx2 = tx.clone();
+        thread::spawn(move || {
+            for l in BufReader::new(stderr).lines().map_while(Result::ok) {
+                let _ = tx2.send(Line {
+                    at: start.elapsed(),
+                    text: format!("qemu: {l}"),
+                });
+            }
+        });
+        thread::spawn(move || {
+            let mut reader = BufReader::new(stdout);
+            let mut buf = Vec::new();
+            while reader
+                .read_until(b'\n', &mut buf)
+                .map(|n| n > 0)
+                .unwrap_or(false)
+            {
+                let text = String::from_utf8_lossy(&buf)
+                    .trim_end_matches(['\r', '\n'])
+                    .replace('\r', "");
+                let _ = writeln!(log, "{text}");
+                if tx
+                    .send(Line {
+                        at: start.elapsed(),
+                        text,
+                    })
+                    .is_err()
+                {
+                    break;
+                }
+                buf.clear();
+            }
+        });
+        Ok(Vm {
+            child,
+            lines: rx,
+            transcript: Vec::new(),
+        })
+    }
+
+    /// Waits for the next line containing one of `needles`; returns which
+    /// one and the line. Fails on timeout, on a kernel panic or oops, or
+    /// when QEMU exits first (a triple fault with -no-reboot).
+    pub fn expect_any(
+        &mut self,
+        needles: &[&str],
+        timeout: Duration,
+    ) -> Result<(usize, Line), String> {
+        let deadline = Instant::now() + timeout;
+        loop {
+            let left = deadline.saturating_duration_since(Instant::now());
+            match self.lines.recv_timeout(left) {
+                Ok(line) => {
+                    self.transcript.push(line.clone());
+                    if let Some(i) = needles.iter().position(|n| line.text.contains(n)) {
+                        return Ok((i, line));
+                    }
+                    if FATAL.iter().any(|f| line.text.contains(f)) {
+                        return Err(format!("guest died: {}", line.text.trim()));
+                    }
+                }
+                Err(RecvTimeoutError::Timeout) => {
+                    return Err(format!(
+                        "timed out after {timeout:?} waiting for {needles:?}"
+                    ));
+                }
+                Err(RecvTimeoutError::Disconnected) => {
+                    let status = self.child.wait().map(|s| s.to_string()).unwrap_or_default();
+                    return Err(format!("QEMU exited ({status}) before {needles:?}"));
+                }
+            }
+        }
+    }
+
+    /// Waits for QEMU to exit (the guest powered off).
+    pub fn wait_exit(&mut self, timeout: Duration) -> Result<(), String> {
+        let deadline = Instant::now() + timeout;
+        loop {
+            while let Ok(line) = self.lines.try_recv() {
+                self.transcript.push(line);
+            }
+            if let Ok(Some(_)) = self.child.try_wait() {
+                while let Ok(line) = self.lines.recv_timeout(Duration::from_millis(200)) {
+                    self.transcript.push(line);
+                }
+                return Ok(());
+            }
+            if Instant::now() > deadline {
+                return Err(format!("guest still running after {timeout:?}"));
+            }
+            thread::sleep(Duration::from_millis(100));
+        }
+    }
+
+    /// Every line consumed so far.
+    pub fn transcript(&self) -> &[Line] {
+        &self.transcript
+    }
+}
+
+impl Drop for Vm {
+    fn drop(&mut self) {
+        let _ = self.child.kill();
+        let _ = self.child.wait();
+    }
+}

@@ -1,0 +1,281 @@
+// SPDX-License-Identifier: GPL-2.0
+
+//! The end-to-end tests: each boots a real kernel in QEMU and checks what
+//! it does. One function per behaviour.
+
+use crate::{initramfs::Initramfs, qemu::Vm, qemu::VmConfig, Ctx};
+use std::{fs, time::Duration};
+
+/// A test that did not fail.
+pub enum Verdict {
+    /// It passed.
+    Pass,
+    /// The reference failed exactly as documented.
+    Known(String),
+}
+
+/// Why a test failed, with the console lines around it.
+pub struct Failure {
+    /// One line.
+    pub reason: String,
+    /// Console excerpt.
+    pub excerpt: Vec<String>,
+}
+
+/// A test's result.
+pub type TestResult = Result<Verdict, Failure>;
+
+/// A registered test.
+pub struct TestCase {
+    /// Name, after the behaviour it checks.
+    pub name: &'static str,
+    /// The test.
+    pub run: fn(&Ctx) -> TestResult,
+}
+
+/// All tests, in the order they run.
+pub const TESTS: &[TestCase] = &[
+    TestCase {
+        name: "boot_to_init",
+        run: boot_to_init,
+    },
+    TestCase {
+        name: "jump_round_trip",
+        run: jump_round_trip,
+    },
+    TestCase {
+        name: "jump_20_round_trips",
+        run: jump_20_round_trips,
+    },
+];
+
+const SECS: fn(u64) -> Duration = Duration::from_secs;
+
+/// The guest's serial console, with the test's failure conventions.
+pub struct Guest {
+    vm: Vm,
+}
+
+impl Guest {
+    fn fail(&self, reason: String) -> Failure {
+        let t = self.vm.transcript();
+        Failure {
+            reason,
+            excerpt: t[t.len().saturating_sub(25)..]
+                .iter()
+                .map(|l| l.text.clone())
+                .collect(),
+        }
+    }
+
+    /// Waits for `needle`; a "KJ: FAIL" line from the guest fails at once.
+    pub fn step(&mut self, needle: &str, secs: u64) -> Result<String, Failure> {
+        match self.vm.expect_any(&[needle, "KJ: FAIL"], SECS(secs)) {
+            Ok((0, l)) => Ok(l.text),
+            Ok((_, l)) => Err(self.fail(l.text.trim_start_matches("KJ: ").to_string())),
+            Err(e) => Err(self.fail(e)),
+        }
+    }
+
+    /// The console so far.
+    pub fn vm(&self) -> &Vm {
+        &self.vm
+    }
+}
+
+/// The busybox + kexec-tools + kj-guest image every test starts from.
+fn base_image(ctx: &Ctx) -> Result<Initramfs, Failure> {
+    let guest = &ctx.guest_bin;
+    Initramfs::new()
+        .busybox()
+        .and_then(|i| i.host_binary("/usr/sbin/kexec", "sbin/kexec"))
+        .and_then(|i| i.host_file(guest, "bin/kj-guest", 0o755))
+        .map_err(|e| Failure {
+            reason: e,
+            excerpt: vec![],
+        })
+}
+
+fn boot(ctx: &Ctx, initrd: Vec<u8>, append: &str) -> Result<Guest, Failure> {
+    let setup = |reason: String| Failure {
+        reason,
+        excerpt: vec![],
+    };
+    if !ctx.kernel.exists() {
+        return Err(setup(format!(
+            "kernel {} missing: run scripts/build-kernel.sh",
+            ctx.kernel.display()
+        )));
+    }
+    let path = ctx.scratch.join("initrd.cpio");
+    fs::write(&path, initrd).map_err(|e| setup(format!("{}: {e}", path.display())))?;
+    let cfg = VmConfig {
+        kernel: ctx.kernel.clone(),
+        initrd: path,
+        append: format!("console=ttyS0 panic=-1 rdinit=/init {append}"),
+        smp: 2,
+        mem_mib: 1024,
+        disk: None,
+    };
+    let vm = Vm::start(&cfg, &ctx.scratch.join("console.log")).map_err(setup)?;
+    Ok(Guest { vm })
+}
+
+const BOOT_INIT: &str = r#"#!/bin/sh
+mount -t proc proc /proc
+mount -t sysfs sysfs /sys
+mount -t devtmpfs devtmpfs /dev
+echo "KJ: init up cpus=$(cat /sys/devices/system/cpu/online)"
+kj-guest memhold --mib 8 --seed 1 --check /tmp/go >/tmp/m &
+until grep -q filled /tmp/m 2>/dev/null; do sleep 0.1; done
+touch /tmp/go
+wait
+sed 's/^/KJ: /' /tmp/m
+echo "KJ: done"
+poweroff -f
+"#;
+
+/// The kernel boots to /init with both CPUs, and a process can use memory.
+fn boot_to_init(ctx: &Ctx) -> TestResult {
+    let image = base_image(ctx)?.file("init", BOOT_INIT.as_bytes(), 0o755);
+    let mut g = boot(ctx, image.finish(), "")?;
+    let up = g.step("KJ: init up", 60)?;
+    if !up.contains("cpus=0-1") {
+        return Err(g.fail(format!("want 2 CPUs online: {up}")));
+    }
+    g.step("memhold: intact", 60)?;
+    g.step("KJ: done", 30)?;
+    Ok(Verdict::Pass)
+}
+
+/// Where kernel B runs: [0, 144 MiB), which kexec-tools backs up, minus the
+/// last MiB that holds the ELF core header. B's own map must cover only
+/// that range; it takes the low 640 KiB too (its SMP trampoline), which is
+/// why the range starts at 0: A's trampoline there is swapped back.
+const JUMP_CONF: &str = "B_MIN=0x0\nB_MAX=0x08ffffff\n\
+B_MEMMAP='memmap=exactmap memmap=640K@0 memmap=127M@16M memmap=1M$143M'\n\
+MEM_MIB=32\n";
+
+/// Boots A with the jump scenario and B's kernel and initramfs inside.
+fn boot_jump(ctx: &Ctx, trips: u32) -> Result<Guest, Failure> {
+    let conf = format!("{JUMP_CONF}TRIPS={trips}\n");
+    let script = include_str!("../../scenarios/jump.sh");
+    let b = base_image(ctx)?
+        .file("init", script.as_bytes(), 0o755)
+        .file("etc/kj.conf", conf.as_bytes(), 0o644)
+        .finish();
+    let a = base_image(ctx)?
+        .file("init", script.as_bytes(), 0o755)
+        .file("etc/kj.conf", conf.as_bytes(), 0o644)
+        .file("boot/initrd", &b, 0o644)
+        .host_file(&ctx.kernel, "boot/bzImage", 0o644)
+        .map_err(|e| Failure {
+            reason: e,
+            excerpt: vec![],
+        })?;
+    boot(ctx, a.finish(), "")
+}
+
+/// The number after `key` in `line`.
+fn number_after(line: &str, key: &str) -> Option<u64> {
+    let rest = &line[line.find(key)? + key.len()..];
+    rest.split_whitespace().next()?.parse().ok()
+}
+
+/// Runs `trips` round trips A -> B -> A with Debian's kexec-tools and checks
+/// A and B after each. Returns the known failure on the reference.
+fn jump_trips(ctx: &Ctx, trips: u32) -> TestResult {
+    let mut g = boot_jump(ctx, trips)?;
+    let up = g.step("KJ: A up", 60)?;
+    if !up.contains("cpus=0-1") {
+        return Err(g.fail(format!("want 2 CPUs in A: {up}")));
+    }
+    g.step("KJ: A loaded", 300)?;
+    let mut free_first = None;
+    for i in 1..=trips {
+        g.step(&format!("KJ: A jumping {i}"), 120)?;
+        if i == 1 {
+            g.step("KJ: B up", 120)?;
+            match g.step("KJ: B helper loaded", 120) {
+                Err(f) if ctx.name == "ref" && f.reason.contains("Cannot allocate memory") => {
+                    return Ok(Verdict::Known(
+                        "B's kexec --load-jump-back-helper gets ENOMEM".into(),
+                    ));
+                }
+                r => r?,
+            };
+        } else {
+            g.step(&format!("KJ: B resumed {}", i - 1), 120)?;
+            g.step("KJ: B memory intact", 60)?;
+        }
+        g.step("KJ: B jumping back", 120)?;
+        let back = g.step(&format!("KJ: A resumed {i} "), 180)?;
+        if !back.contains("cpus=0-1") {
+            return Err(g.fail(format!("want 2 CPUs after the jump: {back}")));
+        }
+        g.step("KJ: A memory intact", 60)?;
+        if i == 1 {
+            let l = g.step("KJ: A MemFree after first", 30)?;
+            free_first = number_after(&l, "meminfo: MemFree ");
+        }
+    }
+    let l = g.step("KJ: A MemFree after last", 30)?;
+    if let (Some(first), Some(last)) = (free_first, number_after(&l, "meminfo: MemFree ")) {
+        if trips > 1 && last + 1024 < first {
+            return Err(g.fail(format!(
+                "MemFree fell by {} kB over {trips} round trips",
+                first - last
+            )));
+        }
+        println!("    MemFree after first {first} kB, after last {last} kB");
+    } else {
+        return Err(g.fail("no MemFree figures from the guest".into()));
+    }
+    g.step("KJ: A done", 60)?;
+    Ok(Verdict::Pass)
+}
+
+/// A -> B -> A: B boots with kexec_jump_back_entry=, jumps back with the
+/// helper, and A resumes with both CPUs and a process's memory intact.
+fn jump_round_trip(ctx: &Ctx) -> TestResult {
+    jump_trips(ctx, 1)
+}
+
+/// 20 round trips in one boot; B is resumed, not rebooted, each time, its
+/// process memory intact; A's MemFree stays within 1 MiB.
+fn jump_20_round_trips(ctx: &Ctx) -> TestResult {
+    jump_trips(ctx, 20)
+}
+
+/// Console lines worth a place in the demo's timeline.
+pub const TIMELINE: [&str; 9] = [
+    "KJ: ",
+    "Freezing user space",
+    "Disabling non-boot CPUs",
+    "Enabling non-boot CPUs",
+    "Restarting tasks",
+    "kexec_jump:",
+    "Command line:",
+    "Run /init",
+    "reboot: Power down",
+];
+
+/// The demo: one round trip on our kernel; returns the console.
+pub fn demo(ctx: &Ctx) -> Result<Vec<crate::qemu::Line>, Failure> {
+    let mut g = boot_jump(ctx, 1)?;
+    g.step("KJ: A done", 600)?;
+    let _ = g.vm.wait_exit(SECS(30));
+    Ok(g.vm().transcript().to_vec())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn number_after_parses() {
+        let l = "KJ: A MemFree after first meminfo: MemFree 812345 @3.2";
+        assert_eq!(number_after(l, "MemFree "), None);
+        assert_eq!(number_after(l, "meminfo: MemFree "), Some(812345));
+    }
+}
