@@ -78,8 +78,10 @@ while [ $i -lt "$TRIPS" ]; do
 	mark "A resumed $i cpus=$(cat /sys/devices/system/cpu/online)"
 	check_memory A
 	[ "$(cat /tmp/a.txt)" = "written by A before the jump" ] || die "A file changed"
-	[ $i -eq 1 ] && mark "A MemFree after first $(kj-guest meminfo MemFree)"
+	free=$(kj-guest free)
+	[ $i -eq 1 ] && mark "A MemFree after first $free"
+	mark "A trip $i $free"
 done
-mark "A MemFree after last $(kj-guest meminfo MemFree)"
+mark "A MemFree after last $(kj-guest free)"
 mark "A done"
 poweroff -f

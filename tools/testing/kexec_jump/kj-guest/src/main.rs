@@ -5,13 +5,17 @@
 //! - `memhold --mib N --seed S --check FILE`: fill N MiB with a pattern,
 //!   wait until FILE exists, then check every word.
 //! - `meminfo FIELD`: print a /proc/meminfo field in kB.
+//! - `free`: free memory in kB, counting the pages parked on the per-CPU
+//!   lists (MemFree does not, and they come and go with every exit).
 //! - `exec`: `reboot(LINUX_REBOOT_CMD_KEXEC)`, printing the real errno
 //!   (kexec-tools prints a stale one after a jump that came back).
 
 use std::{env, fs, path::Path, process::ExitCode, thread, time::Duration};
 
 fn usage() -> ExitCode {
-    eprintln!("usage: kj-guest memhold --mib N --seed S --check FILE | meminfo FIELD | exec");
+    eprintln!(
+        "usage: kj-guest memhold --mib N --seed S --check FILE | meminfo FIELD | free | exec"
+    );
     ExitCode::from(2)
 }
 
@@ -82,6 +86,26 @@ fn meminfo(field: &str) -> ExitCode {
     }
 }
 
+/// Pages on the per-CPU free lists, summed from a /proc/zoneinfo text.
+fn pcp_pages(zoneinfo: &str) -> u64 {
+    zoneinfo
+        .lines()
+        .filter_map(|l| l.trim().strip_prefix("count:"))
+        .filter_map(|v| v.trim().parse::<u64>().ok())
+        .sum()
+}
+
+fn free() -> ExitCode {
+    let meminfo = fs::read_to_string("/proc/meminfo").unwrap_or_default();
+    let zoneinfo = fs::read_to_string("/proc/zoneinfo").unwrap_or_default();
+    let Some(kb) = meminfo_field(&meminfo, "MemFree") else {
+        eprintln!("free: no MemFree in /proc/meminfo");
+        return ExitCode::FAILURE;
+    };
+    println!("free: {} kB", kb + pcp_pages(&zoneinfo) * 4);
+    ExitCode::SUCCESS
+}
+
 extern "C" {
     fn reboot(cmd: i32) -> i32;
     fn __errno_location() -> *mut i32;
@@ -122,6 +146,7 @@ fn main() -> ExitCode {
             memhold(mib, seed, Path::new(&check))
         }
         Some("meminfo") if args.len() == 2 => meminfo(&args[1]),
+        Some("free") => free(),
         Some("exec") => exec(),
         _ => usage(),
     }
@@ -143,6 +168,12 @@ mod tests {
         assert_eq!(first_mismatch(&words, 7), None);
         words[617] ^= 1;
         assert_eq!(first_mismatch(&words, 7), Some(617));
+    }
+
+    #[test]
+    fn pcp_counts_are_summed() {
+        let z = "Node 0, zone DMA32\n  pagesets\n    cpu: 0\n              count: 10\n              high:  20\n    cpu: 1\n              count: 5\n";
+        assert_eq!(pcp_pages(z), 15);
     }
 
     #[test]

@@ -67,7 +67,7 @@ fn run(args: &[String]) -> ExitCode {
     let only = opt("--only");
     let selected: Vec<_> = tests::TESTS
         .iter()
-        .filter(|t| only.map_or(true, |o| t.name.contains(o)))
+        .filter(|t| only.is_none_or(|o| t.name.contains(o)))
         .collect();
     if args.iter().any(|a| a == "--list") {
         for t in &selected {
