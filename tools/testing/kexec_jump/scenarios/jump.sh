@@ -6,7 +6,8 @@
 # /etc/kj.conf (written by the harness) sets:
 #   TRIPS    round trips A -> B -> A to make in one boot of A
 #   MEM_MIB  MiB of process memory A (and B) fill before and check after
-#   B_MIN, B_MAX, B_MEMMAP   the physical range B runs in, and its memmap=
+#   B_MIN, B_MAX, B_ARGS   the physical range B runs in, and B's options
+#                          that keep it there (memmap=, nokaslr)
 # Every line for the harness starts with "KJ: ".
 
 mount -t proc proc /proc
@@ -65,7 +66,7 @@ mark "A up cpus=$(cat /sys/devices/system/cpu/online)"
 echo "written by A before the jump" >/tmp/a.txt
 kexec --load-preserve-context /boot/bzImage --initrd=/boot/initrd \
 	--mem-min="$B_MIN" --mem-max="$B_MAX" \
-	--append="console=ttyS0 panic=-1 rdinit=/init $B_MEMMAP" >/tmp/load.out 2>&1 ||
+	--append="console=ttyS0 panic=-1 rdinit=/init $B_ARGS" >/tmp/load.out 2>&1 ||
 	die "A load: $(tail -n1 /tmp/load.out)"
 mark "A loaded"
 

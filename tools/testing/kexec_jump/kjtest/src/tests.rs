@@ -151,9 +151,11 @@ fn boot_to_init(ctx: &Ctx) -> TestResult {
 /// Where kernel B runs: [0, 144 MiB), which kexec-tools backs up, minus the
 /// last MiB that holds the ELF core header. B's own map must cover only
 /// that range; it takes the low 640 KiB too (its SMP trampoline), which is
-/// why the range starts at 0: A's trampoline there is swapped back.
+/// why the range starts at 0: A's trampoline there is swapped back. B must
+/// not randomize where its kernel is decompressed: KASLR ignores
+/// memmap=exactmap and would pick a spot anywhere in A's memory.
 const JUMP_CONF: &str = "B_MIN=0x0\nB_MAX=0x08ffffff\n\
-B_MEMMAP='memmap=exactmap memmap=640K@0 memmap=127M@16M memmap=1M$143M'\n\
+B_ARGS='nokaslr memmap=exactmap memmap=640K@0 memmap=127M@16M memmap=1M$143M'\n\
 MEM_MIB=32\n";
 
 /// Boots A with the jump scenario and B's kernel and initramfs inside.
