@@ -12,3 +12,11 @@ cargo build --release --quiet -p kjtest || die "building kjtest failed"
 RUSTFLAGS="-C target-feature=+crt-static" \
 	cargo build --release --quiet -p kj-guest --target x86_64-unknown-linux-gnu ||
 	die "building kj-guest failed"
+
+# The physical-mode program, linked where kj-guest physcall loads it.
+mkdir -p target/kj
+as --64 -o target/kj/checksum.o tools/testing/kexec_jump/phys_call/checksum.S ||
+	die "assembling the physical-mode program failed (binutils installed?)"
+ld -N -nostdlib -static --no-warn-rwx-segments -Ttext=0x1000000 -e _start \
+	-o target/kj/checksum.elf target/kj/checksum.o ||
+	die "linking the physical-mode program failed"

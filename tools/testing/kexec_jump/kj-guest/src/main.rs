@@ -7,6 +7,9 @@
 //! - `meminfo FIELD`: print a /proc/meminfo field in kB.
 //! - `free`: free memory in kB, counting the pages parked on the per-CPU
 //!   lists (MemFree does not, and they come and go with every exit).
+//! - `physcall --elf FILE --calls N`: load the physical-mode checksum
+//!   program with kexec-tools, call it N times through kexec jump, and
+//!   check each result it wrote into this process's memory.
 //! - `exec`: `reboot(LINUX_REBOOT_CMD_KEXEC)`, printing the real errno
 //!   (kexec-tools prints a stale one after a jump that came back).
 
@@ -109,26 +112,123 @@ fn free() -> ExitCode {
 extern "C" {
     fn reboot(cmd: i32) -> i32;
     fn __errno_location() -> *mut i32;
+    fn mlock(addr: *const u8, len: usize) -> i32;
 }
 
 /// `LINUX_REBOOT_CMD_KEXEC` from include/uapi/linux/reboot.h.
 const LINUX_REBOOT_CMD_KEXEC: i32 = 0x4558_4543;
 
-fn exec() -> ExitCode {
+/// FNV-1a, 64 bit: what the physical-mode program computes.
+fn fnv1a(bytes: &[u8]) -> u64 {
+    bytes.iter().fold(0xcbf2_9ce4_8422_2325, |h, b| {
+        (h ^ u64::from(*b)).wrapping_mul(0x100_0000_01b3)
+    })
+}
+
+/// Physical address of the page holding `addr`, from /proc/self/pagemap.
+fn phys_addr(addr: usize) -> Result<u64, String> {
+    use std::io::{Read, Seek, SeekFrom};
+    let mut f = fs::File::open("/proc/self/pagemap").map_err(|e| format!("pagemap: {e}"))?;
+    let mut entry = [0u8; 8];
+    f.seek(SeekFrom::Start((addr / 4096 * 8) as u64))
+        .and_then(|_| f.read_exact(&mut entry))
+        .map_err(|e| format!("pagemap: {e}"))?;
+    let e = u64::from_le_bytes(entry);
+    if e >> 63 == 0 || e & ((1 << 55) - 1) == 0 {
+        return Err(format!("pagemap: page at {addr:#x} not present ({e:#x})"));
+    }
+    Ok((e & ((1 << 55) - 1)) * 4096 + (addr % 4096) as u64)
+}
+
+/// Calls `reboot(LINUX_REBOOT_CMD_KEXEC)`; the errno on failure.
+fn kexec_exec() -> Result<(), std::io::Error> {
     // SAFETY: reboot() takes no pointers; with this command it runs the
     // loaded kexec image and, for a jump, returns when it jumps back.
-    let rc = unsafe { reboot(LINUX_REBOOT_CMD_KEXEC) };
-    if rc == 0 {
-        println!("exec: ok");
-        return ExitCode::SUCCESS;
+    if unsafe { reboot(LINUX_REBOOT_CMD_KEXEC) } == 0 {
+        return Ok(());
     }
     // SAFETY: __errno_location() returns this thread's errno slot.
-    let errno = unsafe { *__errno_location() };
-    println!(
-        "exec: errno {errno} ({})",
-        std::io::Error::from_raw_os_error(errno)
-    );
-    ExitCode::FAILURE
+    Err(std::io::Error::from_raw_os_error(unsafe {
+        *__errno_location()
+    }))
+}
+
+/// Bytes of the buffer the program hashes; its results follow them.
+const BUF_LEN: usize = 4096 - 16;
+
+fn physcall(elf: &Path, calls: u64, mem_min: &str, mem_max: &str) -> Result<(), String> {
+    // One locked page: the program reads and writes it by physical address.
+    let layout = std::alloc::Layout::from_size_align(4096, 4096).expect("page layout");
+    // SAFETY: the layout has a non-zero size.
+    let page = unsafe { std::alloc::alloc_zeroed(layout) };
+    if page.is_null() {
+        return Err("out of memory".into());
+    }
+    // SAFETY: `page` is a live 4096-byte allocation, never freed.
+    let buf = unsafe { std::slice::from_raw_parts_mut(page, 4096) };
+    // SAFETY: locks our own live page in place.
+    if unsafe { mlock(page, 4096) } != 0 {
+        return Err(format!("mlock: {}", std::io::Error::last_os_error()));
+    }
+    let phys = phys_addr(page as usize)?;
+
+    let mut image = fs::read(elf).map_err(|e| format!("{}: {e}", elf.display()))?;
+    let at = image
+        .windows(8)
+        .position(|w| w == b"KJPARAMS")
+        .ok_or("no KJPARAMS tag in the program")?
+        + 8;
+    image[at..at + 8].copy_from_slice(&phys.to_le_bytes());
+    image[at + 8..at + 16].copy_from_slice(&(BUF_LEN as u64).to_le_bytes());
+    let patched = "/tmp/physcall.elf";
+    fs::write(patched, &image).map_err(|e| format!("{patched}: {e}"))?;
+    let out = std::process::Command::new("kexec")
+        .args(["--load-preserve-context", "--args-none", patched])
+        .arg(format!("--mem-min={mem_min}"))
+        .arg(format!("--mem-max={mem_max}"))
+        .output()
+        .map_err(|e| format!("kexec: {e}"))?;
+    if !out.status.success() {
+        return Err(format!(
+            "kexec load: {}",
+            String::from_utf8_lossy(&out.stderr).trim()
+        ));
+    }
+    println!("physcall: loaded, buffer at physical {phys:#x}");
+
+    for call in 1..=calls {
+        for (i, b) in buf[..BUF_LEN].iter_mut().enumerate() {
+            *b = pattern(call, i as u64) as u8;
+        }
+        buf[BUF_LEN..].fill(0);
+        kexec_exec().map_err(|e| format!("call {call}: {e}"))?;
+        let word = |at: usize| u64::from_le_bytes(buf[at..at + 8].try_into().expect("8 bytes"));
+        let (hash, count) = (word(BUF_LEN), word(BUF_LEN + 8));
+        let want = fnv1a(&buf[..BUF_LEN]);
+        if hash != want || count != call {
+            return Err(format!(
+                "call {call}: program returned hash {hash:#x} count {count}, want {want:#x} count {call}"
+            ));
+        }
+        if call == 1 || call % 10 == 0 {
+            println!("physcall: call {call} ok");
+        }
+    }
+    println!("physcall: {calls} calls ok");
+    Ok(())
+}
+
+fn exec() -> ExitCode {
+    match kexec_exec() {
+        Ok(()) => {
+            println!("exec: ok");
+            ExitCode::SUCCESS
+        }
+        Err(e) => {
+            println!("exec: errno {} ({e})", e.raw_os_error().unwrap_or(0));
+            ExitCode::FAILURE
+        }
+    }
 }
 
 fn main() -> ExitCode {
@@ -147,6 +247,22 @@ fn main() -> ExitCode {
         }
         Some("meminfo") if args.len() == 2 => meminfo(&args[1]),
         Some("free") => free(),
+        Some("physcall") => {
+            let (Some(elf), Some(calls)) =
+                (opt("--elf"), opt("--calls").and_then(|v| v.parse().ok()))
+            else {
+                return usage();
+            };
+            let mem_min = opt("--mem-min").unwrap_or_else(|| "0x1000000".into());
+            let mem_max = opt("--mem-max").unwrap_or_else(|| "0x10fffff".into());
+            match physcall(Path::new(&elf), calls, &mem_min, &mem_max) {
+                Ok(()) => ExitCode::SUCCESS,
+                Err(e) => {
+                    println!("physcall: FAIL {e}");
+                    ExitCode::FAILURE
+                }
+            }
+        }
         Some("exec") => exec(),
         _ => usage(),
     }
@@ -168,6 +284,12 @@ mod tests {
         assert_eq!(first_mismatch(&words, 7), None);
         words[617] ^= 1;
         assert_eq!(first_mismatch(&words, 7), Some(617));
+    }
+
+    #[test]
+    fn fnv1a_matches_reference_values() {
+        assert_eq!(fnv1a(b""), 0xcbf2_9ce4_8422_2325);
+        assert_eq!(fnv1a(b"a"), 0xaf63_dc4c_8601_ec8c);
     }
 
     #[test]

@@ -23,6 +23,8 @@ pub struct Ctx {
     pub kernel: PathBuf,
     /// The static guest program.
     pub guest_bin: PathBuf,
+    /// The physical-mode program (ELF), built by scripts/build-harness.sh.
+    pub phys_prog: PathBuf,
     /// A directory for this test on this kernel.
     pub scratch: PathBuf,
 }
@@ -45,6 +47,7 @@ fn ctx(kernel: &'static str, test: &str) -> Ctx {
             .join(kernel)
             .join("arch/x86/boot/bzImage"),
         guest_bin: root.join("target/x86_64-unknown-linux-gnu/release/kj-guest"),
+        phys_prog: root.join("target/kj/checksum.elf"),
         scratch,
     }
 }

@@ -47,6 +47,10 @@ pub const TESTS: &[TestCase] = &[
         name: "jump_20_round_trips",
         run: jump_20_round_trips,
     },
+    TestCase {
+        name: "physical_mode_call_100",
+        run: physical_mode_call_100,
+    },
 ];
 
 const SECS: fn(u64) -> Duration = Duration::from_secs;
@@ -247,6 +251,43 @@ fn jump_round_trip(ctx: &Ctx) -> TestResult {
 /// process memory intact; A's MemFree stays within 1 MiB.
 fn jump_20_round_trips(ctx: &Ctx) -> TestResult {
     jump_trips(ctx, 20)
+}
+
+const PHYSCALL_INIT: &str = r#"#!/bin/sh
+mount -t proc proc /proc
+mount -t sysfs sysfs /sys
+mount -t devtmpfs devtmpfs /dev
+echo "KJ: A up"
+kj-guest physcall --elf /boot/checksum.elf --calls 100 2>&1 | sed 's/^/KJ: /'
+echo "KJ: done"
+poweroff -f
+"#;
+
+/// A program assembled in this repository is called 100 times in physical
+/// mode: each call hashes a buffer in A's process memory, found by its
+/// physical address, and counts its calls in its own memory; A checks both
+/// after every return.
+fn physical_mode_call_100(ctx: &Ctx) -> TestResult {
+    let image = base_image(ctx)?
+        .file("init", PHYSCALL_INIT.as_bytes(), 0o755)
+        .host_file(&ctx.phys_prog, "boot/checksum.elf", 0o644)
+        .map_err(|e| Failure {
+            reason: e,
+            excerpt: vec![],
+        })?;
+    let mut g = boot(ctx, image.finish(), "")?;
+    g.step("KJ: physcall: loaded", 120)?;
+    g.step("KJ: physcall: call 1 ok", 120)?;
+    match g.step("KJ: physcall: 100 calls ok", 900) {
+        Err(f) if ctx.name == "ref" && f.reason.starts_with("QEMU exited") => {
+            return Ok(Verdict::Known(
+                "the first call returns, the second kills the guest".into(),
+            ));
+        }
+        r => r?,
+    };
+    g.step("KJ: done", 60)?;
+    Ok(Verdict::Pass)
 }
 
 /// Console lines worth a place in the demo's timeline.

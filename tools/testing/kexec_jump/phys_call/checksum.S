@@ -1,0 +1,42 @@
+/* SPDX-License-Identifier: GPL-2.0 */
+/*
+ * A program for kexec jump's physical-mode call: loaded with
+ * kexec --load-preserve-context --args-none, entered with paging on the
+ * identity map, interrupts off, the return address at 0(%rsp).
+ *
+ * It computes the FNV-1a hash of the buffer at physical address kj_buf
+ * (kj_len bytes), counts its calls in its own memory (which the jump keeps
+ * between calls), and stores hash and count right after the buffer.
+ * kj-guest patches kj_buf and kj_len in after the "KJPARAMS" tag.
+ */
+	.text
+	.code64
+	.globl	_start
+_start:
+	jmp	.Lrun
+
+	.balign	8
+	.ascii	"KJPARAMS"
+kj_buf:	.quad	0
+kj_len:	.quad	0
+kj_calls:
+	.quad	0
+
+.Lrun:
+	movq	kj_buf(%rip), %rsi
+	movq	kj_len(%rip), %rcx
+	movabsq	$0xcbf29ce484222325, %rax	/* FNV-1a offset basis */
+	movabsq	$0x100000001b3, %r8		/* FNV-1a prime */
+1:	testq	%rcx, %rcx
+	jz	2f
+	movzbl	(%rsi), %edx
+	xorq	%rdx, %rax
+	imulq	%r8, %rax
+	incq	%rsi
+	decq	%rcx
+	jmp	1b
+2:	incq	kj_calls(%rip)
+	movq	%rax, (%rsi)
+	movq	kj_calls(%rip), %rax
+	movq	%rax, 8(%rsi)
+	ret
