@@ -136,12 +136,12 @@ build() {
 		grep -E 'error|Error' "$OUT/$tree/build.log" | head -n 20 >&2
 		die "$tree kernel build failed (full log: $OUT/$tree/build.log)"
 	}
-	# The base tree has objtool warnings of its own; the series adds none.
-	if [ "$tree" = ours ] && [ -f "$OUT/ref/build.log" ]; then
-		local new
-		new=$(comm -23 <(grep 'warning: objtool' "$OUT/ours/build.log" | sort -u) \
-			<(grep 'warning: objtool' "$OUT/ref/build.log" | sort -u))
-		[ -z "$new" ] || die "objtool warnings new in ours: $new"
+	# The base tree has objtool warnings of its own (".text+0x0:
+	# unreachable instruction" in vmlinux.o); the series must add none
+	# for its own code.
+	if [ "$tree" = ours ] && grep 'warning: objtool' "$OUT/ours/build.log" |
+		grep -E 'kexec_jump|kj_|machine_kexec' >&2; then
+		die "objtool warnings in the series' code"
 	fi
 	echo "built $OUT/$tree/arch/x86/boot/bzImage in $((SECONDS - start)) s"
 }

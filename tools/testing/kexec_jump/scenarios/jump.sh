@@ -64,6 +64,26 @@ esac
 
 mark "A up cpus=$(cat /sys/devices/system/cpu/online)"
 echo "written by A before the jump" >/tmp/a.txt
+
+# The virtio disk: a file written and synced before the first jump must
+# read back from the disk (not the page cache: remount) after each return,
+# and a new write must reach the disk.
+if [ -b /dev/vda ]; then
+	mount -t ext2 /dev/vda /mnt || die "mount /dev/vda"
+	dd if=/dev/urandom of=/mnt/before bs=1k count=512 2>/dev/null
+	md5sum /mnt/before >/tmp/before.md5
+	sync
+fi
+check_disk() {
+	[ -b /dev/vda ] || return 0
+	umount /mnt && mount -t ext2 /dev/vda /mnt || die "remount /dev/vda"
+	md5sum -c -s /tmp/before.md5 || die "disk: file written before the jump changed"
+	dd if=/dev/urandom of=/mnt/after bs=1k count=64 2>/dev/null && sync || die "disk: write after the jump"
+	md5sum /mnt/after >/tmp/after.md5
+	umount /mnt && mount -t ext2 /dev/vda /mnt && md5sum -c -s /tmp/after.md5 ||
+		die "disk: file written after the jump did not read back"
+	mark "$1 disk intact"
+}
 kexec --load-preserve-context /boot/bzImage --initrd=/boot/initrd \
 	--mem-min="$B_MIN" --mem-max="$B_MAX" \
 	--append="console=ttyS0 panic=-1 rdinit=/init $B_ARGS" >/tmp/load.out 2>&1 ||
@@ -79,6 +99,7 @@ while [ $i -lt "$TRIPS" ]; do
 	mark "A resumed $i cpus=$(cat /sys/devices/system/cpu/online)"
 	check_memory A
 	[ "$(cat /tmp/a.txt)" = "written by A before the jump" ] || die "A file changed"
+	check_disk A
 	free=$(kj-guest free)
 	[ $i -eq 1 ] && mark "A MemFree after first $free"
 	mark "A trip $i $free"

@@ -85,10 +85,10 @@ impl Report {
             }
         }
         println!();
-        println!("{:<28} {:<20} {:<20}", "test", "ours", "ref");
+        println!("{:<32} {:<20} {:<20}", "test", "ours", "ref");
         for t in tests {
             println!(
-                "{:<28} {:<20} {:<20}",
+                "{:<32} {:<20} {:<20}",
                 t,
                 self.cell(t, "ours"),
                 self.cell(t, "ref")

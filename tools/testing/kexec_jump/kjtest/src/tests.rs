@@ -40,6 +40,10 @@ pub const TESTS: &[TestCase] = &[
         run: boot_to_init,
     },
     TestCase {
+        name: "exec_without_image_is_einval",
+        run: exec_without_image_is_einval,
+    },
+    TestCase {
         name: "jump_round_trip",
         run: jump_round_trip,
     },
@@ -100,7 +104,40 @@ fn base_image(ctx: &Ctx) -> Result<Initramfs, Failure> {
         })
 }
 
+/// A fresh 16 MiB ext2 image in the test's scratch directory.
+fn ext2_disk(ctx: &Ctx) -> Result<std::path::PathBuf, Failure> {
+    let path = ctx.scratch.join("disk.img");
+    let fail = |reason: String| Failure {
+        reason,
+        excerpt: vec![],
+    };
+    fs::File::create(&path)
+        .and_then(|f| f.set_len(16 << 20))
+        .map_err(|e| fail(format!("{}: {e}", path.display())))?;
+    let out = std::process::Command::new("mke2fs")
+        .args(["-q", "-F", "-t", "ext2"])
+        .arg(&path)
+        .output()
+        .map_err(|e| fail(format!("mke2fs: {e}: run scripts/setup-toolchain.sh")))?;
+    if !out.status.success() {
+        return Err(fail(format!(
+            "mke2fs: {}",
+            String::from_utf8_lossy(&out.stderr)
+        )));
+    }
+    Ok(path)
+}
+
 fn boot(ctx: &Ctx, initrd: Vec<u8>, append: &str) -> Result<Guest, Failure> {
+    boot_with_disk(ctx, initrd, append, None)
+}
+
+fn boot_with_disk(
+    ctx: &Ctx,
+    initrd: Vec<u8>,
+    append: &str,
+    disk: Option<std::path::PathBuf>,
+) -> Result<Guest, Failure> {
     let setup = |reason: String| Failure {
         reason,
         excerpt: vec![],
@@ -119,7 +156,7 @@ fn boot(ctx: &Ctx, initrd: Vec<u8>, append: &str) -> Result<Guest, Failure> {
         append: format!("console=ttyS0 panic=-1 rdinit=/init {append}"),
         smp: 2,
         mem_mib: 1024,
-        disk: None,
+        disk,
     };
     let vm = Vm::start(&cfg, &ctx.scratch.join("console.log")).map_err(setup)?;
     Ok(Guest { vm })
@@ -152,6 +189,27 @@ fn boot_to_init(ctx: &Ctx) -> TestResult {
     Ok(Verdict::Pass)
 }
 
+const EXEC_INIT: &str = r#"#!/bin/sh
+mount -t proc proc /proc
+mount -t sysfs sysfs /sys
+mount -t devtmpfs devtmpfs /dev
+kj-guest exec | sed 's/^/KJ: /'
+echo "KJ: done"
+poweroff -f
+"#;
+
+/// kexec -e with nothing loaded fails with EINVAL, and the system goes on.
+fn exec_without_image_is_einval(ctx: &Ctx) -> TestResult {
+    let image = base_image(ctx)?.file("init", EXEC_INIT.as_bytes(), 0o755);
+    let mut g = boot(ctx, image.finish(), "")?;
+    let l = g.step("KJ: exec:", 60)?;
+    if !l.contains("errno 22") {
+        return Err(g.fail(format!("want EINVAL: {l}")));
+    }
+    g.step("KJ: done", 30)?;
+    Ok(Verdict::Pass)
+}
+
 /// Where kernel B runs: [0, 144 MiB), which kexec-tools backs up, minus the
 /// last MiB that holds the ELF core header. B's own map must cover only
 /// that range; it takes the low 640 KiB too (its SMP trampoline), which is
@@ -179,7 +237,7 @@ fn boot_jump(ctx: &Ctx, trips: u32) -> Result<Guest, Failure> {
             reason: e,
             excerpt: vec![],
         })?;
-    boot(ctx, a.finish(), "")
+    boot_with_disk(ctx, a.finish(), "", Some(ext2_disk(ctx)?))
 }
 
 /// The number after `key` in `line`.
@@ -220,6 +278,7 @@ fn jump_trips(ctx: &Ctx, trips: u32) -> TestResult {
             return Err(g.fail(format!("want 2 CPUs after the jump: {back}")));
         }
         g.step("KJ: A memory intact", 60)?;
+        g.step("KJ: A disk intact", 60)?;
         if i == 1 {
             let l = g.step("KJ: A MemFree after first", 30)?;
             free_first = number_after(&l, "free: ");
@@ -242,7 +301,8 @@ fn jump_trips(ctx: &Ctx, trips: u32) -> TestResult {
 }
 
 /// A -> B -> A: B boots with kexec_jump_back_entry=, jumps back with the
-/// helper, and A resumes with both CPUs and a process's memory intact.
+/// helper, and A resumes with both CPUs, a process's memory intact and its
+/// virtio disk working (old file reads back from disk, new write lands).
 fn jump_round_trip(ctx: &Ctx) -> TestResult {
     jump_trips(ctx, 1)
 }
