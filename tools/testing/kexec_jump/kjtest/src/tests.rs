@@ -193,7 +193,7 @@ const EXEC_INIT: &str = r#"#!/bin/sh
 mount -t proc proc /proc
 mount -t sysfs sysfs /sys
 mount -t devtmpfs devtmpfs /dev
-kj-guest exec | sed 's/^/KJ: /'
+kj-guest exec
 echo "KJ: done"
 poweroff -f
 "#;
@@ -202,7 +202,7 @@ poweroff -f
 fn exec_without_image_is_einval(ctx: &Ctx) -> TestResult {
     let image = base_image(ctx)?.file("init", EXEC_INIT.as_bytes(), 0o755);
     let mut g = boot(ctx, image.finish(), "")?;
-    let l = g.step("KJ: exec:", 60)?;
+    let l = g.step("exec:", 60)?;
     if !l.contains("errno 22") {
         return Err(g.fail(format!("want EINVAL: {l}")));
     }
@@ -318,7 +318,7 @@ mount -t proc proc /proc
 mount -t sysfs sysfs /sys
 mount -t devtmpfs devtmpfs /dev
 echo "KJ: A up"
-kj-guest physcall --elf /boot/checksum.elf --calls 100 2>&1 | sed 's/^/KJ: /'
+kj-guest physcall --elf /boot/checksum.elf --calls 100
 echo "KJ: done"
 poweroff -f
 "#;
@@ -336,9 +336,9 @@ fn physical_mode_call_100(ctx: &Ctx) -> TestResult {
             excerpt: vec![],
         })?;
     let mut g = boot(ctx, image.finish(), "")?;
-    g.step("KJ: physcall: loaded", 120)?;
-    g.step("KJ: physcall: call 1 ok", 120)?;
-    match g.step("KJ: physcall: 100 calls ok", 900) {
+    g.step("physcall: loaded", 120)?;
+    g.step("physcall: call 1 ok", 120)?;
+    match g.step("physcall: 100 calls ok", 900) {
         Err(f) if ctx.name == "ref" && f.reason.starts_with("QEMU exited") => {
             return Ok(Verdict::Known(
                 "the first call returns, the second kills the guest".into(),
