@@ -129,10 +129,12 @@ configure() {
 }
 
 build() {
-	local tree=$1 start=$SECONDS
+	local tree=$1 start=$SECONDS lint=()
 	echo "building $tree kernel"
 	configure "$tree"
-	kmake "$tree" -j"$KJ_JOBS" bzImage >"$OUT/$tree/build.log" 2>&1 || {
+	# Our Rust is built through clippy: same code, plus the lints.
+	[ "$tree" = ours ] && lint=(CLIPPY=1 CLIPPY_DRIVER=/usr/bin/clippy-driver)
+	kmake "$tree" "${lint[@]}" -j"$KJ_JOBS" bzImage >"$OUT/$tree/build.log" 2>&1 || {
 		grep -E 'error|Error' "$OUT/$tree/build.log" | head -n 20 >&2
 		die "$tree kernel build failed (full log: $OUT/$tree/build.log)"
 	}
@@ -142,6 +144,10 @@ build() {
 	if [ "$tree" = ours ] && grep 'warning: objtool' "$OUT/ours/build.log" |
 		grep -E 'kexec_jump|kj_|machine_kexec' >&2; then
 		die "objtool warnings in the series' code"
+	fi
+	if [ "$tree" = ours ] && grep -B8 -E -- '--> .*(kernel/kexec_jump/|rust/kernel/(power|kexec)\.rs)' \
+		"$OUT/ours/build.log" >&2; then
+		die "compiler or clippy warnings in the series' Rust code"
 	fi
 	echo "built $OUT/$tree/arch/x86/boot/bzImage in $((SECONDS - start)) s"
 }

@@ -12,6 +12,12 @@ cd "$KJ_ROOT"
 "$KJ_ROOT/scripts/build-kernel.sh" all
 "$KJ_ROOT/scripts/build-harness.sh"
 
+echo "== style"
+"$KJ_ROOT/scripts/check-series.sh"
+cargo fmt --all --check || die "cargo fmt: run cargo fmt --all"
+cargo clippy --release --workspace --all-targets --quiet -- -D warnings ||
+	die "clippy warnings in the harness"
+
 echo "== unit tests"
 cargo test --workspace --release --quiet
 

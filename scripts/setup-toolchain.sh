@@ -10,7 +10,7 @@ BINDGEN_VERSION=0.73.2
 die() { echo "setup-toolchain: $*" >&2; exit 1; }
 
 PKGS=(
-	linux-source-6.12 rustc-web rust-web-src
+	linux-source-6.12 rustc-web rust-web-src rust-web-clippy
 	clang-19 lld-19 llvm-19 libclang-19-dev
 	qemu-system-x86 kexec-tools busybox-static makedumpfile
 	flex bison bc libelf-dev libssl-dev cpio xz-utils make gcc

@@ -31,7 +31,7 @@ fn jump(image: &mut Image<'_>) -> Result {
     let devices = SuspendedDevices::start(Message::FREEZE, Message::RESTORE)?;
     let _devices_late = SuspendedDevicesLate::end(&devices, Message::FREEZE, Message::RESTORE)?;
     let _cpus = SecondaryCpusOffline::disable()?;
-    let irqs = IrqsDisabled::new();
+    let irqs = IrqsDisabled::disable();
     let _syscore = SuspendedSyscore::suspend(&irqs)?;
     let _cpu_state = SavedProcessorState::save(&irqs);
 

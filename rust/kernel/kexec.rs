@@ -45,7 +45,7 @@ impl<'a> Image<'a> {
     /// jump came back, the image's re-entry point.
     pub fn start(&self) -> usize {
         // SAFETY: as in `preserve_context`.
-        unsafe { self.ptr.as_ref().start as usize }
+        unsafe { self.ptr.as_ref().start }
     }
 
     /// Jumps into a preserve-context image and returns when it jumps back.

@@ -38,7 +38,7 @@ pub struct IrqsDisabled(PhantomData<*mut ()>);
 
 impl IrqsDisabled {
     /// Disables local interrupts until the guard is dropped.
-    pub fn new() -> Self {
+    pub fn disable() -> Self {
         // SAFETY: disabling interrupts on the local CPU has no preconditions.
         unsafe { bindings::local_irq_disable() };
         Self(PhantomData)
@@ -47,7 +47,7 @@ impl IrqsDisabled {
 
 impl Drop for IrqsDisabled {
     fn drop(&mut self) {
-        // SAFETY: interrupts were disabled by `new`; nothing that relies on
+        // SAFETY: interrupts were disabled by `disable`; nothing that relies on
         // them being off outlives this guard, since those borrow it.
         unsafe { bindings::local_irq_enable() };
     }

@@ -1,0 +1,36 @@
+#!/usr/bin/env bash
+# SPDX-License-Identifier: GPL-2.0
+#
+# Style gates on the series, run in the patched tree: checkpatch.pl --strict
+# on every patch and every new C, assembly and Rust file, and rustfmtcheck.
+# (clippy runs in the build itself: scripts/build-kernel.sh builds ours
+# with CLIPPY=1 and fails on warnings in the series' Rust.)
+set -euo pipefail
+. "$(dirname "$0")/kjenv.sh"
+
+tree=$KJ_BUILD/src/ours
+[ -f "$tree/scripts/checkpatch.pl" ] || die "no patched tree: run scripts/build-kernel.sh ours"
+cd "$tree"
+
+fail=0
+checkpatch() {
+	local out
+	out=$(perl scripts/checkpatch.pl --strict --no-tree --quiet "$@" 2>/dev/null) || true
+	if [ -n "$out" ]; then
+		echo "$out"
+		fail=1
+	fi
+}
+
+for p in "$KJ_ROOT"/patches/*.patch; do
+	checkpatch "$p"
+done
+while read -r f; do
+	checkpatch -f "$f"
+done < <(cd "$KJ_ROOT" && find arch drivers include kernel rust -type f \
+	\( -name '*.c' -o -name '*.h' -o -name '*.S' -o -name '*.rs' \) 2>/dev/null)
+
+make -s O="$KJ_BUILD/out/ours" "${KJ_MAKE_ARGS[@]}" rustfmtcheck || fail=1
+
+[ $fail -eq 0 ] || die "style check failed"
+echo "check-series: checkpatch --strict, rustfmtcheck: clean"
