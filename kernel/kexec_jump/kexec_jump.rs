@@ -34,6 +34,8 @@ fn jump(image: &mut Image<'_>) -> Result {
     let irqs = IrqsDisabled::disable();
     let _syscore = SuspendedSyscore::suspend(&irqs)?;
     let _cpu_state = SavedProcessorState::save(&irqs);
+    #[cfg(CONFIG_CRASH_DUMP)]
+    kernel::kexec::save_crash_notes(&irqs);
 
     image.jump(&irqs)
 }

@@ -66,3 +66,23 @@ impl<'a> Image<'a> {
         Ok(())
     }
 }
+
+/// Records this CPU's registers in its crash note and refreshes the
+/// vmcoreinfo note, as a crash would: the ELF core header that kexec-tools
+/// gives a jumped-to kernel points at these notes, and without them its
+/// /proc/vmcore does not come up.
+///
+/// `_irqs` proves interrupts are off, so the notes are this CPU's.
+#[cfg(CONFIG_CRASH_DUMP)]
+pub fn save_crash_notes(_irqs: &IrqsDisabled) {
+    // SAFETY: `pt_regs` is plain integers, for which all-zero is valid.
+    let mut regs: bindings::pt_regs = unsafe { core::mem::zeroed() };
+    // SAFETY: `regs` is a valid `pt_regs` to fill; no saved registers are
+    // passed, so the current ones are recorded.
+    unsafe { bindings::crash_setup_regs(&mut regs, core::ptr::null_mut()) };
+    // SAFETY: interrupts are off, so the CPU id stays ours while the note
+    // is written; `regs` is valid for the call.
+    unsafe { bindings::crash_save_cpu(&mut regs, bindings::raw_smp_processor_id()) };
+    // SAFETY: no preconditions; it only rewrites the vmcoreinfo note.
+    unsafe { bindings::crash_save_vmcoreinfo() };
+}

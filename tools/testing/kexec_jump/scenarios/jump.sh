@@ -6,6 +6,7 @@
 # /etc/kj.conf (written by the harness) sets:
 #   TRIPS    round trips A -> B -> A to make in one boot of A
 #   MEM_MIB  MiB of process memory A (and B) fill before and check after
+#   VMCORE_CHECK  1: B searches A's memory in /proc/vmcore (slow under TCG)
 #   B_MIN, B_MAX, B_ARGS   the physical range B runs in, and B's options
 #                          that keep it there (memmap=, nokaslr)
 # Every line for the harness starts with "KJ: ".
@@ -45,7 +46,18 @@ case " $(cat /proc/cmdline) " in
 *" kexec_jump_back_entry="*)
 	entry=$(sed -n 's/.*kexec_jump_back_entry=\(0x[0-9a-fA-F]*\).*/\1/p' /proc/cmdline)
 	mark "B up entry=$entry cpus=$(cat /sys/devices/system/cpu/online)"
-	if [ -e /proc/vmcore ]; then mark "B vmcore present"; else mark "B vmcore missing"; fi
+	# A's memory in the dump: A wrote a marker that exists only in its own
+	# page cache; a string only B holds must not be found (B's memory is
+	# not part of A's dump).
+	if [ -e /proc/vmcore ] && [ "$VMCORE_CHECK" = 1 ]; then
+		a=$(kj-guest find /proc/vmcore "KJMARK$(echo -A-PAGE-CACHE)")
+		b=$(kj-guest find /proc/vmcore "KJMARK$(echo -B-ONLY-MEMORY)")
+		mark "B vmcore present, A's marker: $a, B's marker: $b"
+	elif [ -e /proc/vmcore ]; then
+		mark "B vmcore present, not searched"
+	else
+		mark "B vmcore missing"
+	fi
 	kexec --load-jump-back-helper --entry="$entry" >/tmp/load.out 2>&1 ||
 		die "B helper load: $(tail -n1 /tmp/load.out)"
 	mark "B helper loaded"
@@ -64,6 +76,7 @@ esac
 
 mark "A up cpus=$(cat /sys/devices/system/cpu/online)"
 echo "written by A before the jump" >/tmp/a.txt
+printf 'KJMARK%s\n' -A-PAGE-CACHE >/tmp/marker
 
 # The virtio disk: a file written and synced before the first jump must
 # read back from the disk (not the page cache: remount) after each return,

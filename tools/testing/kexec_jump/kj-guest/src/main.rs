@@ -10,6 +10,8 @@
 //! - `physcall --elf FILE --calls N`: load the physical-mode checksum
 //!   program with kexec-tools, call it N times through kexec jump, and
 //!   check each result it wrote into this process's memory.
+//! - `find FILE TEXT`: whether TEXT occurs in FILE (read as a stream, so
+//!   it works on /proc/vmcore).
 //! - `exec`: `reboot(LINUX_REBOOT_CMD_KEXEC)`, printing the real errno
 //!   (kexec-tools prints a stale one after a jump that came back).
 
@@ -117,6 +119,26 @@ extern "C" {
 
 /// `LINUX_REBOOT_CMD_KEXEC` from include/uapi/linux/reboot.h.
 const LINUX_REBOOT_CMD_KEXEC: i32 = 0x4558_4543;
+
+/// Offset of the first `needle` in `reader`, read in chunks.
+fn find_in(mut reader: impl std::io::Read, needle: &[u8]) -> std::io::Result<Option<u64>> {
+    let mut buf = vec![0u8; 1 << 20];
+    let mut carry: Vec<u8> = Vec::new();
+    let mut base = 0u64;
+    loop {
+        let n = reader.read(&mut buf)?;
+        if n == 0 {
+            return Ok(None);
+        }
+        carry.extend_from_slice(&buf[..n]);
+        if let Some(i) = carry.windows(needle.len()).position(|w| w == needle) {
+            return Ok(Some(base + i as u64));
+        }
+        let keep = carry.len().min(needle.len() - 1);
+        base += (carry.len() - keep) as u64;
+        carry.drain(..carry.len() - keep);
+    }
+}
 
 /// FNV-1a, 64 bit: what the physical-mode program computes.
 fn fnv1a(bytes: &[u8]) -> u64 {
@@ -247,6 +269,17 @@ fn main() -> ExitCode {
         }
         Some("meminfo") if args.len() == 2 => meminfo(&args[1]),
         Some("free") => free(),
+        Some("find") if args.len() == 3 && !args[2].is_empty() => {
+            match fs::File::open(&args[1]).and_then(|f| find_in(f, args[2].as_bytes())) {
+                Ok(Some(at)) => println!("find: found at offset {at:#x}"),
+                Ok(None) => println!("find: not found"),
+                Err(e) => {
+                    println!("find: {}: {e}", args[1]);
+                    return ExitCode::FAILURE;
+                }
+            }
+            ExitCode::SUCCESS
+        }
         Some("physcall") => {
             let (Some(elf), Some(calls)) =
                 (opt("--elf"), opt("--calls").and_then(|v| v.parse().ok()))
@@ -284,6 +317,14 @@ mod tests {
         assert_eq!(first_mismatch(&words, 7), None);
         words[617] ^= 1;
         assert_eq!(first_mismatch(&words, 7), Some(617));
+    }
+
+    #[test]
+    fn find_spans_chunk_edges() {
+        let mut data = vec![0u8; (1 << 20) + 10];
+        data[(1 << 20) - 3..(1 << 20) + 3].copy_from_slice(b"KJMARK");
+        assert_eq!(find_in(&data[..], b"KJMARK").unwrap(), Some((1 << 20) - 3));
+        assert_eq!(find_in(&data[..], b"NOPE").unwrap(), None);
     }
 
     #[test]

@@ -216,13 +216,19 @@ fn exec_without_image_is_einval(ctx: &Ctx) -> TestResult {
 /// why the range starts at 0: A's trampoline there is swapped back. B must
 /// not randomize where its kernel is decompressed: KASLR ignores
 /// memmap=exactmap and would pick a spot anywhere in A's memory.
-const JUMP_CONF: &str = "B_MIN=0x0\nB_MAX=0x08ffffff\n\
-B_ARGS='nokaslr memmap=exactmap memmap=640K@0 memmap=127M@16M memmap=1M$143M'\n\
+const JUMP_CONF: &str = "B_MIN=0x10000000\nB_MAX=0x17ffffff\n\
+B_ARGS='nokaslr memmap=exactmap memmap=64K@576K memmap=127M@256M memmap=1M$383M'\n\
 MEM_MIB=32\n";
+
+/// A keeps B's range and B's low-memory chunk to itself: nokaslr so its
+/// kernel is not placed there, crashkernel= and memmap=$ so it never
+/// allocates there.
+const A_ARGS: &str = "nokaslr crashkernel=128M@256M memmap=64K$576K";
 
 /// Boots A with the jump scenario and B's kernel and initramfs inside.
 fn boot_jump(ctx: &Ctx, trips: u32) -> Result<Guest, Failure> {
-    let conf = format!("{JUMP_CONF}TRIPS={trips}\n");
+    let vmcore_check = u32::from(trips == 1);
+    let conf = format!("{JUMP_CONF}TRIPS={trips}\nVMCORE_CHECK={vmcore_check}\n");
     let script = include_str!("../../scenarios/jump.sh");
     let b = base_image(ctx)?
         .file("init", script.as_bytes(), 0o755)
@@ -237,7 +243,7 @@ fn boot_jump(ctx: &Ctx, trips: u32) -> Result<Guest, Failure> {
             reason: e,
             excerpt: vec![],
         })?;
-    boot_with_disk(ctx, a.finish(), "", Some(ext2_disk(ctx)?))
+    boot_with_disk(ctx, a.finish(), A_ARGS, Some(ext2_disk(ctx)?))
 }
 
 /// The number after `key` in `line`.
@@ -260,6 +266,12 @@ fn jump_trips(ctx: &Ctx, trips: u32) -> TestResult {
         g.step(&format!("KJ: A jumping {i}"), 120)?;
         if i == 1 {
             g.step("KJ: B up", 120)?;
+            let dump = g.step("KJ: B vmcore", 300)?;
+            let shows_a = dump.contains("A's marker: find: found")
+                && dump.contains("B's marker: find: not found");
+            if ctx.name == "ours" && trips == 1 && !shows_a {
+                return Err(g.fail(format!("B does not see A's memory: {dump}")));
+            }
             match g.step("KJ: B helper loaded", 120) {
                 Err(f) if ctx.name == "ref" && f.reason.contains("Cannot allocate memory") => {
                     return Ok(Verdict::Known(
@@ -300,8 +312,8 @@ fn jump_trips(ctx: &Ctx, trips: u32) -> TestResult {
     Ok(Verdict::Pass)
 }
 
-/// A -> B -> A: B boots with kexec_jump_back_entry=, jumps back with the
-/// helper, and A resumes with both CPUs, a process's memory intact and its
+/// A -> B -> A: B boots with kexec_jump_back_entry=, finds A's memory in
+/// /proc/vmcore, jumps back with the helper, and A resumes with both CPUs, a process's memory intact and its
 /// virtio disk working (old file reads back from disk, new write lands).
 fn jump_round_trip(ctx: &Ctx) -> TestResult {
     jump_trips(ctx, 1)
