@@ -30,9 +30,10 @@ pub struct Ctx {
 }
 
 fn root() -> PathBuf {
-    env::var_os("KJ_ROOT")
+    let root = env::var_os("KJ_ROOT")
         .map(PathBuf::from)
-        .unwrap_or_else(|| PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("../../../.."))
+        .unwrap_or_else(|| PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("../../../.."));
+    fs::canonicalize(&root).unwrap_or(root)
 }
 
 fn ctx(kernel: &'static str, test: &str) -> Ctx {
