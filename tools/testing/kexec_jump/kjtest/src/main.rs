@@ -4,8 +4,10 @@
 //!
 //! `kjtest run [--kernel ours|ref|both] [--only NAME] [--list]` runs the
 //! end-to-end tests; `kjtest demo` shows one round trip on our kernel with
-//! the timeline of its phases.
+//! the timeline of its phases; `kjtest bench [ROUNDS]` compares the cost
+//! of the suspend/resume ladder of ours and the reference.
 
+mod bench;
 mod cpio;
 mod initramfs;
 mod qemu;
@@ -141,6 +143,16 @@ fn main() -> ExitCode {
     match args.first().map(String::as_str) {
         Some("run") => run(&args[1..]),
         Some("demo") => demo(),
+        Some("bench") => {
+            let rounds = args.get(1).and_then(|r| r.parse().ok()).unwrap_or(5);
+            match bench::run(|k| ctx(k, "bench"), rounds) {
+                Ok(()) => ExitCode::SUCCESS,
+                Err(e) => {
+                    eprintln!("kjtest bench: {e}");
+                    ExitCode::FAILURE
+                }
+            }
+        }
         _ => {
             eprintln!(
                 "usage: kjtest run [--kernel ours|ref|both] [--only NAME] [--list] | kjtest demo"

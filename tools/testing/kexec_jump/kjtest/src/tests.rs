@@ -366,6 +366,24 @@ fn physical_mode_call_100(ctx: &Ctx) -> TestResult {
     Ok(Verdict::Pass)
 }
 
+/// Boots with the checksum program and makes one call: the benchmark's
+/// sample. Returns the console.
+pub fn one_physical_call(ctx: &Ctx) -> Result<Vec<String>, Failure> {
+    let body =
+        "kj-guest physcall --elf /boot/checksum.elf --calls 1\necho \"KJ: done\"\npoweroff -f\n";
+    let image = base_image(ctx)?
+        .file("init", &init_script(body), 0o755)
+        .host_file(&ctx.phys_prog, "boot/checksum.elf", 0o644)
+        .map_err(|e| Failure {
+            reason: e,
+            excerpt: vec![],
+        })?;
+    let mut g = boot(ctx, image.finish(), "")?;
+    g.step("physcall: 1 calls ok", 300)?;
+    g.step("KJ: done", 60)?;
+    Ok(g.vm.transcript().iter().map(|l| l.text.clone()).collect())
+}
+
 /// Console lines worth a place in the demo's timeline.
 pub const TIMELINE: [&str; 9] = [
     "KJ: ",
