@@ -41,6 +41,12 @@
  * page table; every register and the stack are taken as garbage. Memory is
  * swapped back (the callee's pages go to the source pages, so it can be
  * resumed by the next jump) and A's state is restored.
+ *
+ * IBT and return thunks: kexec_jump_call() is reached by a direct call and
+ * everything else by call/ret inside this page, after machine_kexec() has
+ * turned CET off, so no ENDBR is needed; the returns are plain "ret"
+ * (ANNOTATE_UNRET_SAFE) because the return thunk is not mapped 1:1. Built
+ * and tested with CONFIG_X86_KERNEL_IBT=y.
  */
 
 #include <linux/linkage.h>
