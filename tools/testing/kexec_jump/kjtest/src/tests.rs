@@ -211,12 +211,11 @@ fn exec_without_image_is_einval(ctx: &Ctx) -> TestResult {
     Ok(Verdict::Pass)
 }
 
-/// Where kernel B runs: [0, 144 MiB), which kexec-tools backs up, minus the
-/// last MiB that holds the ELF core header. B's own map must cover only
-/// that range; it takes the low 640 KiB too (its SMP trampoline), which is
-/// why the range starts at 0: A's trampoline there is swapped back. B must
-/// not randomize where its kernel is decompressed: KASLR ignores
-/// memmap=exactmap and would pick a spot anywhere in A's memory.
+/// Where kernel B runs: [256, 384) MiB, which A reserved (A_ARGS), minus
+/// the last MiB that holds the ELF core header, plus the 64 KiB below 1 MiB
+/// that A also reserved for B's SMP trampoline. B must not randomize where
+/// its kernel is decompressed: KASLR ignores memmap=exactmap and would pick
+/// a spot anywhere in A's memory.
 const JUMP_CONF: &str = "B_MIN=0x10000000\nB_MAX=0x17ffffff\n\
 B_ARGS='nokaslr memmap=exactmap memmap=64K@576K memmap=127M@256M memmap=1M$383M'\n\
 MEM_MIB=32\n";
