@@ -2,19 +2,24 @@
 # SPDX-License-Identifier: GPL-2.0
 #
 # Build the two test kernels from the Debian 6.12 base tree:
-#   ours - the base tree with this repository's series applied,
-#   ref  - the unpatched base tree (the upstream C kexec jump).
+#   ours - the base tree with this repository's whole series applied,
+#   ref  - the base tree with only the test devices (drivers/, patch
+#          0001): the upstream C kexec jump, observed the same way.
 # Both get tinyconfig plus the same fragment, so they differ only by the
 # series. Re-running after an edit copies only changed files into the tree,
-# so make rebuilds incrementally.
+# so make rebuilds incrementally. The pristine tree stays in build/src/base;
+# ref and ours are hard-linked copies whose changed files are replaced.
 #
 # Usage: scripts/build-kernel.sh [ours|ref|all]
 # Result: build/out/{ours,ref}/arch/x86/boot/bzImage
 set -euo pipefail
 . "$(dirname "$0")/kjenv.sh"
 
-# Repository folders that hold new files at their kernel paths.
+# Repository folders that hold new files at their kernel paths, and the
+# part of the series the reference kernel gets too.
 OVERLAY_DIRS=(arch drivers include kernel rust Documentation)
+REF_OVERLAY_DIRS=(drivers)
+REF_PATCHES=(0001-misc-add-kexec-jump-test-devices.patch)
 COMMON_CONFIG=kernel/configs/kexec_jump_test.config
 SERIES_CONFIG=kernel/configs/kexec_jump_series.config
 
@@ -27,45 +32,53 @@ kmake() {
 }
 
 extract_base() {
-	[ -f "$SRC/ref/Makefile" ] && return
+	[ -f "$SRC/base/Makefile" ] && return
+	# Trees extracted before base/ existed hold the pristine tree in ref/.
+	if [ -f "$SRC/ref/Makefile" ] && [ ! -f "$SRC/ref/.kj-series-files" ]; then
+		mv "$SRC/ref" "$SRC/base"
+		return
+	fi
 	[ -f "$KJ_TARBALL" ] ||
 		die "base tarball $KJ_TARBALL not found (run scripts/setup-toolchain.sh)"
 	echo "extracting $KJ_TARBALL"
-	rm -rf "$SRC/ref.tmp"
-	mkdir -p "$SRC/ref.tmp"
-	tar -xJf "$KJ_TARBALL" -C "$SRC/ref.tmp" --strip-components=1 ||
+	rm -rf "$SRC/base.tmp"
+	mkdir -p "$SRC/base.tmp"
+	tar -xJf "$KJ_TARBALL" -C "$SRC/base.tmp" --strip-components=1 ||
 		die "cannot extract $KJ_TARBALL"
-	[ -f "$SRC/ref.tmp/Makefile" ] || die "$KJ_TARBALL holds no kernel tree"
-	mv "$SRC/ref.tmp" "$SRC/ref"
+	[ -f "$SRC/base.tmp/Makefile" ] || die "$KJ_TARBALL holds no kernel tree"
+	mv "$SRC/base.tmp" "$SRC/base"
 }
 
-# Stage the series (new files, then patches on pristine copies) in a scratch
-# tree, then copy into the tree only the files whose content changed.
+# Stage a part of the series (new files, then patches on pristine copies)
+# in a scratch tree, then copy into the tree only the files whose content
+# changed. Usage: apply_series TREE "OVERLAY_DIR..." PATCH...
 apply_series() {
-	local stage=$KJ_BUILD/series-stage tree=$SRC/ours f p
-	local manifest=$tree/.kj-series-files
+	local tree=$SRC/$1 dirs=$2 stage=$KJ_BUILD/series-stage-$1 f p
+	local manifest=$SRC/$1/.kj-series-files
+	shift 2
 
 	if [ ! -f "$tree/Makefile" ]; then
-		echo "copying base tree for ours"
-		rm -rf "$tree"
-		cp -a "$SRC/ref" "$tree.tmp" && mv "$tree.tmp" "$tree"
+		echo "linking base tree for $(basename "$tree")"
+		rm -rf "$tree.tmp"
+		cp -al "$SRC/base" "$tree.tmp" && mv "$tree.tmp" "$tree"
 	fi
 
 	rm -rf "$stage"
 	mkdir -p "$stage"
-	(cd "$KJ_ROOT" && for d in "${OVERLAY_DIRS[@]}"; do
+	# shellcheck disable=SC2086 # $dirs is a list of folder names
+	(cd "$KJ_ROOT" && for d in $dirs; do
 		[ -d "$d" ] && find "$d" -type f
 	done) | while read -r f; do
 		mkdir -p "$stage/$(dirname "$f")"
 		cp "$KJ_ROOT/$f" "$stage/$f"
 	done
 
-	for p in "$KJ_ROOT"/patches/*.patch; do
-		[ -e "$p" ] || continue
+	for p in "$@"; do
+		[ -e "$p" ] || die "patch $p not found"
 		sed -n 's|^+++ b/\([^[:space:]]*\).*|\1|p' "$p" | while read -r f; do
-			[ -e "$stage/$f" ] || [ ! -e "$SRC/ref/$f" ] && continue
+			[ -e "$stage/$f" ] || [ ! -e "$SRC/base/$f" ] && continue
 			mkdir -p "$stage/$(dirname "$f")"
-			cp "$SRC/ref/$f" "$stage/$f"
+			cp "$SRC/base/$f" "$stage/$f"
 		done
 		patch -d "$stage" -p1 --batch --forward --silent --no-backup-if-mismatch \
 			-r - <"$p" >/dev/null ||
@@ -73,17 +86,18 @@ apply_series() {
 	done
 
 	(cd "$stage" && find . -type f | sed 's|^\./||' | sort) >"$stage.list"
+	# --remove-destination: never write through a hard link into base/.
 	while read -r f; do
 		cmp -s "$stage/$f" "$tree/$f" && continue
 		mkdir -p "$tree/$(dirname "$f")"
-		cp "$stage/$f" "$tree/$f"
+		cp --remove-destination "$stage/$f" "$tree/$f"
 	done <"$stage.list"
 
 	# Files the series no longer carries go back to the base version.
 	if [ -f "$manifest" ]; then
 		comm -23 "$manifest" "$stage.list" | while read -r f; do
-			if [ -e "$SRC/ref/$f" ]; then
-				cp "$SRC/ref/$f" "$tree/$f"
+			if [ -e "$SRC/base/$f" ]; then
+				cp --remove-destination "$SRC/base/$f" "$tree/$f"
 			else
 				rm -f "$tree/$f"
 			fi
@@ -116,8 +130,9 @@ configure() {
 		"# "*)
 			sym=${line#\# }
 			sym=${sym%% *}
-			grep -q "^$sym=" "$out/.config" &&
+			if grep -q "^$sym=" "$out/.config"; then
 				die "config option $sym must be unset but is $(grep "^$sym=" "$out/.config")"
+			fi
 			;;
 		*)
 			grep -qxF "$line" "$out/.config" ||
@@ -145,7 +160,7 @@ build() {
 		grep -E 'kexec_jump|kj_|machine_kexec' >&2; then
 		die "objtool warnings in the series' code"
 	fi
-	if [ "$tree" = ours ] && grep -B8 -E -- '--> .*(kernel/kexec_jump/|rust/kernel/(power|kexec)\.rs)' \
+	if [ "$tree" = ours ] && grep -B8 -E -- '--> .*(kernel/kexec_jump/|rust/kernel/(power|kexec)\.rs|drivers/misc/kexec_jump_testdev\.rs)' \
 		"$OUT/ours/build.log" >&2; then
 		die "compiler or clippy warnings in the series' Rust code"
 	fi
@@ -160,8 +175,14 @@ esac
 
 mkdir -p "$SRC" "$OUT"
 extract_base
+ref_series() {
+	apply_series ref "${REF_OVERLAY_DIRS[*]}" "${REF_PATCHES[@]/#/$KJ_ROOT/patches/}"
+}
+our_series() {
+	apply_series ours "${OVERLAY_DIRS[*]}" "$KJ_ROOT"/patches/*.patch
+}
 case $which in
-ref) build ref ;;
-ours) apply_series && build ours ;;
-all) build ref && apply_series && build ours ;;
+ref) ref_series && build ref ;;
+ours) our_series && build ours ;;
+all) ref_series && build ref && our_series && build ours ;;
 esac

@@ -12,6 +12,7 @@ KJ_MAKE_ARGS=(
 	LLVM=-19
 	RUSTC=/usr/bin/rustc
 	HOSTRUSTC=/usr/bin/rustc
+	RUSTDOC=/usr/bin/rustdoc
 	BINDGEN="$HOME/.cargo/bin/bindgen"
 )
 export LIBCLANG_PATH=/usr/lib/llvm-19/lib

@@ -2,13 +2,15 @@
 #ifndef _LINUX_KEXEC_JUMP_H
 #define _LINUX_KEXEC_JUMP_H
 
-struct kimage;
-
 /*
- * kernel/kexec_jump/: quiesce the system, jump into the preserve-context
- * @image and resume when it jumps back. Called with the kexec lock held.
+ * kernel/kexec_jump/ (Rust): kernel_kexec() with CONFIG_KEXEC_JUMP. Takes
+ * the kexec lock, jumps into a preserve-context image and resumes when it
+ * jumps back, or boots any other image with kexec_reboot_locked().
  * Returns 0 or a negative errno; every step entered has been left again.
  */
-int kexec_jump(struct kimage *image);
+int kexec_jump(void);
+
+/* kernel/kexec_core.c: boot the loaded image for good; kexec lock held. */
+void kexec_reboot_locked(void);
 
 #endif /* _LINUX_KEXEC_JUMP_H */

@@ -3,16 +3,15 @@
 //! kexec jump: quiesce the machine, jump into a preserve-context kexec
 //! image, and resume exactly where we were when it jumps back.
 //!
-//! `kernel_kexec()` calls [`kexec_jump`] for an image loaded with
-//! `KEXEC_PRESERVE_CONTEXT`. The whole sequence is [`jump`]: one guard per
-//! step, so the steps are left in the reverse order they were entered, on
-//! the way back from the image and on every error path alike.
+//! `kernel_kexec()` calls [`kexec_jump`], which takes the kexec lock and,
+//! for an image loaded with `KEXEC_PRESERVE_CONTEXT`, runs the whole
+//! sequence, [`jump`]: one guard per step, so the steps are left in the
+//! reverse order they were entered, on the way back from the image and on
+//! every error path alike.
 
-use core::ptr::NonNull;
 use kernel::{
-    bindings,
     error::from_result,
-    kexec::Image,
+    kexec::{Image, Lock},
     power::{
         FrozenTasks, IrqsDisabled, Message, PreparedConsole, SavedProcessorState,
         SecondaryCpusOffline, SuspendedConsole, SuspendedDevices, SuspendedDevicesLate,
@@ -40,21 +39,23 @@ fn jump(image: &mut Image<'_>) -> Result {
     image.jump(&irqs)
 }
 
-/// Runs a kexec jump into `image`; `kernel_kexec()`'s preserve-context path.
+/// `kernel_kexec()`, the one door from C: starts the loaded image.
 ///
-/// Returns 0 once the image has jumped back and the system is resumed, or
-/// a negative errno if a step failed (everything entered has been left).
-///
-/// # Safety
-///
-/// `image` must point to the loaded kexec image, and the caller must hold
-/// the kexec lock until this returns.
+/// Takes the kexec lock (`EBUSY` while another task loads, unloads or
+/// starts an image) and fails with `EINVAL` if nothing is loaded. An image
+/// loaded with `KEXEC_PRESERVE_CONTEXT` is jumped into: returns 0 once it
+/// has jumped back and the system is resumed, or a negative errno if a
+/// step failed (every step entered has been left). Any other image is
+/// booted for good by the C reboot path.
 #[no_mangle]
-pub unsafe extern "C" fn kexec_jump(image: *mut bindings::kimage) -> core::ffi::c_int {
+pub extern "C" fn kexec_jump() -> core::ffi::c_int {
     from_result(|| {
-        let image = NonNull::new(image).ok_or(EINVAL)?;
-        // SAFETY: the caller passes the loaded image and holds the lock.
-        let mut image = unsafe { Image::from_raw(image) };
+        let mut lock = Lock::try_lock()?;
+        let mut image = lock.image().ok_or(EINVAL)?;
+        if !image.preserve_context() {
+            image.reboot();
+            return Ok(0);
+        }
         jump(&mut image)?;
         pr_info!("resumed; next jump enters at {:#x}\n", image.start());
         Ok(0)

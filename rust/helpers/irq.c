@@ -11,3 +11,8 @@ void rust_helper_local_irq_enable(void)
 {
 	local_irq_enable();
 }
+
+bool rust_helper_irqs_disabled(void)
+{
+	return irqs_disabled();
+}

@@ -7,33 +7,77 @@
 use crate::{bindings, power::IrqsDisabled, prelude::*};
 use core::{marker::PhantomData, ptr::NonNull};
 
+/// The kexec lock (`kexec_trylock()`): whoever holds it may load, unload
+/// or start an image, and nobody else may.
+///
+/// # Invariants
+///
+/// The kexec lock is held from the creation of a `Lock` until its drop.
+pub struct Lock(());
+
+impl Lock {
+    /// Takes the kexec lock, or fails with `EBUSY` while another task
+    /// loads, unloads or starts an image.
+    ///
+    /// # Examples
+    ///
+    /// ```
+    /// use kernel::kexec::Lock;
+    ///
+    /// let mut lock = Lock::try_lock()?;
+    /// // Another `kexec -e` or `kexec -l` meanwhile is turned away.
+    /// assert_eq!(Lock::try_lock().err(), Some(EBUSY));
+    /// // Nothing is loaded while the tests run at boot: `kexec -e` now
+    /// // would fail with `EINVAL`.
+    /// assert!(lock.image().is_none());
+    /// drop(lock);
+    /// let _lock = Lock::try_lock()?;
+    /// # Ok::<(), Error>(())
+    /// ```
+    pub fn try_lock() -> Result<Self> {
+        // SAFETY: an atomic compare-and-exchange; no preconditions.
+        if unsafe { bindings::kexec_trylock() } {
+            // INVARIANT: the lock was just taken.
+            Ok(Self(()))
+        } else {
+            Err(EBUSY)
+        }
+    }
+
+    /// The image `kexec -e` starts (`kexec_image`), if one is loaded.
+    pub fn image(&mut self) -> Option<Image<'_>> {
+        // SAFETY: loads and unloads take the lock, which we hold, so the
+        // pointer is stable; reading it copies it.
+        let ptr = NonNull::new(unsafe { bindings::kexec_image })?;
+        // INVARIANT: `ptr` is the loaded image and `self` holds the lock
+        // for the borrow.
+        Some(Image {
+            ptr,
+            _lock: PhantomData,
+        })
+    }
+}
+
+impl Drop for Lock {
+    fn drop(&mut self) {
+        // SAFETY: the lock is held by the type invariant.
+        unsafe { bindings::kexec_unlock() };
+    }
+}
+
 /// The loaded kexec image, borrowed under the kexec lock.
 ///
 /// # Invariants
 ///
-/// `ptr` points to a valid `struct kimage` and the kexec lock is held for
-/// `'a`, so the image is neither unloaded nor replaced, and no other task
-/// starts it.
+/// `ptr` is `kexec_image`, a valid `struct kimage`, and the kexec lock is
+/// held for `'a`, so the image is neither unloaded nor replaced, and no
+/// other task starts it.
 pub struct Image<'a> {
     ptr: NonNull<bindings::kimage>,
-    _lock: PhantomData<&'a mut bindings::kimage>,
+    _lock: PhantomData<&'a mut Lock>,
 }
 
 impl<'a> Image<'a> {
-    /// Borrows the image at `ptr`.
-    ///
-    /// # Safety
-    ///
-    /// `ptr` must point to a valid `struct kimage`, and the caller must hold
-    /// the kexec lock (`kexec_trylock()`) for `'a`.
-    pub unsafe fn from_raw(ptr: NonNull<bindings::kimage>) -> Self {
-        // INVARIANT: the caller's duties are the invariants.
-        Self {
-            ptr,
-            _lock: PhantomData,
-        }
-    }
-
     /// Whether the image was loaded with `KEXEC_PRESERVE_CONTEXT`, i.e.
     /// starting it is a jump that may return.
     pub fn preserve_context(&self) -> bool {
@@ -64,6 +108,14 @@ impl<'a> Image<'a> {
         // met the quiesce requirements above.
         unsafe { bindings::machine_kexec(self.ptr.as_ptr()) };
         Ok(())
+    }
+
+    /// Boots the image for good, as a kexec reboot: shuts the system down
+    /// and starts it. Does not return for an image that does not preserve
+    /// context.
+    pub fn reboot(&mut self) {
+        // SAFETY: the image is `kexec_image` and the lock is held.
+        unsafe { bindings::kexec_reboot_locked() };
     }
 }
 

@@ -38,10 +38,30 @@ pub struct IrqsDisabled(PhantomData<*mut ()>);
 
 impl IrqsDisabled {
     /// Disables local interrupts until the guard is dropped.
+    ///
+    /// # Examples
+    ///
+    /// ```
+    /// use kernel::power::IrqsDisabled;
+    ///
+    /// assert!(!IrqsDisabled::are_disabled());
+    /// let irqs = IrqsDisabled::disable();
+    /// assert!(IrqsDisabled::are_disabled());
+    /// drop(irqs);
+    /// assert!(!IrqsDisabled::are_disabled());
+    /// ```
     pub fn disable() -> Self {
         // SAFETY: disabling interrupts on the local CPU has no preconditions.
         unsafe { bindings::local_irq_disable() };
         Self(PhantomData)
+    }
+}
+
+impl IrqsDisabled {
+    /// Whether local interrupts are disabled on this CPU right now.
+    pub fn are_disabled() -> bool {
+        // SAFETY: reads this CPU's interrupt flag; no preconditions.
+        unsafe { bindings::irqs_disabled() }
     }
 }
 
@@ -170,6 +190,19 @@ pub struct SecondaryCpusOffline(());
 
 impl SecondaryCpusOffline {
     /// Takes the secondary CPUs offline; they come back on drop.
+    ///
+    /// # Examples
+    ///
+    /// ```
+    /// use kernel::power::SecondaryCpusOffline;
+    ///
+    /// let online = SecondaryCpusOffline::online();
+    /// let cpus = SecondaryCpusOffline::disable()?;
+    /// assert_eq!(SecondaryCpusOffline::online(), 1);
+    /// drop(cpus);
+    /// assert_eq!(SecondaryCpusOffline::online(), online);
+    /// # Ok::<(), Error>(())
+    /// ```
     pub fn disable() -> Result<Self> {
         let this = Self(());
         // SAFETY: called from process context with devices suspended.
@@ -177,6 +210,14 @@ impl SecondaryCpusOffline {
         // On failure the CPUs already taken down come back when `this`
         // is dropped by the `?` above.
         Ok(this)
+    }
+}
+
+impl SecondaryCpusOffline {
+    /// The number of CPUs online right now.
+    pub fn online() -> u32 {
+        // SAFETY: reads the online mask's weight; no preconditions.
+        unsafe { bindings::num_online_cpus() }
     }
 }
 

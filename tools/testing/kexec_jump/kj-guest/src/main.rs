@@ -14,18 +14,49 @@
 //!   it works on /proc/vmcore).
 //! - `exec`: `reboot(LINUX_REBOOT_CMD_KEXEC)`, printing the real errno
 //!   (kexec-tools prints a stale one after a jump that came back).
+//! - `events --elf FILE`: one call of the program; the test devices' logs.
+//! - `unwind --elf FILE --steps devN:callback,...`: make each callback fail
+//!   in turn and start the program; errno and the devices' logs each time.
+//! - `busy --mem ADDR --size BYTES`: `kexec -e` while a crash image load
+//!   into [ADDR, ADDR + BYTES) holds the kexec lock must get EBUSY.
+
+mod busy;
+mod physcall;
+mod sys;
+mod testdev;
 
 use std::{env, fs, path::Path, process::ExitCode, thread, time::Duration};
 
 fn usage() -> ExitCode {
     eprintln!(
-        "usage: kj-guest memhold --mib N --seed S --check FILE | meminfo FIELD | free | exec"
+        "usage: kj-guest memhold --mib N --seed S --check FILE | meminfo FIELD | free | \
+         find FILE TEXT | exec | physcall --elf FILE --calls N | events --elf FILE | \
+         unwind --elf FILE --steps LIST | busy --mem ADDR --size BYTES"
     );
     ExitCode::from(2)
 }
 
+/// Prints `name: FAIL reason` for an error; the exit code says which.
+fn report(name: &str, result: Result<(), String>) -> ExitCode {
+    match result {
+        Ok(()) => ExitCode::SUCCESS,
+        Err(e) => {
+            println!("{name}: FAIL {e}");
+            ExitCode::FAILURE
+        }
+    }
+}
+
+/// A number in decimal or 0x-prefixed hexadecimal.
+fn parse_num(s: &str) -> Option<u64> {
+    match s.strip_prefix("0x") {
+        Some(hex) => u64::from_str_radix(hex, 16).ok(),
+        None => s.parse().ok(),
+    }
+}
+
 /// The pattern word at `index` for `seed` (splitmix64: cheap, no repeats).
-fn pattern(seed: u64, index: u64) -> u64 {
+pub(crate) fn pattern(seed: u64, index: u64) -> u64 {
     let mut z = seed
         .wrapping_mul(0x9e37_79b9_7f4a_7c15)
         .wrapping_add(index.wrapping_mul(0xbf58_476d_1ce4_e5b9));
@@ -111,15 +142,6 @@ fn free() -> ExitCode {
     ExitCode::SUCCESS
 }
 
-extern "C" {
-    fn reboot(cmd: i32) -> i32;
-    fn __errno_location() -> *mut i32;
-    fn mlock(addr: *const u8, len: usize) -> i32;
-}
-
-/// `LINUX_REBOOT_CMD_KEXEC` from include/uapi/linux/reboot.h.
-const LINUX_REBOOT_CMD_KEXEC: i32 = 0x4558_4543;
-
 /// Offset of the first `needle` in `reader`, read in chunks.
 fn find_in(mut reader: impl std::io::Read, needle: &[u8]) -> std::io::Result<Option<u64>> {
     let mut buf = vec![0u8; 1 << 20];
@@ -140,108 +162,8 @@ fn find_in(mut reader: impl std::io::Read, needle: &[u8]) -> std::io::Result<Opt
     }
 }
 
-/// FNV-1a, 64 bit: what the physical-mode program computes.
-fn fnv1a(bytes: &[u8]) -> u64 {
-    bytes.iter().fold(0xcbf2_9ce4_8422_2325, |h, b| {
-        (h ^ u64::from(*b)).wrapping_mul(0x100_0000_01b3)
-    })
-}
-
-/// Physical address of the page holding `addr`, from /proc/self/pagemap.
-fn phys_addr(addr: usize) -> Result<u64, String> {
-    use std::io::{Read, Seek, SeekFrom};
-    let mut f = fs::File::open("/proc/self/pagemap").map_err(|e| format!("pagemap: {e}"))?;
-    let mut entry = [0u8; 8];
-    f.seek(SeekFrom::Start((addr / 4096 * 8) as u64))
-        .and_then(|_| f.read_exact(&mut entry))
-        .map_err(|e| format!("pagemap: {e}"))?;
-    let e = u64::from_le_bytes(entry);
-    if e >> 63 == 0 || e & ((1 << 55) - 1) == 0 {
-        return Err(format!("pagemap: page at {addr:#x} not present ({e:#x})"));
-    }
-    Ok((e & ((1 << 55) - 1)) * 4096 + (addr % 4096) as u64)
-}
-
-/// Calls `reboot(LINUX_REBOOT_CMD_KEXEC)`; the errno on failure.
-fn kexec_exec() -> Result<(), std::io::Error> {
-    // SAFETY: reboot() takes no pointers; with this command it runs the
-    // loaded kexec image and, for a jump, returns when it jumps back.
-    if unsafe { reboot(LINUX_REBOOT_CMD_KEXEC) } == 0 {
-        return Ok(());
-    }
-    // SAFETY: __errno_location() returns this thread's errno slot.
-    Err(std::io::Error::from_raw_os_error(unsafe {
-        *__errno_location()
-    }))
-}
-
-/// Bytes of the buffer the program hashes; its results follow them.
-const BUF_LEN: usize = 4096 - 16;
-
-fn physcall(elf: &Path, calls: u64, mem_min: &str, mem_max: &str) -> Result<(), String> {
-    // One locked page: the program reads and writes it by physical address.
-    let layout = std::alloc::Layout::from_size_align(4096, 4096).expect("page layout");
-    // SAFETY: the layout has a non-zero size.
-    let page = unsafe { std::alloc::alloc_zeroed(layout) };
-    if page.is_null() {
-        return Err("out of memory".into());
-    }
-    // SAFETY: `page` is a live 4096-byte allocation, never freed.
-    let buf = unsafe { std::slice::from_raw_parts_mut(page, 4096) };
-    // SAFETY: locks our own live page in place.
-    if unsafe { mlock(page, 4096) } != 0 {
-        return Err(format!("mlock: {}", std::io::Error::last_os_error()));
-    }
-    let phys = phys_addr(page as usize)?;
-
-    let mut image = fs::read(elf).map_err(|e| format!("{}: {e}", elf.display()))?;
-    let at = image
-        .windows(8)
-        .position(|w| w == b"KJPARAMS")
-        .ok_or("no KJPARAMS tag in the program")?
-        + 8;
-    image[at..at + 8].copy_from_slice(&phys.to_le_bytes());
-    image[at + 8..at + 16].copy_from_slice(&(BUF_LEN as u64).to_le_bytes());
-    let patched = "/tmp/physcall.elf";
-    fs::write(patched, &image).map_err(|e| format!("{patched}: {e}"))?;
-    let out = std::process::Command::new("kexec")
-        .args(["--load-preserve-context", "--args-none", patched])
-        .arg(format!("--mem-min={mem_min}"))
-        .arg(format!("--mem-max={mem_max}"))
-        .output()
-        .map_err(|e| format!("kexec: {e}"))?;
-    if !out.status.success() {
-        return Err(format!(
-            "kexec load: {}",
-            String::from_utf8_lossy(&out.stderr).trim()
-        ));
-    }
-    println!("physcall: loaded, buffer at physical {phys:#x}");
-
-    for call in 1..=calls {
-        for (i, b) in buf[..BUF_LEN].iter_mut().enumerate() {
-            *b = pattern(call, i as u64) as u8;
-        }
-        buf[BUF_LEN..].fill(0);
-        kexec_exec().map_err(|e| format!("call {call}: {e}"))?;
-        let word = |at: usize| u64::from_le_bytes(buf[at..at + 8].try_into().expect("8 bytes"));
-        let (hash, count) = (word(BUF_LEN), word(BUF_LEN + 8));
-        let want = fnv1a(&buf[..BUF_LEN]);
-        if hash != want || count != call {
-            return Err(format!(
-                "call {call}: program returned hash {hash:#x} count {count}, want {want:#x} count {call}"
-            ));
-        }
-        if call == 1 || call % 10 == 0 {
-            println!("physcall: call {call} ok");
-        }
-    }
-    println!("physcall: {calls} calls ok");
-    Ok(())
-}
-
 fn exec() -> ExitCode {
-    match kexec_exec() {
+    match sys::kexec_exec() {
         Ok(()) => {
             println!("exec: ok");
             ExitCode::SUCCESS
@@ -280,21 +202,37 @@ fn main() -> ExitCode {
             }
             ExitCode::SUCCESS
         }
-        Some("physcall") => {
-            let (Some(elf), Some(calls)) =
-                (opt("--elf"), opt("--calls").and_then(|v| v.parse().ok()))
-            else {
+        Some(cmd @ ("physcall" | "events" | "unwind")) => {
+            let Some(elf) = opt("--elf") else {
                 return usage();
             };
+            let elf = Path::new(&elf);
             let mem_min = opt("--mem-min").unwrap_or_else(|| "0x1000000".into());
             let mem_max = opt("--mem-max").unwrap_or_else(|| "0x10fffff".into());
-            match physcall(Path::new(&elf), calls, &mem_min, &mem_max) {
-                Ok(()) => ExitCode::SUCCESS,
-                Err(e) => {
-                    println!("physcall: FAIL {e}");
-                    ExitCode::FAILURE
-                }
-            }
+            let result = match cmd {
+                "physcall" => match opt("--calls").and_then(|v| v.parse().ok()) {
+                    Some(calls) => physcall::run(elf, calls, &mem_min, &mem_max),
+                    None => return usage(),
+                },
+                "events" => testdev::events(elf, &mem_min, &mem_max),
+                _ => match opt("--steps") {
+                    Some(steps) => {
+                        let steps: Vec<String> = steps.split(',').map(String::from).collect();
+                        testdev::unwind(elf, &steps, &mem_min, &mem_max)
+                    }
+                    None => return usage(),
+                },
+            };
+            report(cmd, result)
+        }
+        Some("busy") => {
+            let (Some(mem), Some(size)) = (
+                opt("--mem").as_deref().and_then(parse_num),
+                opt("--size").as_deref().and_then(parse_num),
+            ) else {
+                return usage();
+            };
+            report("busy", busy::run(mem, size as usize))
         }
         Some("exec") => exec(),
         _ => usage(),
@@ -328,15 +266,16 @@ mod tests {
     }
 
     #[test]
-    fn fnv1a_matches_reference_values() {
-        assert_eq!(fnv1a(b""), 0xcbf2_9ce4_8422_2325);
-        assert_eq!(fnv1a(b"a"), 0xaf63_dc4c_8601_ec8c);
-    }
-
-    #[test]
     fn pcp_counts_are_summed() {
         let z = "Node 0, zone DMA32\n  pagesets\n    cpu: 0\n              count: 10\n              high:  20\n    cpu: 1\n              count: 5\n";
         assert_eq!(pcp_pages(z), 15);
+    }
+
+    #[test]
+    fn numbers_parse_in_both_bases() {
+        assert_eq!(parse_num("0x10000000"), Some(0x1000_0000));
+        assert_eq!(parse_num("4096"), Some(4096));
+        assert_eq!(parse_num("0xg"), None);
     }
 
     #[test]

@@ -55,6 +55,18 @@ pub const TESTS: &[TestCase] = &[
         name: "physical_mode_call_100",
         run: physical_mode_call_100,
     },
+    TestCase {
+        name: "device_callbacks_in_order",
+        run: device_callbacks_in_order,
+    },
+    TestCase {
+        name: "failed_step_unwinds",
+        run: failed_step_unwinds,
+    },
+    TestCase {
+        name: "exec_during_load_is_ebusy",
+        run: exec_during_load_is_ebusy,
+    },
 ];
 
 const SECS: fn(u64) -> Duration = Duration::from_secs;
@@ -365,19 +377,179 @@ fn physical_mode_call_100(ctx: &Ctx) -> TestResult {
     Ok(Verdict::Pass)
 }
 
-/// Boots with the checksum program and makes one call: the benchmark's
-/// sample. Returns the console.
-pub fn one_physical_call(ctx: &Ctx) -> Result<Vec<String>, Failure> {
-    let body =
-        "kj-guest physcall --elf /boot/checksum.elf --calls 1\necho \"KJ: done\"\npoweroff -f\n";
+/// Boots with the checksum program and runs `body` (after "KJ: A up").
+fn boot_with_program(ctx: &Ctx, body: &str, append: &str) -> Result<Guest, Failure> {
     let image = base_image(ctx)?
-        .file("init", &init_script(body), 0o755)
+        .file(
+            "init",
+            &init_script(&format!(
+                "echo \"KJ: A up\"\n{body}\necho \"KJ: done\"\npoweroff -f\n"
+            )),
+            0o755,
+        )
         .host_file(&ctx.phys_prog, "boot/checksum.elf", 0o644)
         .map_err(|e| Failure {
             reason: e,
             excerpt: vec![],
         })?;
-    let mut g = boot(ctx, image.finish(), "")?;
+    boot(ctx, image.finish(), append)
+}
+
+/// What `name=[...]` holds in a line of the guest's.
+fn bracketed<'a>(line: &'a str, name: &str) -> Option<Vec<&'a str>> {
+    let start = line.find(&format!("{name}=["))? + name.len() + 2;
+    let len = line[start..].find(']')?;
+    Some(line[start..start + len].split_whitespace().collect())
+}
+
+/// The ladder as the test devices see it, for one jump that goes well:
+/// device 0 also carries the syscore entry, run with one CPU and
+/// interrupts off between the noirq phases.
+const DEV0_JUMP: &str = "prepare freeze freeze_late freeze_noirq syscore_suspend \
+                         syscore_resume restore_noirq restore_early restore complete";
+const DEV1_JUMP: &str =
+    "prepare freeze freeze_late freeze_noirq restore_noirq restore_early restore complete";
+
+/// One jump (a physical-mode call): each test device is prepared, frozen
+/// (normal, late, noirq), its syscore step is suspended and resumed, and it
+/// is restored in the exact reverse order, then completed.
+fn device_callbacks_in_order(ctx: &Ctx) -> TestResult {
+    let mut g = boot_with_program(ctx, "kj-guest events --elf /boot/checksum.elf", "")?;
+    let l = g.step("events: call ok", 300)?;
+    for (dev, want) in [("dev0", DEV0_JUMP), ("dev1", DEV1_JUMP)] {
+        let got = bracketed(&l, dev).unwrap_or_default().join(" ");
+        if got != want {
+            return Err(g.fail(format!("{dev} saw [{got}], want [{want}]")));
+        }
+    }
+    if !l.contains("cpus=0-1") {
+        return Err(g.fail(format!("want both CPUs back: {l}")));
+    }
+    g.step("KJ: done", 60)?;
+    Ok(Verdict::Pass)
+}
+
+/// Checks that a device's log leaves every step it entered: each
+/// suspend-side callback that succeeded is undone by its resume-side
+/// partner (from the PM core's own recovery or from the caller), innermost
+/// first. `failed` is the callback that was made to fail: never entered.
+fn unwound(events: &[&str], failed: &str) -> Result<(), String> {
+    const PAIRS: [(&str, &[&str]); 5] = [
+        ("prepare", &["complete"]),
+        ("freeze", &["thaw", "restore"]),
+        ("freeze_late", &["thaw_early", "restore_early"]),
+        ("freeze_noirq", &["thaw_noirq", "restore_noirq"]),
+        ("syscore_suspend", &["syscore_resume"]),
+    ];
+    let mut entered: Vec<&str> = Vec::new();
+    let mut failed_seen = false;
+    for e in events {
+        if *e == failed && !failed_seen {
+            failed_seen = true;
+        } else if PAIRS.iter().any(|(s, _)| s == e) {
+            entered.push(e);
+        } else {
+            let top = entered
+                .pop()
+                .ok_or(format!("{e} without a step to leave"))?;
+            let (_, undo) = PAIRS.iter().find(|(s, _)| *s == top).expect("pushed");
+            if !undo.contains(e) {
+                return Err(format!("{e} while {top} was the step to leave"));
+            }
+        }
+    }
+    match entered.last() {
+        Some(left) => Err(format!("{left} never undone")),
+        None => Ok(()),
+    }
+}
+
+/// The failures injected, in order: `devN:callback`. Device 1 is frozen
+/// before device 0 in each phase but prepared after it, so each failure
+/// finds the other device already in the step.
+const UNWIND_STEPS: [&str; 5] = [
+    "dev0:freeze_late",
+    "dev0:freeze_noirq",
+    "dev0:syscore_suspend",
+    "dev1:prepare",
+    "dev0:freeze",
+];
+
+/// Each step of the ladder fails in turn (a device callback or the
+/// syscore entry returns -EIO): kexec -e returns EIO, both devices leave
+/// every step they entered, both CPUs are online, and user space runs on;
+/// afterwards a jump works.
+fn failed_step_unwinds(ctx: &Ctx) -> TestResult {
+    let cmd = format!(
+        "kj-guest unwind --elf /boot/checksum.elf --steps {}",
+        UNWIND_STEPS.join(",")
+    );
+    let mut g = boot_with_program(ctx, &cmd, "")?;
+    let mut leaks = Vec::new();
+    for step in UNWIND_STEPS {
+        let l = g.step(&format!("unwind: {step} "), 300)?;
+        if !l.contains(" errno 5 ") {
+            return Err(g.fail(format!("want EIO from kexec -e: {l}")));
+        }
+        if !l.contains("cpus=0-1") {
+            return Err(g.fail(format!("want both CPUs back: {l}")));
+        }
+        let failed = step.split_once(':').map_or("", |(_, c)| c);
+        for dev in ["dev0", "dev1"] {
+            let events = bracketed(&l, dev).unwrap_or_default();
+            let failed_here = if step.starts_with(dev) { failed } else { "" };
+            if let Err(e) = unwound(&events, failed_here) {
+                leaks.push(format!("{step}: {dev} {e} [{}]", events.join(" ")));
+            }
+        }
+    }
+    // The upstream ladder does not resume devices when
+    // dpm_suspend_start() fails: they stay prepared or frozen.
+    let start_failures =
+        |l: &String| l.starts_with("dev1:prepare") || l.starts_with("dev0:freeze:");
+    if !leaks.is_empty() {
+        if ctx.name == "ref" && leaks.iter().all(start_failures) {
+            return Ok(Verdict::Known(format!(
+                "devices left suspended after dpm_suspend_start() fails: {}",
+                leaks.join("; ")
+            )));
+        }
+        return Err(g.fail(leaks.join("; ")));
+    }
+    let l = g.step("unwind: call ok", 300)?;
+    for (dev, want) in [("dev0", DEV0_JUMP), ("dev1", DEV1_JUMP)] {
+        let got = bracketed(&l, dev).unwrap_or_default().join(" ");
+        if got != want {
+            return Err(g.fail(format!(
+                "after the failures {dev} saw [{got}], want [{want}]"
+            )));
+        }
+    }
+    g.step("KJ: done", 60)?;
+    Ok(Verdict::Pass)
+}
+
+/// `kexec -e` while a crash image is being loaded (the load holds the
+/// kexec lock) fails with EBUSY, and the load is not disturbed.
+fn exec_during_load_is_ebusy(ctx: &Ctx) -> TestResult {
+    let mut g = boot_with_program(
+        ctx,
+        "kj-guest busy --mem 0x10000000 --size 0x7800000",
+        "crashkernel=128M@256M",
+    )?;
+    g.step("busy: kexec -e during a load: errno 16", 300)?;
+    g.step("KJ: done", 60)?;
+    Ok(Verdict::Pass)
+}
+
+/// Boots with the checksum program and makes one call: the benchmark's
+/// sample. Returns the console.
+pub fn one_physical_call(ctx: &Ctx) -> Result<Vec<String>, Failure> {
+    let mut g = boot_with_program(
+        ctx,
+        "kj-guest physcall --elf /boot/checksum.elf --calls 1",
+        "",
+    )?;
     g.step("physcall: 1 calls ok", 300)?;
     g.step("KJ: done", 60)?;
     Ok(g.vm.transcript().iter().map(|l| l.text.clone()).collect())
@@ -407,6 +579,41 @@ pub fn demo(ctx: &Ctx) -> Result<Vec<crate::qemu::Line>, Failure> {
 #[cfg(test)]
 mod unit {
     use super::*;
+
+    #[test]
+    fn balanced_logs_are_unwound() {
+        let jump: Vec<&str> = DEV0_JUMP.split(' ').collect();
+        assert_eq!(unwound(&jump, ""), Ok(()));
+        let late = [
+            "prepare",
+            "freeze",
+            "freeze_late",
+            "thaw_early",
+            "restore",
+            "complete",
+        ];
+        assert_eq!(unwound(&late, ""), Ok(()));
+        assert_eq!(
+            unwound(&["prepare", "freeze", "complete"], "freeze"),
+            Ok(())
+        );
+    }
+
+    #[test]
+    fn leaks_and_wrong_order_are_caught() {
+        assert!(unwound(&["prepare", "freeze"], "").is_err());
+        assert!(unwound(&["prepare", "freeze", "complete"], "").is_err());
+        assert!(unwound(&["prepare", "restore"], "").is_err());
+        assert!(unwound(&["complete"], "").is_err());
+    }
+
+    #[test]
+    fn bracketed_lists_parse() {
+        let l = "unwind: dev0:freeze errno 5 dev0=[prepare freeze] dev1=[] cpus=0-1";
+        assert_eq!(bracketed(l, "dev0"), Some(vec!["prepare", "freeze"]));
+        assert_eq!(bracketed(l, "dev1"), Some(vec![]));
+        assert_eq!(bracketed(l, "dev2"), None);
+    }
 
     #[test]
     fn number_after_parses() {

@@ -1,0 +1,53 @@
+// SPDX-License-Identifier: GPL-2.0
+
+//! `busy`: `kexec -e` while another task holds the kexec lock gets EBUSY.
+//!
+//! A thread loads a large crash image (the kernel copies it page by page
+//! with the lock held); once that thread is past its start, this one calls
+//! reboot(LINUX_REBOOT_CMD_KEXEC), a little later on each attempt. With no
+//! other image loaded, a call that misses the load's window gets EINVAL
+//! instead, and is retried.
+
+use crate::sys;
+use std::{
+    sync::mpsc,
+    thread,
+    time::{Duration, Instant},
+};
+
+const ATTEMPTS: u32 = 5;
+
+pub fn run(mem: u64, size: usize) -> Result<(), String> {
+    let image: &'static [u8] = Box::leak(vec![0u8; size].into_boxed_slice());
+    for attempt in 1..=ATTEMPTS {
+        let (tx, rx) = mpsc::channel();
+        let loader = thread::spawn(move || {
+            tx.send(()).expect("main thread waits");
+            let start = Instant::now();
+            let load = sys::kexec_load_crash(mem, image);
+            (load, start.elapsed())
+        });
+        rx.recv().map_err(|e| format!("loader thread: {e}"))?;
+        thread::sleep(Duration::from_millis(u64::from(attempt * attempt)));
+        let exec = sys::kexec_exec();
+        let (load, took) = loader.join().map_err(|_| "loader thread panicked")?;
+        println!(
+            "busy: attempt {attempt}: the load took {} ms",
+            took.as_millis()
+        );
+        load.map_err(|e| format!("crash image load: {e}"))?;
+        sys::kexec_load_crash(mem, &[]).map_err(|e| format!("crash image unload: {e}"))?;
+        match exec.map_err(|e| e.raw_os_error()) {
+            Err(Some(16)) => {
+                println!(
+                    "busy: kexec -e during a load: errno 16 (attempt {attempt}); the load went on"
+                );
+                return Ok(());
+            }
+            // Too late: the load was done and nothing is loaded for kexec -e.
+            Err(Some(22)) => println!("busy: attempt {attempt} missed the load"),
+            other => return Err(format!("kexec -e during a load: {other:?}, want EBUSY")),
+        }
+    }
+    Err(format!("no attempt of {ATTEMPTS} overlapped the load"))
+}

@@ -1,0 +1,124 @@
+// SPDX-License-Identifier: GPL-2.0
+
+//! The physical-mode checksum program (phys_call/checksum.S): loaded with
+//! kexec-tools as a preserve-context image, called through kexec jump.
+
+use crate::sys;
+use std::{fs, path::Path};
+
+/// Bytes of the buffer the program hashes; its results follow them.
+const BUF_LEN: usize = 4096 - 16;
+
+/// FNV-1a, 64 bit: what the physical-mode program computes.
+pub fn fnv1a(bytes: &[u8]) -> u64 {
+    bytes.iter().fold(0xcbf2_9ce4_8422_2325, |h, b| {
+        (h ^ u64::from(*b)).wrapping_mul(0x100_0000_01b3)
+    })
+}
+
+/// Physical address of the page holding `addr`, from /proc/self/pagemap.
+fn phys_addr(addr: usize) -> Result<u64, String> {
+    use std::io::{Read, Seek, SeekFrom};
+    let mut f = fs::File::open("/proc/self/pagemap").map_err(|e| format!("pagemap: {e}"))?;
+    let mut entry = [0u8; 8];
+    f.seek(SeekFrom::Start((addr / 4096 * 8) as u64))
+        .and_then(|_| f.read_exact(&mut entry))
+        .map_err(|e| format!("pagemap: {e}"))?;
+    let e = u64::from_le_bytes(entry);
+    if e >> 63 == 0 || e & ((1 << 55) - 1) == 0 {
+        return Err(format!("pagemap: page at {addr:#x} not present ({e:#x})"));
+    }
+    Ok((e & ((1 << 55) - 1)) * 4096 + (addr % 4096) as u64)
+}
+
+/// The loaded program and the locked page it hashes.
+pub struct Program {
+    buf: &'static mut [u8],
+    calls: u64,
+}
+
+impl Program {
+    /// Loads the program at `elf` between `mem_min` and `mem_max`, told the
+    /// physical address of a locked page of this process.
+    pub fn load(elf: &Path, mem_min: &str, mem_max: &str) -> Result<Self, String> {
+        // One locked page: the program reads and writes it by physical
+        // address. Leaked on purpose: it must outlive every call.
+        let buf: &'static mut [u8] = Box::leak(vec![0u8; 2 * 4096].into_boxed_slice());
+        let off = buf.as_ptr().align_offset(4096);
+        let buf = &mut buf[off..off + 4096];
+        sys::mlock_range(buf.as_ptr(), 4096).map_err(|e| format!("mlock: {e}"))?;
+        let phys = phys_addr(buf.as_ptr() as usize)?;
+
+        let mut image = fs::read(elf).map_err(|e| format!("{}: {e}", elf.display()))?;
+        let at = image
+            .windows(8)
+            .position(|w| w == b"KJPARAMS")
+            .ok_or("no KJPARAMS tag in the program")?
+            + 8;
+        image[at..at + 8].copy_from_slice(&phys.to_le_bytes());
+        image[at + 8..at + 16].copy_from_slice(&(BUF_LEN as u64).to_le_bytes());
+        let patched = "/tmp/physcall.elf";
+        fs::write(patched, &image).map_err(|e| format!("{patched}: {e}"))?;
+        let out = std::process::Command::new("kexec")
+            .args(["--load-preserve-context", "--args-none", patched])
+            .arg(format!("--mem-min={mem_min}"))
+            .arg(format!("--mem-max={mem_max}"))
+            .output()
+            .map_err(|e| format!("kexec: {e}"))?;
+        if !out.status.success() {
+            return Err(format!(
+                "kexec load: {}",
+                String::from_utf8_lossy(&out.stderr).trim()
+            ));
+        }
+        println!("physcall: loaded, buffer at physical {phys:#x}");
+        Ok(Self { buf, calls: 0 })
+    }
+
+    /// Fills the buffer, calls the program once and checks what it wrote
+    /// back: the buffer's hash and its own call count. A failed jump
+    /// returns the errno untouched, for callers that expect one.
+    pub fn call(&mut self) -> Result<Result<(), String>, std::io::Error> {
+        let call = self.calls + 1;
+        for (i, b) in self.buf[..BUF_LEN].iter_mut().enumerate() {
+            *b = crate::pattern(call, i as u64) as u8;
+        }
+        self.buf[BUF_LEN..].fill(0);
+        sys::kexec_exec()?;
+        self.calls = call;
+        let word =
+            |at: usize| u64::from_le_bytes(self.buf[at..at + 8].try_into().expect("8 bytes"));
+        let (hash, count) = (word(BUF_LEN), word(BUF_LEN + 8));
+        let want = fnv1a(&self.buf[..BUF_LEN]);
+        if hash != want || count != call {
+            return Ok(Err(format!(
+                "call {call}: program returned hash {hash:#x} count {count}, want {want:#x} count {call}"
+            )));
+        }
+        Ok(Ok(()))
+    }
+}
+
+/// `physcall`: loads the program and calls it `calls` times.
+pub fn run(elf: &Path, calls: u64, mem_min: &str, mem_max: &str) -> Result<(), String> {
+    let mut program = Program::load(elf, mem_min, mem_max)?;
+    for call in 1..=calls {
+        program.call().map_err(|e| format!("call {call}: {e}"))??;
+        if call == 1 || call % 10 == 0 {
+            println!("physcall: call {call} ok");
+        }
+    }
+    println!("physcall: {calls} calls ok");
+    Ok(())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn fnv1a_matches_reference_values() {
+        assert_eq!(fnv1a(b""), 0xcbf2_9ce4_8422_2325);
+        assert_eq!(fnv1a(b"a"), 0xaf63_dc4c_8601_ec8c);
+    }
+}

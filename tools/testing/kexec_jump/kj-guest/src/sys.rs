@@ -1,0 +1,84 @@
+// SPDX-License-Identifier: GPL-2.0
+
+//! The few system calls the guest makes without a wrapper in `std`.
+
+use std::io::Error;
+
+extern "C" {
+    fn reboot(cmd: i32) -> i32;
+    fn __errno_location() -> *mut i32;
+    fn mlock(addr: *const u8, len: usize) -> i32;
+    fn syscall(number: i64, ...) -> i64;
+}
+
+/// `LINUX_REBOOT_CMD_KEXEC` from include/uapi/linux/reboot.h.
+const LINUX_REBOOT_CMD_KEXEC: i32 = 0x4558_4543;
+/// The x86_64 system call number of kexec_load().
+const SYS_KEXEC_LOAD: i64 = 246;
+/// `KEXEC_ON_CRASH` from include/uapi/linux/kexec.h.
+const KEXEC_ON_CRASH: u64 = 1;
+
+fn errno() -> Error {
+    // SAFETY: __errno_location() returns this thread's errno slot.
+    Error::from_raw_os_error(unsafe { *__errno_location() })
+}
+
+/// `reboot(LINUX_REBOOT_CMD_KEXEC)`: starts the loaded kexec image; for a
+/// jump, returns when the image jumps back.
+pub fn kexec_exec() -> Result<(), Error> {
+    // SAFETY: reboot() takes no pointers; with this command it runs the
+    // loaded kexec image and, for a jump, returns when it jumps back.
+    if unsafe { reboot(LINUX_REBOOT_CMD_KEXEC) } == 0 {
+        Ok(())
+    } else {
+        Err(errno())
+    }
+}
+
+/// Locks `len` bytes at `addr` in memory.
+pub fn mlock_range(addr: *const u8, len: usize) -> Result<(), Error> {
+    // SAFETY: mlock() only changes the mapping's attributes; a bad range
+    // fails with an errno.
+    if unsafe { mlock(addr, len) } == 0 {
+        Ok(())
+    } else {
+        Err(errno())
+    }
+}
+
+/// `struct kexec_segment` from include/uapi/linux/kexec.h.
+#[repr(C)]
+struct Segment {
+    buf: *const u8,
+    bufsz: usize,
+    mem: u64,
+    memsz: u64,
+}
+
+/// Loads `data` as a one-segment crash image at physical `mem` (inside the
+/// crashkernel= reservation), or unloads the crash image if `data` is empty.
+pub fn kexec_load_crash(mem: u64, data: &[u8]) -> Result<(), Error> {
+    let seg = Segment {
+        buf: data.as_ptr(),
+        bufsz: data.len(),
+        mem,
+        memsz: data.len() as u64,
+    };
+    let nr = u64::from(!data.is_empty());
+    // SAFETY: `seg` describes `data`, which outlives the call; with
+    // nr = 0 the kernel does not read `seg`.
+    let ret = unsafe {
+        syscall(
+            SYS_KEXEC_LOAD,
+            mem,
+            nr,
+            &seg as *const Segment,
+            KEXEC_ON_CRASH,
+        )
+    };
+    if ret == 0 {
+        Ok(())
+    } else {
+        Err(errno())
+    }
+}
