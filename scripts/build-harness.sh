@@ -13,10 +13,15 @@ RUSTFLAGS="-C target-feature=+crt-static" \
 	cargo build --release --quiet -p kj-guest --target x86_64-unknown-linux-gnu ||
 	die "building kj-guest failed"
 
-# The physical-mode program, linked where kj-guest physcall loads it.
+# The physical-mode program, linked where kj-guest physcall loads it, and
+# its benchmark build with 1 MiB of payload for the jump to swap.
 mkdir -p target/kj
-as --64 -o target/kj/checksum.o tools/testing/kexec_jump/phys_call/checksum.S ||
-	die "assembling the physical-mode program failed (binutils installed?)"
-ld -N -nostdlib -static --no-warn-rwx-segments -Ttext=0x1000000 -e _start \
-	-o target/kj/checksum.elf target/kj/checksum.o ||
-	die "linking the physical-mode program failed"
+for prog in checksum bench; do
+	defs=()
+	[ $prog = bench ] && defs=(--defsym KJ_PAYLOAD=0x100000)
+	as --64 "${defs[@]}" -o target/kj/$prog.o tools/testing/kexec_jump/phys_call/checksum.S ||
+		die "assembling the physical-mode program failed (binutils installed?)"
+	ld -N -nostdlib -static --no-warn-rwx-segments -Ttext=0x1000000 -e _start \
+		-o target/kj/$prog.elf target/kj/$prog.o ||
+		die "linking the physical-mode program failed"
+done

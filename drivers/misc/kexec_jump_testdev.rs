@@ -11,11 +11,21 @@
 //! - `fail`: the name of one callback (`freeze`, `syscore_suspend`, ...)
 //!   that returns `-EIO` until `none` is written.
 //!
+//! Device 0 also has `switch_cycles`: TSC cycles from its syscore suspend
+//! to its syscore resume in the last transition, i.e. the machine's last
+//! step before a kexec jump to its first after it. Syscore entries suspend
+//! in reverse order of registration, so this late one goes first and comes
+//! back last: the window holds the other syscore entries, the processor
+//! state save and `machine_kexec()`, the same in any kernel.
+//!
 //! Device 1 is registered last, so it is suspended first: a failure in
 //! device 0 happens after device 1 was already frozen, and whatever the
 //! kexec jump does to unwind shows in device 1's log.
 
-use core::sync::atomic::{AtomicU8, AtomicUsize, Ordering};
+use core::{
+    fmt::Write,
+    sync::atomic::{AtomicU64, AtomicU8, AtomicUsize, Ordering},
+};
 use kernel::{
     bindings, c_str,
     ffi::{c_char, c_int, c_void},
@@ -163,11 +173,23 @@ extern "C" fn pm_complete(dev: *mut bindings::device) {
     }
 }
 
+/// TSC at the last syscore suspend, and the cycles to the resume after it.
+static SUSPEND_TSC: AtomicU64 = AtomicU64::new(0);
+static SWITCH_CYCLES: AtomicU64 = AtomicU64::new(0);
+
+fn tsc() -> u64 {
+    // SAFETY: reading the time-stamp counter has no side effects.
+    unsafe { core::arch::x86_64::_rdtsc() }
+}
+
 extern "C" fn syscore_suspend(_data: *mut c_void) -> c_int {
+    SUSPEND_TSC.store(tsc(), Ordering::Relaxed);
     LOGS[0].record(SYSCORE_SUSPEND)
 }
 
 extern "C" fn syscore_resume(_data: *mut c_void) {
+    let cycles = tsc().wrapping_sub(SUSPEND_TSC.load(Ordering::Relaxed));
+    SWITCH_CYCLES.store(cycles, Ordering::Relaxed);
     LOGS[0].record(SYSCORE_RESUME);
 }
 
@@ -196,6 +218,13 @@ impl Page {
         let n = s.len().min(self.buf.len() - self.len);
         self.buf[self.len..self.len + n].copy_from_slice(&s.as_bytes()[..n]);
         self.len += n;
+    }
+}
+
+impl core::fmt::Write for Page {
+    fn write_str(&mut self, s: &str) -> core::fmt::Result {
+        self.push(s);
+        Ok(())
     }
 }
 
@@ -285,6 +314,24 @@ unsafe extern "C" fn fail_store(
     }
 }
 
+/// # Safety
+///
+/// Called by sysfs: `buf` is its page buffer.
+unsafe extern "C" fn switch_cycles_show(
+    dev: *mut bindings::device,
+    _attr: *mut bindings::device_attribute,
+    buf: *mut c_char,
+) -> isize {
+    if !matches!(log_of(dev), Some((0, _))) {
+        return ENODEV.to_errno() as isize;
+    }
+    // SAFETY: sysfs calls `show` with its page buffer.
+    let mut page = unsafe { Page::new(buf) };
+    // Cannot fail: `Page` cuts what does not fit.
+    let _ = writeln!(page, "{}", SWITCH_CYCLES.load(Ordering::Relaxed));
+    page.len as isize
+}
+
 /// `DEVICE_ATTR_RW(name)`.
 const fn rw_attr(
     name: &'static CStr,
@@ -320,9 +367,20 @@ unsafe impl<T, const N: usize> Sync for PtrTable<T, N> {}
 
 // `attr` is the first field of a `device_attribute` (`repr(C)`), so the
 // attribute's address is the device attribute's.
-static ATTRS: PtrTable<bindings::attribute, 3> = PtrTable([
+static SWITCH_CYCLES_ATTR: Shared<bindings::device_attribute> =
+    Shared::new(bindings::device_attribute {
+        attr: bindings::attribute {
+            name: c_str!("switch_cycles").as_char_ptr(),
+            mode: 0o444,
+        },
+        show: Some(switch_cycles_show),
+        store: None,
+    });
+
+static ATTRS: PtrTable<bindings::attribute, 4> = PtrTable([
     EVENTS_ATTR.get().cast(),
     FAIL_ATTR.get().cast(),
+    SWITCH_CYCLES_ATTR.get().cast(),
     core::ptr::null_mut(),
 ]);
 

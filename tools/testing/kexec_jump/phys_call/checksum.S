@@ -8,6 +8,9 @@
  * (kj_len bytes), counts its calls in its own memory (which the jump keeps
  * between calls), and stores hash and count right after the buffer.
  * kj-guest patches kj_buf and kj_len in after the "KJPARAMS" tag.
+ *
+ * Assembled with --defsym KJ_PAYLOAD=N it carries N more bytes that it
+ * never reads: the benchmark's build, so that the jump has pages to swap.
  */
 	.text
 	.code64
@@ -40,3 +43,8 @@ kj_calls:
 	movq	kj_calls(%rip), %rax
 	movq	%rax, 8(%rsi)
 	ret
+
+	.ifdef	KJ_PAYLOAD
+	.data
+	.fill	KJ_PAYLOAD, 1, 0xa5
+	.endif

@@ -19,6 +19,8 @@
 //!   in turn and start the program; errno and the devices' logs each time.
 //! - `busy --mem ADDR --size BYTES`: `kexec -e` while a crash image load
 //!   into [ADDR, ADDR + BYTES) holds the kexec lock must get EBUSY.
+//! - `memcpy --pages N`: TSC cycles of a plain copy of N pages (the best
+//!   of several), the benchmark's yardstick for a jump's page swap.
 
 mod busy;
 mod physcall;
@@ -31,7 +33,7 @@ fn usage() -> ExitCode {
     eprintln!(
         "usage: kj-guest memhold --mib N --seed S --check FILE | meminfo FIELD | free | \
          find FILE TEXT | exec | physcall --elf FILE --calls N | events --elf FILE | \
-         unwind --elf FILE --steps LIST | busy --mem ADDR --size BYTES"
+         unwind --elf FILE --steps LIST | busy --mem ADDR --size BYTES | memcpy --pages N"
     );
     ExitCode::from(2)
 }
@@ -162,6 +164,23 @@ fn find_in(mut reader: impl std::io::Read, needle: &[u8]) -> std::io::Result<Opt
     }
 }
 
+/// The fewest TSC cycles one copy of `pages` pages took, in 20 tries.
+fn memcpy_cycles(pages: usize) -> u64 {
+    let src = vec![0x5au8; pages * 4096];
+    let mut dst = vec![0u8; pages * 4096];
+    (0..20)
+        .map(|_| {
+            // SAFETY: reading the time-stamp counter has no side effects.
+            let start = unsafe { std::arch::x86_64::_rdtsc() };
+            dst.copy_from_slice(std::hint::black_box(&src));
+            std::hint::black_box(&mut dst);
+            // SAFETY: as above.
+            unsafe { std::arch::x86_64::_rdtsc() }.wrapping_sub(start)
+        })
+        .min()
+        .unwrap_or(0)
+}
+
 fn exec() -> ExitCode {
     match sys::kexec_exec() {
         Ok(()) => {
@@ -225,6 +244,13 @@ fn main() -> ExitCode {
             };
             report(cmd, result)
         }
+        Some("memcpy") => match opt("--pages").and_then(|v| v.parse().ok()) {
+            Some(pages) => {
+                println!("memcpy: {pages} pages {} cycles", memcpy_cycles(pages));
+                ExitCode::SUCCESS
+            }
+            None => usage(),
+        },
         Some("busy") => {
             let (Some(mem), Some(size)) = (
                 opt("--mem").as_deref().and_then(parse_num),

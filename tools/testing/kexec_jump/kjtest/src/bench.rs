@@ -1,14 +1,22 @@
 // SPDX-License-Identifier: GPL-2.0
 
-//! `kjtest bench`: the cost of the suspend and resume ladder around one
-//! physical-mode call, ours and the reference in the same run.
+//! `kjtest bench`: the cost of one physical-mode call, ours and the
+//! reference in the same run, side by side with their ratio.
 //!
-//! Both kernels print the same power-management messages, so the phases
-//! are read off their printk timestamps. One call per boot: the reference
-//! survives only its first call. Figures are from an emulated machine
-//! (TCG); only the ratio means something.
+//! - The suspend and resume ladder: both kernels print the same
+//!   power-management messages, so its phases are read off their printk
+//!   timestamps.
+//! - The switch: TSC cycles from the test device's syscore suspend to its
+//!   syscore resume (the last step before the jump to the first after it:
+//!   `machine_kexec()`, the trampoline swapping the program's pages out and
+//!   back, the program). The program carries 1 MiB so the swap has work;
+//!   the yardstick is a plain memcpy of as many pages, timed in the guest.
+//!
+//! One call per boot: the reference survives only its first call. Figures
+//! are from an emulated machine (TCG); only the ratios mean something.
 
 use crate::{tests, Ctx};
+use std::{fs, path::Path};
 
 /// Messages that open each phase, in order, and the phase they close.
 const MARKS: [&str; 4] = [
@@ -44,37 +52,110 @@ pub fn phases(lines: &[String]) -> Option<[f64; 3]> {
     Some([0, 1, 2].map(|i| (at[i + 1] - at[i]) * 1000.0))
 }
 
-/// Runs `rounds` boots per kernel and prints the median of each phase.
+/// Pages the kernel swaps for the program at `elf`: its PT_LOAD segments'
+/// memory sizes, each rounded up to whole pages.
+fn load_pages(elf: &Path) -> Result<usize, String> {
+    let b = fs::read(elf).map_err(|e| format!("{}: {e}", elf.display()))?;
+    let num = |at: usize, len: usize| -> Option<u64> {
+        let bytes = b.get(at..at + len)?;
+        Some(bytes.iter().rev().fold(0, |v, x| v << 8 | u64::from(*x)))
+    };
+    let bad = || format!("{}: not a 64-bit ELF file", elf.display());
+    if b.get(..5) != Some(b"\x7fELF\x02") {
+        return Err(bad());
+    }
+    let (phoff, phentsize, phnum) = (
+        num(0x20, 8).ok_or_else(bad)? as usize,
+        num(0x36, 2).ok_or_else(bad)? as usize,
+        num(0x38, 2).ok_or_else(bad)? as usize,
+    );
+    let mut pages = 0;
+    for i in 0..phnum {
+        let ph = phoff + i * phentsize;
+        if num(ph, 4).ok_or_else(bad)? == 1 {
+            pages += num(ph + 0x28, 8).ok_or_else(bad)?.div_ceil(4096) as usize;
+        }
+    }
+    Ok(pages)
+}
+
+/// The number after `key` on the first line that has it.
+fn figure(lines: &[String], key: &str) -> Option<f64> {
+    let line = lines.iter().find(|l| l.contains(key))?;
+    let rest = &line[line.find(key)? + key.len()..];
+    rest.split_whitespace().next()?.parse().ok()
+}
+
+fn median(mut v: Vec<f64>) -> f64 {
+    v.sort_by(f64::total_cmp);
+    v[v.len() / 2]
+}
+
+/// One boot's figures: the ladder phases (ms), the switch and the memcpy
+/// (TSC cycles).
+struct Sample {
+    phases: [f64; 3],
+    switch: f64,
+    memcpy: f64,
+}
+
+/// Runs `rounds` boots per kernel and prints the medians side by side.
 pub fn run(ctx_for: impl Fn(&'static str) -> Ctx, rounds: usize) -> Result<(), String> {
+    let pages = load_pages(&ctx_for("ours").bench_prog)?;
     let mut medians = Vec::new();
     for kernel in ["ours", "ref"] {
-        let mut samples: Vec<[f64; 3]> = Vec::new();
+        let mut samples = Vec::new();
         for round in 1..=rounds {
             let ctx = ctx_for(kernel);
-            let lines = tests::one_physical_call(&ctx)
+            let lines = tests::one_physical_call(&ctx, pages)
                 .map_err(|f| format!("{kernel} round {round}: {}", f.reason))?;
-            let p =
-                phases(&lines).ok_or(format!("{kernel} round {round}: a phase mark is missing"))?;
-            samples.push(p);
+            let missing = |what: &str| format!("{kernel} round {round}: no {what} in the console");
+            samples.push(Sample {
+                phases: phases(&lines).ok_or_else(|| missing("phase mark"))?,
+                switch: figure(&lines, "KJ: switch_cycles ").ok_or_else(|| missing("switch"))?,
+                memcpy: figure(&lines, &format!("memcpy: {pages} pages "))
+                    .ok_or_else(|| missing("memcpy"))?,
+            });
         }
-        let median = [0, 1, 2].map(|i| {
-            let mut v: Vec<f64> = samples.iter().map(|s| s[i]).collect();
-            v.sort_by(f64::total_cmp);
-            v[v.len() / 2]
-        });
-        medians.push(median);
+        let phases = [0, 1, 2].map(|i| median(samples.iter().map(|s| s.phases[i]).collect()));
+        let switch = median(samples.iter().map(|s| s.switch).collect());
+        let memcpy = median(samples.iter().map(|s| s.memcpy).collect());
+        medians.push((phases, switch, memcpy));
     }
-    println!("\nmedian of {rounds} boots per kernel, ms (TCG):");
-    println!(
-        "{:<28} {:>10} {:>10} {:>8}",
-        "phase", "ours", "ref", "ours/ref"
-    );
+    let [(op, os, om), (rp, rs, rm)] = [medians[0], medians[1]];
+    println!("\nmedian of {rounds} boots per kernel (TCG):");
+    println!("{:<34} {:>12} {:>12} {:>9}", "", "ours", "ref", "ours/ref");
     for (i, name) in PHASES.iter().enumerate() {
-        let (o, r) = (medians[0][i], medians[1][i]);
-        println!("{name:<28} {o:>10.1} {r:>10.1} {:>7.2}x", o / r);
+        println!(
+            "{:<34} {:>12.1} {:>12.1} {:>8.2}x",
+            format!("{name}, ms"),
+            op[i],
+            rp[i],
+            op[i] / rp[i]
+        );
     }
-    let (o, r): (f64, f64) = (medians[0].iter().sum(), medians[1].iter().sum());
-    println!("{:<28} {o:>10.1} {r:>10.1} {:>7.2}x", "whole ladder", o / r);
+    let (o, r): (f64, f64) = (op.iter().sum(), rp.iter().sum());
+    println!(
+        "{:<34} {o:>12.1} {r:>12.1} {:>8.2}x",
+        "whole ladder, ms",
+        o / r
+    );
+    println!(
+        "{:<34} {os:>12.0} {rs:>12.0} {:>8.2}x",
+        "one switch, cycles",
+        os / rs
+    );
+    println!(
+        "{:<34} {om:>12.0} {rm:>12.0} {:>8.2}x",
+        format!("memcpy of {pages} pages, cycles"),
+        om / rm
+    );
+    println!(
+        "{:<34} {:>11.1}x {:>11.1}x",
+        "switch / memcpy",
+        os / om,
+        rs / rm
+    );
     Ok(())
 }
 
@@ -96,5 +177,29 @@ mod unit {
         let p = phases(&lines).unwrap();
         assert!((p[0] - 250.0).abs() < 1e-6 && (p[1] - 500.0).abs() < 1e-6);
         assert!(phases(&lines[..3]).is_none());
+    }
+
+    #[test]
+    fn figures_are_found() {
+        let lines = [
+            "x",
+            "KJ: switch_cycles 12345",
+            "memcpy: 257 pages 999 cycles",
+        ]
+        .map(String::from);
+        assert_eq!(figure(&lines, "KJ: switch_cycles "), Some(12345.0));
+        assert_eq!(figure(&lines, "memcpy: 257 pages "), Some(999.0));
+        assert_eq!(figure(&lines, "nothing "), None);
+    }
+
+    #[test]
+    fn load_pages_of_a_built_program() {
+        let elf = concat!(
+            env!("CARGO_MANIFEST_DIR"),
+            "/../../../../target/kj/bench.elf"
+        );
+        // Built by scripts/build-harness.sh, which runs before the tests.
+        assert_eq!(load_pages(Path::new(elf)), Ok(257));
+        assert!(load_pages(Path::new(env!("CARGO_MANIFEST_DIR"))).is_err());
     }
 }

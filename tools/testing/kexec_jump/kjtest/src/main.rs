@@ -27,6 +27,8 @@ pub struct Ctx {
     pub guest_bin: PathBuf,
     /// The physical-mode program (ELF), built by scripts/build-harness.sh.
     pub phys_prog: PathBuf,
+    /// Its benchmark build, with 1 MiB of payload.
+    pub bench_prog: PathBuf,
     /// A directory for this test on this kernel.
     pub scratch: PathBuf,
 }
@@ -51,6 +53,7 @@ fn ctx(kernel: &'static str, test: &str) -> Ctx {
             .join("arch/x86/boot/bzImage"),
         guest_bin: root.join("target/x86_64-unknown-linux-gnu/release/kj-guest"),
         phys_prog: root.join("target/kj/checksum.elf"),
+        bench_prog: root.join("target/kj/bench.elf"),
         scratch,
     }
 }
@@ -88,6 +91,9 @@ fn run(args: &[String]) -> ExitCode {
     let mut report = Report::default();
     for t in &selected {
         for &k in kernels {
+            if t.ours_only && k != "ours" {
+                continue;
+            }
             let c = ctx(k, t.name);
             let start = Instant::now();
             let (outcome, excerpt) = match (t.run)(&c) {

@@ -31,6 +31,8 @@ pub struct TestCase {
     pub name: &'static str,
     /// The test.
     pub run: fn(&Ctx) -> TestResult,
+    /// Checks code only our kernel has (the reference has nothing to run).
+    pub ours_only: bool,
 }
 
 /// All tests, in the order they run.
@@ -38,34 +40,47 @@ pub const TESTS: &[TestCase] = &[
     TestCase {
         name: "boot_to_init",
         run: boot_to_init,
+        ours_only: false,
     },
     TestCase {
         name: "exec_without_image_is_einval",
         run: exec_without_image_is_einval,
+        ours_only: false,
+    },
+    TestCase {
+        name: "rust_doctests",
+        run: rust_doctests,
+        ours_only: true,
     },
     TestCase {
         name: "jump_round_trip",
         run: jump_round_trip,
+        ours_only: false,
     },
     TestCase {
         name: "jump_20_round_trips",
         run: jump_20_round_trips,
+        ours_only: false,
     },
     TestCase {
         name: "physical_mode_call_100",
         run: physical_mode_call_100,
+        ours_only: false,
     },
     TestCase {
         name: "device_callbacks_in_order",
         run: device_callbacks_in_order,
+        ours_only: false,
     },
     TestCase {
         name: "failed_step_unwinds",
         run: failed_step_unwinds,
+        ours_only: false,
     },
     TestCase {
         name: "exec_during_load_is_ebusy",
         run: exec_during_load_is_ebusy,
+        ours_only: false,
     },
 ];
 
@@ -220,6 +235,48 @@ fn exec_without_image_is_einval(ctx: &Ctx) -> TestResult {
         return Err(g.fail(format!("want EINVAL: {l}")));
     }
     g.step("KJ: done", 30)?;
+    Ok(Verdict::Pass)
+}
+
+const DOCTEST_INIT: &str = "echo \"KJ: done\"\npoweroff -f\n";
+
+/// The Rust doctests of rust/kernel/ run as a KUnit suite at boot
+/// (kunit.enable=1): all pass, among them those of kernel::kexec (the
+/// kexec lock: EBUSY when taken, no image when nothing is loaded) and
+/// kernel::power (interrupt and secondary-CPU guards undo on drop).
+fn rust_doctests(ctx: &Ctx) -> TestResult {
+    let image = base_image(ctx)?.file("init", &init_script(DOCTEST_INIT), 0o755);
+    let mut g = boot(ctx, image.finish(), "kunit.enable=1")?;
+    g.step("KJ: done", 600)?;
+    let lines: Vec<String> = g.vm().transcript().iter().map(|l| l.text.clone()).collect();
+    // KTAP: "ok N name" or "not ok N name", indented inside the suite.
+    let results: Vec<&str> = lines
+        .iter()
+        .map(|l| {
+            l.split_once("] ")
+                .map_or(l.as_str(), |(_, t)| t)
+                .trim_start()
+        })
+        .filter(|t| t.starts_with("ok ") || t.starts_with("not ok "))
+        .collect();
+    if let Some(bad) = results.iter().find(|t| t.starts_with("not ok ")) {
+        return Err(g.fail(format!("doctest failed: {bad}")));
+    }
+    let passed = |part: &str| results.iter().filter(|t| t.contains(part)).count();
+    let (kexec, power) = (passed("_kexec_rs_"), passed("_power_rs_"));
+    if kexec < 1 || power < 2 {
+        return Err(g.fail(format!(
+            "want the kexec (1) and power (2) doctests to pass, saw {kexec} and {power} of {} results",
+            results.len()
+        )));
+    }
+    if !results.iter().any(|t| t.ends_with(" rust_doctests_kernel")) {
+        return Err(g.fail("no result line for the rust_doctests_kernel suite".into()));
+    }
+    println!(
+        "    {} KUnit results ok, {kexec} kexec and {power} power doctests among them",
+        results.len()
+    );
     Ok(Verdict::Pass)
 }
 
@@ -542,15 +599,34 @@ fn exec_during_load_is_ebusy(ctx: &Ctx) -> TestResult {
     Ok(Verdict::Pass)
 }
 
-/// Boots with the checksum program and makes one call: the benchmark's
-/// sample. Returns the console.
-pub fn one_physical_call(ctx: &Ctx) -> Result<Vec<String>, Failure> {
-    let mut g = boot_with_program(
-        ctx,
-        "kj-guest physcall --elf /boot/checksum.elf --calls 1",
-        "",
-    )?;
+/// Where the benchmark's build of the program is loaded: it is 1 MiB
+/// bigger than the checksum program's window.
+const BENCH_MEM: &str = "--mem-min 0x1000000 --mem-max 0x1ffffff";
+
+/// The benchmark's sample: boots with the 1 MiB build of the checksum
+/// program, makes one call, reads the test device's switch cycles, then
+/// times a plain copy of `pages` pages. Returns the console.
+pub fn one_physical_call(ctx: &Ctx, pages: usize) -> Result<Vec<String>, Failure> {
+    let body = format!(
+        "kj-guest physcall --elf /boot/bench.elf --calls 1 {BENCH_MEM}\n\
+         echo \"KJ: switch_cycles $(cat /sys/devices/kj_testdev0/switch_cycles)\"\n\
+         kj-guest memcpy --pages {pages}"
+    );
+    let image = base_image(ctx)?
+        .file(
+            "init",
+            &init_script(&format!("{body}\necho \"KJ: done\"\npoweroff -f\n")),
+            0o755,
+        )
+        .host_file(&ctx.bench_prog, "boot/bench.elf", 0o644)
+        .map_err(|e| Failure {
+            reason: e,
+            excerpt: vec![],
+        })?;
+    let mut g = boot(ctx, image.finish(), "")?;
     g.step("physcall: 1 calls ok", 300)?;
+    g.step("KJ: switch_cycles", 60)?;
+    g.step("memcpy:", 120)?;
     g.step("KJ: done", 60)?;
     Ok(g.vm.transcript().iter().map(|l| l.text.clone()).collect())
 }
