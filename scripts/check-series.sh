@@ -2,7 +2,8 @@
 # SPDX-License-Identifier: GPL-2.0
 #
 # Style gates on the series, run in the patched tree: checkpatch.pl --strict
-# on every patch and every new C, assembly and Rust file, and rustfmtcheck.
+# on every patch of the exported (mailable) series and on every new C,
+# assembly and Rust file, and rustfmtcheck.
 # (clippy runs in the build itself: scripts/build-kernel.sh builds ours
 # with CLIPPY=1 and fails on warnings in the series' Rust.)
 set -euo pipefail
@@ -22,7 +23,9 @@ checkpatch() {
 	fi
 }
 
-for p in "$KJ_ROOT"/patches/*.patch; do
+# The series as it would be mailed (new files included).
+"$KJ_ROOT/scripts/export-series.sh" "$KJ_BUILD/series" >/dev/null
+for p in "$KJ_BUILD"/series/00[0-9][1-9]-*.patch; do
 	checkpatch "$p"
 done
 while read -r f; do

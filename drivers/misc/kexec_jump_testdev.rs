@@ -332,16 +332,25 @@ unsafe extern "C" fn switch_cycles_show(
     page.len as isize
 }
 
+/// A sysfs `show` callback.
+type ShowFn = unsafe extern "C" fn(
+    *mut bindings::device,
+    *mut bindings::device_attribute,
+    *mut c_char,
+) -> isize;
+/// A sysfs `store` callback.
+type StoreFn = unsafe extern "C" fn(
+    *mut bindings::device,
+    *mut bindings::device_attribute,
+    *const c_char,
+    usize,
+) -> isize;
+
 /// `DEVICE_ATTR_RW(name)`.
 const fn rw_attr(
     name: &'static CStr,
-    show: unsafe extern "C" fn(*mut bindings::device, *mut bindings::device_attribute, *mut c_char) -> isize,
-    store: unsafe extern "C" fn(
-        *mut bindings::device,
-        *mut bindings::device_attribute,
-        *const c_char,
-        usize,
-    ) -> isize,
+    show: ShowFn,
+    store: StoreFn,
 ) -> Shared<bindings::device_attribute> {
     Shared::new(bindings::device_attribute {
         attr: bindings::attribute {
