@@ -1,6 +1,7 @@
 // SPDX-License-Identifier: GPL-2.0
 
 //! `busy`: `kexec -e` while another task holds the kexec lock gets EBUSY.
+//! `race`: two `kexec -e` at once.
 //!
 //! A thread loads a large crash image (the kernel copies it page by page
 //! with the lock held); once that thread is past its start, this one calls
@@ -8,7 +9,8 @@
 //! other image loaded, a call that misses the load's window gets EINVAL
 //! instead, and is retried.
 
-use crate::sys;
+use crate::{physcall::Program, sys};
+use std::path::Path;
 use std::{
     sync::mpsc,
     thread,
@@ -50,4 +52,33 @@ pub fn run(mem: u64, size: usize) -> Result<(), String> {
         }
     }
     Err(format!("no attempt of {ATTEMPTS} overlapped the load"))
+}
+
+/// `race`: two threads start the loaded program at once. The reboot
+/// system call serializes them; the second waits there, in a sleep the
+/// freezer cannot freeze, so the first one's freezer gives up (EBUSY) and
+/// the second one jumps. Prints each thread's result and time, and how
+/// many calls the program counted: exactly one must have happened.
+pub fn race(elf: &Path, mem_min: &str, mem_max: &str) -> Result<(), String> {
+    let program = Program::load(elf, mem_min, mem_max)?;
+    let start = Instant::now();
+    let first = thread::spawn(move || (sys::kexec_exec(), start.elapsed()));
+    thread::sleep(Duration::from_millis(1));
+    let second = (sys::kexec_exec(), start.elapsed());
+    let first = first.join().map_err(|_| "first thread panicked")?;
+    let show = |(r, t): &(std::io::Result<()>, Duration)| match r {
+        Ok(()) => format!("jumped ({:.1} s)", t.as_secs_f64()),
+        Err(e) => format!(
+            "errno {} ({:.1} s)",
+            e.raw_os_error().unwrap_or(0),
+            t.as_secs_f64()
+        ),
+    };
+    println!(
+        "race: first {} second {} calls {}",
+        show(&first),
+        show(&second),
+        program.counted()
+    );
+    Ok(())
 }

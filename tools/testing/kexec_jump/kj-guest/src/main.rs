@@ -19,6 +19,8 @@
 //!   in turn and start the program; errno and the devices' logs each time.
 //! - `busy --mem ADDR --size BYTES`: `kexec -e` while a crash image load
 //!   into [ADDR, ADDR + BYTES) holds the kexec lock must get EBUSY.
+//! - `race --elf FILE`: two threads start the program at once; prints
+//!   what each got and how many calls the program counted.
 //! - `memcpy --pages N`: TSC cycles of a plain copy of N pages (the best
 //!   of several), the benchmark's yardstick for a jump's page swap.
 
@@ -33,7 +35,7 @@ fn usage() -> ExitCode {
     eprintln!(
         "usage: kj-guest memhold --mib N --seed S --check FILE | meminfo FIELD | free | \
          find FILE TEXT | exec | physcall --elf FILE --calls N | events --elf FILE | \
-         unwind --elf FILE --steps LIST | busy --mem ADDR --size BYTES | memcpy --pages N"
+         unwind --elf FILE --steps LIST | race --elf FILE | busy --mem ADDR --size BYTES | memcpy --pages N"
     );
     ExitCode::from(2)
 }
@@ -221,7 +223,7 @@ fn main() -> ExitCode {
             }
             ExitCode::SUCCESS
         }
-        Some(cmd @ ("physcall" | "events" | "unwind")) => {
+        Some(cmd @ ("physcall" | "events" | "unwind" | "race")) => {
             let Some(elf) = opt("--elf") else {
                 return usage();
             };
@@ -234,6 +236,7 @@ fn main() -> ExitCode {
                     None => return usage(),
                 },
                 "events" => testdev::events(elf, &mem_min, &mem_max),
+                "race" => busy::race(elf, &mem_min, &mem_max),
                 _ => match opt("--steps") {
                     Some(steps) => {
                         let steps: Vec<String> = steps.split(',').map(String::from).collect();

@@ -75,6 +75,11 @@ impl Program {
         Ok(Self { buf, calls: 0 })
     }
 
+    /// How many calls the program has counted, as it last wrote back.
+    pub fn counted(&self) -> u64 {
+        u64::from_le_bytes(self.buf[BUF_LEN + 8..].try_into().expect("8 bytes"))
+    }
+
     /// Fills the buffer, calls the program once and checks what it wrote
     /// back: the buffer's hash and its own call count. A failed jump
     /// returns the errno untouched, for callers that expect one.

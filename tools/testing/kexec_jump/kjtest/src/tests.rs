@@ -82,6 +82,11 @@ pub const TESTS: &[TestCase] = &[
         run: exec_during_load_is_ebusy,
         ours_only: false,
     },
+    TestCase {
+        name: "concurrent_exec_one_gets_ebusy",
+        run: concurrent_exec_one_gets_ebusy,
+        ours_only: false,
+    },
 ];
 
 const SECS: fn(u64) -> Duration = Duration::from_secs;
@@ -595,6 +600,24 @@ fn exec_during_load_is_ebusy(ctx: &Ctx) -> TestResult {
         "crashkernel=128M@256M",
     )?;
     g.step("busy: kexec -e during a load: errno 16", 300)?;
+    g.step("KJ: done", 60)?;
+    Ok(Verdict::Pass)
+}
+
+/// Two `kexec -e` at once: the reboot system call serializes them, the
+/// one that waits cannot be frozen, so the other's freezer gives up with
+/// EBUSY and the waiting one then jumps. Exactly one jump happens, the
+/// system carries on.
+fn concurrent_exec_one_gets_ebusy(ctx: &Ctx) -> TestResult {
+    let mut g = boot_with_program(ctx, "kj-guest race --elf /boot/checksum.elf", "")?;
+    let l = g.step("race: first", 300)?;
+    let got_ebusy = l.matches("errno 16").count();
+    let jumped = l.matches("jumped").count();
+    if got_ebusy != 1 || jumped != 1 || !l.contains("calls 1") {
+        return Err(g.fail(format!(
+            "want one EBUSY, one jump and one call counted: {l}"
+        )));
+    }
     g.step("KJ: done", 60)?;
     Ok(Verdict::Pass)
 }
