@@ -50,6 +50,8 @@ case " $(cat /proc/cmdline) " in
 	# page cache; a string only B holds must not be found (B's memory is
 	# not part of A's dump).
 	if [ -e /proc/vmcore ] && [ "$VMCORE_CHECK" = 1 ]; then
+		at=$(sed -n 's/.*kj_marker=\(0x[0-9a-f]*\).*/\1/p' /proc/cmdline)
+		mark "B $(kj-guest vmcore-at "$at")"
 		a=$(kj-guest find /proc/vmcore "KJMARK$(echo -A-PAGE-CACHE)")
 		b=$(kj-guest find /proc/vmcore "KJMARK$(echo -B-ONLY-MEMORY)")
 		mark "B vmcore present, A's marker: $a, B's marker: $b"
@@ -97,9 +99,12 @@ check_disk() {
 		die "disk: file written after the jump did not read back"
 	mark "$1 disk intact"
 }
+# B is told where the marker's page is, to read it back from its dump.
+marker_at=$(kj-guest phys /tmp/marker) || die "marker: $marker_at"
+mark "A marker page at $marker_at"
 kexec --load-preserve-context /boot/bzImage --initrd=/boot/initrd \
 	--mem-min="$B_MIN" --mem-max="$B_MAX" \
-	--append="console=ttyS0 panic=-1 rdinit=/init $B_ARGS" >/tmp/load.out 2>&1 ||
+	--append="console=ttyS0 panic=-1 rdinit=/init $B_ARGS kj_marker=$marker_at" >/tmp/load.out 2>&1 ||
 	die "A load: $(tail -n1 /tmp/load.out)"
 mark "A loaded"
 

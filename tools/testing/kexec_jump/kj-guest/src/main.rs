@@ -21,6 +21,8 @@
 //!   into [ADDR, ADDR + BYTES) holds the kexec lock must get EBUSY.
 //! - `race --elf FILE`: two threads start the program at once; prints
 //!   what each got and how many calls the program counted.
+//! - `phys FILE`: the physical address of FILE's first page-cache page.
+//! - `vmcore-at ADDR`: what /proc/vmcore holds at physical ADDR.
 //! - `memcpy --pages N`: TSC cycles of a plain copy of N pages (the best
 //!   of several), the benchmark's yardstick for a jump's page swap.
 
@@ -28,6 +30,7 @@ mod busy;
 mod physcall;
 mod sys;
 mod testdev;
+mod vmcore;
 
 use std::{env, fs, path::Path, process::ExitCode, thread, time::Duration};
 
@@ -35,7 +38,7 @@ fn usage() -> ExitCode {
     eprintln!(
         "usage: kj-guest memhold --mib N --seed S --check FILE | meminfo FIELD | free | \
          find FILE TEXT | exec | physcall --elf FILE --calls N | events --elf FILE | \
-         unwind --elf FILE --steps LIST | race --elf FILE | busy --mem ADDR --size BYTES | memcpy --pages N"
+         unwind --elf FILE --steps LIST | race --elf FILE | phys FILE | vmcore-at ADDR | busy --mem ADDR --size BYTES | memcpy --pages N"
     );
     ExitCode::from(2)
 }
@@ -246,6 +249,31 @@ fn main() -> ExitCode {
                 },
             };
             report(cmd, result)
+        }
+        Some("phys") if args.len() == 2 => match vmcore::file_phys(&args[1]) {
+            Ok(a) => {
+                println!("{a:#x}");
+                ExitCode::SUCCESS
+            }
+            Err(e) => {
+                println!("phys: {e}");
+                ExitCode::FAILURE
+            }
+        },
+        Some("vmcore-at") if args.len() == 2 => {
+            match parse_num(&args[1])
+                .ok_or("bad address".to_string())
+                .and_then(vmcore::vmcore_at)
+            {
+                Ok(s) => {
+                    println!("vmcore-at: {s}");
+                    ExitCode::SUCCESS
+                }
+                Err(e) => {
+                    println!("vmcore-at: {e}");
+                    ExitCode::FAILURE
+                }
+            }
         }
         Some("memcpy") => match opt("--pages").and_then(|v| v.parse().ok()) {
             Some(pages) => {

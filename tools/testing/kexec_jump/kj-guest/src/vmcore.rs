@@ -1,0 +1,90 @@
+// SPDX-License-Identifier: GPL-2.0
+
+//! Physical addresses in the jumping kernel, and what the jumped-to
+//! kernel's /proc/vmcore holds at them.
+
+use std::{
+    fs,
+    io::{Read, Seek, SeekFrom},
+    os::unix::fs::FileExt,
+};
+
+extern "C" {
+    fn mmap(addr: *mut u8, len: usize, prot: i32, flags: i32, fd: i32, off: i64) -> *mut u8;
+}
+const PROT_READ: i32 = 1;
+const MAP_SHARED: i32 = 1;
+
+/// `phys FILE`: the physical address of FILE's first page-cache page.
+pub fn file_phys(path: &str) -> Result<u64, String> {
+    use std::os::fd::AsRawFd;
+    let f = fs::File::open(path).map_err(|e| format!("{path}: {e}"))?;
+    // SAFETY: a fresh read-only shared mapping of one page of an open file;
+    // the kernel checks the arguments.
+    let p = unsafe {
+        mmap(
+            std::ptr::null_mut(),
+            4096,
+            PROT_READ,
+            MAP_SHARED,
+            f.as_raw_fd(),
+            0,
+        )
+    };
+    if p as isize == -1 {
+        return Err(format!("mmap {path}: {}", std::io::Error::last_os_error()));
+    }
+    // SAFETY: the mapping is one readable page; reading faults it in.
+    let _ = unsafe { std::ptr::read_volatile(p) };
+    let mut pm = fs::File::open("/proc/self/pagemap").map_err(|e| format!("pagemap: {e}"))?;
+    let mut entry = [0u8; 8];
+    pm.seek(SeekFrom::Start((p as u64 / 4096) * 8))
+        .and_then(|_| pm.read_exact(&mut entry))
+        .map_err(|e| format!("pagemap: {e}"))?;
+    let e = u64::from_le_bytes(entry);
+    let pfn = e & ((1 << 55) - 1);
+    if e >> 63 == 0 || pfn == 0 {
+        return Err(format!("{path}: page not present ({e:#x})"));
+    }
+    Ok(pfn * 4096)
+}
+
+/// `vmcore-at ADDR`: the PT_LOAD of /proc/vmcore that covers physical ADDR
+/// and the text at that spot, or why there is none.
+pub fn vmcore_at(addr: u64) -> Result<String, String> {
+    let f = fs::File::open("/proc/vmcore").map_err(|e| format!("/proc/vmcore: {e}"))?;
+    let mut eh = [0u8; 64];
+    f.read_exact_at(&mut eh, 0)
+        .map_err(|e| format!("ELF header: {e}"))?;
+    let u16_at = |b: &[u8], o: usize| u16::from_le_bytes([b[o], b[o + 1]]) as u64;
+    let u64_at = |b: &[u8], o: usize| u64::from_le_bytes(b[o..o + 8].try_into().expect("8"));
+    if &eh[..4] != b"\x7fELF" {
+        return Err("/proc/vmcore: no ELF header".into());
+    }
+    let (phoff, phentsize, phnum) = (u64_at(&eh, 0x20), u16_at(&eh, 0x36), u16_at(&eh, 0x38));
+    let mut loads = Vec::new();
+    for i in 0..phnum {
+        let mut ph = [0u8; 56];
+        f.read_exact_at(&mut ph, phoff + i * phentsize)
+            .map_err(|e| format!("program header {i}: {e}"))?;
+        if u32::from_le_bytes(ph[..4].try_into().expect("4")) != 1 {
+            continue;
+        }
+        let (off, paddr, size) = (u64_at(&ph, 8), u64_at(&ph, 24), u64_at(&ph, 40));
+        loads.push(format!("{paddr:#x}+{size:#x}"));
+        if (paddr..paddr + size).contains(&addr) {
+            let mut text = [0u8; 24];
+            f.read_exact_at(&mut text, off + addr - paddr)
+                .map_err(|e| format!("read at {addr:#x}: {e}"))?;
+            let text: String = text
+                .iter()
+                .map(|&c| if c.is_ascii_graphic() { c as char } else { '.' })
+                .collect();
+            return Ok(format!("{addr:#x} in PT_LOAD {paddr:#x}+{size:#x}: {text}"));
+        }
+    }
+    Ok(format!(
+        "{addr:#x} not covered; PT_LOADs {}",
+        loads.join(" ")
+    ))
+}
