@@ -5,7 +5,8 @@
 //!
 //! - The suspend and resume ladder: both kernels print the same
 //!   power-management messages, so its phases are read off their printk
-//!   timestamps.
+//!   timestamps. (The processor-state restore resets sched_clock to where
+//!   it was saved, so the time away in the image does not show there.)
 //! - The switch: TSC cycles from the test device's syscore suspend to its
 //!   syscore resume (the last step before the jump to the first after it:
 //!   `machine_kexec()`, the trampoline swapping the program's pages out and
@@ -102,26 +103,30 @@ struct Sample {
 /// Runs `rounds` boots per kernel and prints the medians side by side.
 pub fn run(ctx_for: impl Fn(&'static str) -> Ctx, rounds: usize) -> Result<(), String> {
     let pages = load_pages(&ctx_for("ours").bench_prog)?;
-    let mut medians = Vec::new();
-    for kernel in ["ours", "ref"] {
-        let mut samples = Vec::new();
-        for round in 1..=rounds {
+    // Rounds alternate between the kernels, so a busy spell of the
+    // machine weighs on both alike.
+    let kernels = ["ours", "ref"];
+    let mut samples: [Vec<Sample>; 2] = [Vec::new(), Vec::new()];
+    for round in 1..=rounds {
+        for (k, kernel) in kernels.iter().enumerate() {
             let ctx = ctx_for(kernel);
             let lines = tests::one_physical_call(&ctx, pages)
                 .map_err(|f| format!("{kernel} round {round}: {}", f.reason))?;
             let missing = |what: &str| format!("{kernel} round {round}: no {what} in the console");
-            samples.push(Sample {
+            samples[k].push(Sample {
                 phases: phases(&lines).ok_or_else(|| missing("phase mark"))?,
                 switch: figure(&lines, "KJ: switch_cycles ").ok_or_else(|| missing("switch"))?,
                 memcpy: figure(&lines, &format!("memcpy: {pages} pages "))
                     .ok_or_else(|| missing("memcpy"))?,
             });
         }
-        let phases = [0, 1, 2].map(|i| median(samples.iter().map(|s| s.phases[i]).collect()));
-        let switch = median(samples.iter().map(|s| s.switch).collect());
-        let memcpy = median(samples.iter().map(|s| s.memcpy).collect());
-        medians.push((phases, switch, memcpy));
     }
+    let medians = samples.map(|s| {
+        let phases = [0, 1, 2].map(|i| median(s.iter().map(|x| x.phases[i]).collect()));
+        let switch = median(s.iter().map(|x| x.switch).collect());
+        let memcpy = median(s.iter().map(|x| x.memcpy).collect());
+        (phases, switch, memcpy)
+    });
     let [(op, os, om), (rp, rs, rm)] = [medians[0], medians[1]];
     println!("\nmedian of {rounds} boots per kernel (TCG):");
     println!("{:<34} {:>12} {:>12} {:>9}", "", "ours", "ref", "ours/ref");
