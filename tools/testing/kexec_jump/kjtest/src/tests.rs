@@ -48,6 +48,11 @@ pub const TESTS: &[TestCase] = &[
         ours_only: false,
     },
     TestCase {
+        name: "plain_kexec_reboots",
+        run: plain_kexec_reboots,
+        ours_only: false,
+    },
+    TestCase {
         name: "rust_doctests",
         run: rust_doctests,
         ours_only: true,
@@ -240,6 +245,41 @@ fn exec_without_image_is_einval(ctx: &Ctx) -> TestResult {
         return Err(g.fail(format!("want EINVAL: {l}")));
     }
     g.step("KJ: done", 30)?;
+    Ok(Verdict::Pass)
+}
+
+const REBOOT_INIT: &str = r#"case " $(cat /proc/cmdline) " in
+*" kj_rebooted "*)
+	echo "KJ: rebooted kernel up"
+	;;
+*)
+	kexec -l /boot/bzImage --initrd=/boot/initrd \
+		--append="console=ttyS0 panic=-1 rdinit=/init kj_rebooted" >/tmp/load.out 2>&1 ||
+		echo "KJ: FAIL load: $(tail -n1 /tmp/load.out)"
+	echo "KJ: loaded"
+	kexec -e
+	echo "KJ: FAIL kexec -e returned $?"
+	;;
+esac
+poweroff -f
+"#;
+
+/// An image loaded without `--load-preserve-context` still reboots into it
+/// for good: kernel_kexec() goes through the Rust door in our kernel too.
+fn plain_kexec_reboots(ctx: &Ctx) -> TestResult {
+    let init = init_script(REBOOT_INIT);
+    let inner = base_image(ctx)?.file("init", &init, 0o755).finish();
+    let outer = base_image(ctx)?
+        .file("init", &init, 0o755)
+        .file("boot/initrd", &inner, 0o644)
+        .host_file(&ctx.kernel, "boot/bzImage", 0o644)
+        .map_err(|e| Failure {
+            reason: e,
+            excerpt: vec![],
+        })?;
+    let mut g = boot(ctx, outer.finish(), "")?;
+    g.step("KJ: loaded", 120)?;
+    g.step("KJ: rebooted kernel up", 180)?;
     Ok(Verdict::Pass)
 }
 
