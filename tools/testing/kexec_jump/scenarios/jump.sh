@@ -78,7 +78,6 @@ esac
 
 mark "A up cpus=$(cat /sys/devices/system/cpu/online)"
 echo "written by A before the jump" >/tmp/a.txt
-printf 'KJMARK%s\n' -A-PAGE-CACHE >/tmp/marker
 
 # The virtio disk: a file written and synced before the first jump must
 # read back from the disk (not the page cache: remount) after each return,
@@ -99,8 +98,13 @@ check_disk() {
 		die "disk: file written after the jump did not read back"
 	mark "$1 disk intact"
 }
-# B is told where the marker's page is, to read it back from its dump.
-marker_at=$(kj-guest phys /tmp/marker) || die "marker: $marker_at"
+# A marker in A's page cache, for B to read back from its dump at the
+# physical address A passes it. kexec-tools builds the dump's program
+# headers as if B owned all memory from 1 MiB to B_MAX and adds back only
+# A's kernel image, so the marker's page must lie above B_MAX or in the
+# kernel image (freed init memory).
+marker_at=$(kj-guest markfile /tmp/marker "KJMARK$(echo -A-PAGE-CACHE)" "$B_MAX") ||
+	die "marker: $marker_at"
 mark "A marker page at $marker_at"
 kexec --load-preserve-context /boot/bzImage --initrd=/boot/initrd \
 	--mem-min="$B_MIN" --mem-max="$B_MAX" \

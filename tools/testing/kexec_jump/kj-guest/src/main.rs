@@ -21,7 +21,8 @@
 //!   into [ADDR, ADDR + BYTES) holds the kexec lock must get EBUSY.
 //! - `race --elf FILE`: two threads start the program at once; prints
 //!   what each got and how many calls the program counted.
-//! - `phys FILE`: the physical address of FILE's first page-cache page.
+//! - `markfile DIR TEXT ABOVE`: a page-cache page holding TEXT where a
+//!   preserve-context dump has A's memory; print its physical address.
 //! - `vmcore-at ADDR`: what /proc/vmcore holds at physical ADDR.
 //! - `memcpy --pages N`: TSC cycles of a plain copy of N pages (the best
 //!   of several), the benchmark's yardstick for a jump's page swap.
@@ -38,7 +39,7 @@ fn usage() -> ExitCode {
     eprintln!(
         "usage: kj-guest memhold --mib N --seed S --check FILE | meminfo FIELD | free | \
          find FILE TEXT | exec | physcall --elf FILE --calls N | events --elf FILE | \
-         unwind --elf FILE --steps LIST | race --elf FILE | phys FILE | vmcore-at ADDR | busy --mem ADDR --size BYTES | memcpy --pages N"
+         unwind --elf FILE --steps LIST | race --elf FILE | markfile DIR TEXT ABOVE | vmcore-at ADDR | busy --mem ADDR --size BYTES | memcpy --pages N"
     );
     ExitCode::from(2)
 }
@@ -250,16 +251,21 @@ fn main() -> ExitCode {
             };
             report(cmd, result)
         }
-        Some("phys") if args.len() == 2 => match vmcore::file_phys(&args[1]) {
-            Ok(a) => {
-                println!("{a:#x}");
-                ExitCode::SUCCESS
+        Some("markfile") if args.len() == 4 => {
+            let Some(above) = parse_num(&args[3]) else {
+                return usage();
+            };
+            match vmcore::markfile(&args[1], &args[2], above) {
+                Ok(a) => {
+                    println!("{a:#x}");
+                    ExitCode::SUCCESS
+                }
+                Err(e) => {
+                    println!("markfile: {e}");
+                    ExitCode::FAILURE
+                }
             }
-            Err(e) => {
-                println!("phys: {e}");
-                ExitCode::FAILURE
-            }
-        },
+        }
         Some("vmcore-at") if args.len() == 2 => {
             match parse_num(&args[1])
                 .ok_or("bad address".to_string())

@@ -1,7 +1,7 @@
 // SPDX-License-Identifier: GPL-2.0
 
-//! Physical addresses in the jumping kernel, and what the jumped-to
-//! kernel's /proc/vmcore holds at them.
+//! A marker at a known physical address in the jumping kernel, and what
+//! the jumped-to kernel's /proc/vmcore holds there.
 
 use std::{
     fs,
@@ -15,8 +15,8 @@ extern "C" {
 const PROT_READ: i32 = 1;
 const MAP_SHARED: i32 = 1;
 
-/// `phys FILE`: the physical address of FILE's first page-cache page.
-pub fn file_phys(path: &str) -> Result<u64, String> {
+/// Physical address of the page-cache page of the one-page file `path`.
+fn file_phys(path: &str) -> Result<u64, String> {
     use std::os::fd::AsRawFd;
     let f = fs::File::open(path).map_err(|e| format!("{path}: {e}"))?;
     // SAFETY: a fresh read-only shared mapping of one page of an open file;
@@ -34,11 +34,12 @@ pub fn file_phys(path: &str) -> Result<u64, String> {
     if p as isize == -1 {
         return Err(format!("mmap {path}: {}", std::io::Error::last_os_error()));
     }
-    // SAFETY: the mapping is one readable page; reading faults it in.
+    // SAFETY: the mapping is one readable page; reading faults it in so
+    // that pagemap shows it. The mapping is left for exit to undo.
     let _ = unsafe { std::ptr::read_volatile(p) };
     let mut pm = fs::File::open("/proc/self/pagemap").map_err(|e| format!("pagemap: {e}"))?;
     let mut entry = [0u8; 8];
-    pm.seek(SeekFrom::Start((p as u64 / 4096) * 8))
+    pm.seek(SeekFrom::Start(p as u64 / 4096 * 8))
         .and_then(|_| pm.read_exact(&mut entry))
         .map_err(|e| format!("pagemap: {e}"))?;
     let e = u64::from_le_bytes(entry);
@@ -47,6 +48,45 @@ pub fn file_phys(path: &str) -> Result<u64, String> {
         return Err(format!("{path}: page not present ({e:#x})"));
     }
     Ok(pfn * 4096)
+}
+
+/// The kernel image, "Kernel code" to "Kernel bss" in /proc/iomem.
+fn kernel_image() -> Option<(u64, u64)> {
+    let iomem = fs::read_to_string("/proc/iomem").ok()?;
+    let range = |name: &str| {
+        let line = iomem.lines().find(|l| l.ends_with(name))?;
+        let (s, e) = line.trim().split_once(' ')?.0.split_once('-')?;
+        Some((
+            u64::from_str_radix(s, 16).ok()?,
+            u64::from_str_radix(e, 16).ok()?,
+        ))
+    };
+    Some((range(": Kernel code")?.0, range(": Kernel bss")?.1))
+}
+
+/// `markfile DIR TEXT ABOVE`: writes one-page files holding TEXT into DIR
+/// until one's page-cache page lies where kexec-tools puts A's memory in
+/// a preserve-context image's dump: above ABOVE (the jumped-to kernel's
+/// top) or in A's kernel image. Returns its physical address. Where the
+/// allocator puts page cache is not ours to choose; the files that miss
+/// are kept until then, so that each try gets another page.
+pub fn markfile(dir: &str, text: &str, above: u64) -> Result<u64, String> {
+    let image = kernel_image().ok_or("no kernel image in /proc/iomem")?;
+    fs::create_dir_all(dir).map_err(|e| format!("{dir}: {e}"))?;
+    // Up to 256 MiB: the low memory below a 384 MiB top, all of it.
+    for i in 0..65536 {
+        let path = format!("{dir}/{i}");
+        fs::write(&path, text).map_err(|e| format!("{path}: {e}"))?;
+        let phys = file_phys(&path)?;
+        if phys > above || (image.0..=image.1).contains(&phys) {
+            // The misses have done their job; give their pages back.
+            for j in 0..i {
+                let _ = fs::remove_file(format!("{dir}/{j}"));
+            }
+            return Ok(phys);
+        }
+    }
+    Err(format!("no page above {above:#x} or in the kernel image"))
 }
 
 /// `vmcore-at ADDR`: the PT_LOAD of /proc/vmcore that covers physical ADDR
