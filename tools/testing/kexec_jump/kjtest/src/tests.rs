@@ -645,7 +645,8 @@ fn exec_during_load_is_ebusy(ctx: &Ctx) -> TestResult {
     let mut g = boot_with_program(
         ctx,
         "kj-guest busy --mem 0x10000000 --size 0x7800000",
-        "crashkernel=128M@256M",
+        // nokaslr: a randomly placed kernel may sit where crashkernel= wants.
+        "nokaslr crashkernel=128M@256M",
     )?;
     g.step("busy: kexec -e during a load: errno 16", 300)?;
     g.step("KJ: done", 60)?;
