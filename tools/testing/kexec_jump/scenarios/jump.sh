@@ -38,6 +38,8 @@ check_memory() {
 # nothing then (kexec-tools reports a stale errno), so the harness judges the
 # jump by what B printed in between; the output is kept for the log.
 jump() {
+	# Let the console finish our line before the kernel prints its own.
+	kj-guest drain
 	kexec -e >/tmp/jump.out 2>&1
 	mark "$1 kexec -e returned $? $(tail -n1 /tmp/jump.out)"
 }

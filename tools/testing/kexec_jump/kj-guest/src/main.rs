@@ -12,6 +12,7 @@
 //!   check each result it wrote into this process's memory.
 //! - `find FILE TEXT`: whether TEXT occurs in FILE (read as a stream, so
 //!   it works on /proc/vmcore).
+//! - `drain`: wait until the console has sent what was written to it.
 //! - `exec`: `reboot(LINUX_REBOOT_CMD_KEXEC)`, printing the real errno
 //!   (kexec-tools prints a stale one after a jump that came back).
 //! - `events --elf FILE`: one call of the program; the test devices' logs.
@@ -38,7 +39,7 @@ use std::{env, fs, path::Path, process::ExitCode, thread, time::Duration};
 fn usage() -> ExitCode {
     eprintln!(
         "usage: kj-guest memhold --mib N --seed S --check FILE | meminfo FIELD | free | \
-         find FILE TEXT | exec | physcall --elf FILE --calls N | events --elf FILE | \
+         find FILE TEXT | drain | exec | physcall --elf FILE --calls N | events --elf FILE | \
          unwind --elf FILE --steps LIST | race --elf FILE | markfile DIR TEXT ABOVE | vmcore-at ADDR | busy --mem ADDR --size BYTES | memcpy --pages N"
     );
     ExitCode::from(2)
@@ -298,6 +299,10 @@ fn main() -> ExitCode {
             report("busy", busy::run(mem, size as usize))
         }
         Some("exec") => exec(),
+        Some("drain") => {
+            sys::drain_stdout();
+            ExitCode::SUCCESS
+        }
         _ => usage(),
     }
 }

@@ -72,6 +72,7 @@ impl Program {
             ));
         }
         println!("physcall: loaded, buffer at physical {phys:#x}");
+        sys::drain_stdout();
         Ok(Self { buf, calls: 0 })
     }
 
@@ -111,6 +112,7 @@ pub fn run(elf: &Path, calls: u64, mem_min: &str, mem_max: &str) -> Result<(), S
         program.call().map_err(|e| format!("call {call}: {e}"))??;
         if call == 1 || call % 10 == 0 {
             println!("physcall: call {call} ok");
+            sys::drain_stdout();
         }
     }
     println!("physcall: {calls} calls ok");

@@ -9,6 +9,7 @@ extern "C" {
     fn __errno_location() -> *mut i32;
     fn mlock(addr: *const u8, len: usize) -> i32;
     fn syscall(number: i64, ...) -> i64;
+    fn tcdrain(fd: i32) -> i32;
 }
 
 /// `LINUX_REBOOT_CMD_KEXEC` from include/uapi/linux/reboot.h.
@@ -33,6 +34,17 @@ pub fn kexec_exec() -> Result<(), Error> {
     } else {
         Err(errno())
     }
+}
+
+/// Waits until what this process wrote to stdout has gone out. On the
+/// serial console the next jump's kernel messages would otherwise cut into
+/// a line still being sent.
+pub fn drain_stdout() {
+    use std::io::Write;
+    let _ = std::io::stdout().flush();
+    // SAFETY: tcdrain() takes a descriptor; on one that is not a terminal it
+    // fails with ENOTTY, which is fine.
+    unsafe { tcdrain(1) };
 }
 
 /// Locks `len` bytes at `addr` in memory.

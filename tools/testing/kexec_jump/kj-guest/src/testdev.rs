@@ -68,6 +68,7 @@ pub fn unwind(elf: &Path, steps: &[String], mem_min: &str, mem_max: &str) -> Res
             Err(e) => format!("errno {}", e.raw_os_error().unwrap_or(0)),
         };
         println!("unwind: {step} {outcome} {}", state()?);
+        crate::sys::drain_stdout();
     }
     clear_events()?;
     program
