@@ -11,9 +11,10 @@
 //! - `fail`: the name of one callback (`freeze`, `syscore_suspend`, ...)
 //!   that returns `-EIO` until `none` is written.
 //!
-//! Device 0 also has `switch_cycles`: TSC cycles from its syscore suspend
-//! to its syscore resume in the last transition, i.e. the machine's last
-//! step before a kexec jump to its first after it. Syscore entries suspend
+//! Device 0 also has `switch_cycles` (device 1's reads empty): TSC cycles
+//! from its syscore suspend to its syscore resume in the last transition,
+//! i.e. the machine's last step before a kexec jump to its first after it.
+//! Syscore entries suspend
 //! in reverse order of registration, so this late one goes first and comes
 //! back last: the window holds the other syscore entries, the processor
 //! state save and `machine_kexec()`, the same in any kernel.
@@ -228,6 +229,27 @@ impl core::fmt::Write for Page {
     }
 }
 
+/// The body of a `show`: finds the device's log and fills sysfs' page
+/// with `fill`, or fails with `ENODEV` for a device that is not ours.
+///
+/// # Safety
+///
+/// `buf` must be the page buffer sysfs passed to the `show`.
+unsafe fn show(
+    dev: *mut bindings::device,
+    buf: *mut c_char,
+    fill: impl FnOnce(usize, &Log, &mut Page),
+) -> isize {
+    let Some((index, log)) = log_of(dev) else {
+        return ENODEV.to_errno() as isize;
+    };
+    // SAFETY: the caller passes sysfs' page buffer.
+    let mut page = unsafe { Page::new(buf) };
+    fill(index, log, &mut page);
+    page.push("\n");
+    page.len as isize
+}
+
 /// # Safety
 ///
 /// Called by sysfs: `buf` is its page buffer.
@@ -236,23 +258,21 @@ unsafe extern "C" fn events_show(
     _attr: *mut bindings::device_attribute,
     buf: *mut c_char,
 ) -> isize {
-    let Some((_, log)) = log_of(dev) else {
-        return ENODEV.to_errno() as isize;
-    };
     // SAFETY: sysfs calls `show` with its page buffer.
-    let mut page = unsafe { Page::new(buf) };
-    let len = log.len.load(Ordering::Acquire);
-    for (i, e) in log.events.iter().take(len).enumerate() {
-        if i > 0 {
-            page.push(" ");
-        }
-        page.push(event_name(e.load(Ordering::Relaxed)));
+    unsafe {
+        show(dev, buf, |_, log, page| {
+            let len = log.len.load(Ordering::Acquire);
+            for (i, e) in log.events.iter().take(len).enumerate() {
+                if i > 0 {
+                    page.push(" ");
+                }
+                page.push(event_name(e.load(Ordering::Relaxed)));
+            }
+            if len > LOG_LEN {
+                page.push(" ...");
+            }
+        })
     }
-    if len > LOG_LEN {
-        page.push(" ...");
-    }
-    page.push("\n");
-    page.len as isize
 }
 
 extern "C" fn events_store(
@@ -278,14 +298,12 @@ unsafe extern "C" fn fail_show(
     _attr: *mut bindings::device_attribute,
     buf: *mut c_char,
 ) -> isize {
-    let Some((_, log)) = log_of(dev) else {
-        return ENODEV.to_errno() as isize;
-    };
     // SAFETY: sysfs calls `show` with its page buffer.
-    let mut page = unsafe { Page::new(buf) };
-    page.push(event_name(log.fail.load(Ordering::Relaxed)));
-    page.push("\n");
-    page.len as isize
+    unsafe {
+        show(dev, buf, |_, log, page| {
+            page.push(event_name(log.fail.load(Ordering::Relaxed)))
+        })
+    }
 }
 
 /// # Safety
@@ -322,14 +340,16 @@ unsafe extern "C" fn switch_cycles_show(
     _attr: *mut bindings::device_attribute,
     buf: *mut c_char,
 ) -> isize {
-    if !matches!(log_of(dev), Some((0, _))) {
-        return ENODEV.to_errno() as isize;
-    }
     // SAFETY: sysfs calls `show` with its page buffer.
-    let mut page = unsafe { Page::new(buf) };
-    // Cannot fail: `Page` cuts what does not fit.
-    let _ = writeln!(page, "{}", SWITCH_CYCLES.load(Ordering::Relaxed));
-    page.len as isize
+    unsafe {
+        show(dev, buf, |index, _, page| {
+            // Only device 0 carries the syscore entry. Writing cannot
+            // fail: `Page` cuts what does not fit.
+            if index == 0 {
+                let _ = write!(page, "{}", SWITCH_CYCLES.load(Ordering::Relaxed));
+            }
+        })
+    }
 }
 
 /// A sysfs `show` callback.
@@ -346,26 +366,28 @@ type StoreFn = unsafe extern "C" fn(
     usize,
 ) -> isize;
 
-/// `DEVICE_ATTR_RW(name)`.
-const fn rw_attr(
+/// `DEVICE_ATTR_RW(name)`, or `DEVICE_ATTR_RO(name)` without `store`.
+const fn attr(
     name: &'static CStr,
     show: ShowFn,
-    store: StoreFn,
+    store: Option<StoreFn>,
 ) -> Shared<bindings::device_attribute> {
     Shared::new(bindings::device_attribute {
         attr: bindings::attribute {
             name: name.as_char_ptr(),
-            mode: 0o644,
+            mode: if store.is_some() { 0o644 } else { 0o444 },
         },
         show: Some(show),
-        store: Some(store),
+        store,
     })
 }
 
 static EVENTS_ATTR: Shared<bindings::device_attribute> =
-    rw_attr(c_str!("events"), events_show, events_store);
+    attr(c_str!("events"), events_show, Some(events_store));
 static FAIL_ATTR: Shared<bindings::device_attribute> =
-    rw_attr(c_str!("fail"), fail_show, fail_store);
+    attr(c_str!("fail"), fail_show, Some(fail_store));
+static SWITCH_CYCLES_ATTR: Shared<bindings::device_attribute> =
+    attr(c_str!("switch_cycles"), switch_cycles_show, None);
 
 /// A NULL-terminated table of pointers, as sysfs takes them.
 #[repr(transparent)]
@@ -376,16 +398,6 @@ unsafe impl<T, const N: usize> Sync for PtrTable<T, N> {}
 
 // `attr` is the first field of a `device_attribute` (`repr(C)`), so the
 // attribute's address is the device attribute's.
-static SWITCH_CYCLES_ATTR: Shared<bindings::device_attribute> =
-    Shared::new(bindings::device_attribute {
-        attr: bindings::attribute {
-            name: c_str!("switch_cycles").as_char_ptr(),
-            mode: 0o444,
-        },
-        show: Some(switch_cycles_show),
-        store: None,
-    });
-
 static ATTRS: PtrTable<bindings::attribute, 4> = PtrTable([
     EVENTS_ATTR.get().cast(),
     FAIL_ATTR.get().cast(),

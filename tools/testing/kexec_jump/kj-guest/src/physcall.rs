@@ -16,21 +16,6 @@ pub fn fnv1a(bytes: &[u8]) -> u64 {
     })
 }
 
-/// Physical address of the page holding `addr`, from /proc/self/pagemap.
-fn phys_addr(addr: usize) -> Result<u64, String> {
-    use std::io::{Read, Seek, SeekFrom};
-    let mut f = fs::File::open("/proc/self/pagemap").map_err(|e| format!("pagemap: {e}"))?;
-    let mut entry = [0u8; 8];
-    f.seek(SeekFrom::Start((addr / 4096 * 8) as u64))
-        .and_then(|_| f.read_exact(&mut entry))
-        .map_err(|e| format!("pagemap: {e}"))?;
-    let e = u64::from_le_bytes(entry);
-    if e >> 63 == 0 || e & ((1 << 55) - 1) == 0 {
-        return Err(format!("pagemap: page at {addr:#x} not present ({e:#x})"));
-    }
-    Ok((e & ((1 << 55) - 1)) * 4096 + (addr % 4096) as u64)
-}
-
 /// The loaded program and the locked page it hashes.
 pub struct Program {
     buf: &'static mut [u8],
@@ -47,7 +32,7 @@ impl Program {
         let off = buf.as_ptr().align_offset(4096);
         let buf = &mut buf[off..off + 4096];
         sys::mlock_range(buf.as_ptr(), 4096).map_err(|e| format!("mlock: {e}"))?;
-        let phys = phys_addr(buf.as_ptr() as usize)?;
+        let phys = sys::phys_addr(buf.as_ptr() as usize)?;
 
         let mut image = fs::read(elf).map_err(|e| format!("{}: {e}", elf.display()))?;
         let at = image

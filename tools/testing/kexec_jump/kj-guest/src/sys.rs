@@ -10,6 +10,7 @@ extern "C" {
     fn mlock(addr: *const u8, len: usize) -> i32;
     fn syscall(number: i64, ...) -> i64;
     fn tcdrain(fd: i32) -> i32;
+    fn mmap(addr: *mut u8, len: usize, prot: i32, flags: i32, fd: i32, off: i64) -> *mut u8;
 }
 
 /// `LINUX_REBOOT_CMD_KEXEC` from include/uapi/linux/reboot.h.
@@ -92,5 +93,45 @@ pub fn kexec_load_crash(mem: u64, data: &[u8]) -> Result<(), Error> {
         Ok(())
     } else {
         Err(errno())
+    }
+}
+
+/// Physical address of the byte at `addr`, from /proc/self/pagemap.
+pub fn phys_addr(addr: usize) -> Result<u64, String> {
+    use std::io::{Read, Seek, SeekFrom};
+    let mut f = std::fs::File::open("/proc/self/pagemap").map_err(|e| format!("pagemap: {e}"))?;
+    let mut entry = [0u8; 8];
+    f.seek(SeekFrom::Start((addr / 4096 * 8) as u64))
+        .and_then(|_| f.read_exact(&mut entry))
+        .map_err(|e| format!("pagemap: {e}"))?;
+    let e = u64::from_le_bytes(entry);
+    if e >> 63 == 0 || e & ((1 << 55) - 1) == 0 {
+        return Err(format!("pagemap: page at {addr:#x} not present ({e:#x})"));
+    }
+    Ok((e & ((1 << 55) - 1)) * 4096 + (addr % 4096) as u64)
+}
+
+/// Maps `len` bytes of `file` read-only and shared (its page cache).
+/// The mapping stays until the process exits.
+pub fn map_shared(file: &std::fs::File, len: usize) -> Result<*const u8, Error> {
+    use std::os::fd::AsRawFd;
+    const PROT_READ: i32 = 1;
+    const MAP_SHARED: i32 = 1;
+    // SAFETY: a fresh mapping chosen by the kernel, of an open file; the
+    // kernel checks the arguments and fails with an errno.
+    let p = unsafe {
+        mmap(
+            std::ptr::null_mut(),
+            len,
+            PROT_READ,
+            MAP_SHARED,
+            file.as_raw_fd(),
+            0,
+        )
+    };
+    if p as isize == -1 {
+        Err(errno())
+    } else {
+        Ok(p)
     }
 }

@@ -3,51 +3,17 @@
 //! A marker at a known physical address in the jumping kernel, and what
 //! the jumped-to kernel's /proc/vmcore holds there.
 
-use std::{
-    fs,
-    io::{Read, Seek, SeekFrom},
-    os::unix::fs::FileExt,
-};
-
-extern "C" {
-    fn mmap(addr: *mut u8, len: usize, prot: i32, flags: i32, fd: i32, off: i64) -> *mut u8;
-}
-const PROT_READ: i32 = 1;
-const MAP_SHARED: i32 = 1;
+use crate::sys;
+use std::{fs, os::unix::fs::FileExt};
 
 /// Physical address of the page-cache page of the one-page file `path`.
 fn file_phys(path: &str) -> Result<u64, String> {
-    use std::os::fd::AsRawFd;
     let f = fs::File::open(path).map_err(|e| format!("{path}: {e}"))?;
-    // SAFETY: a fresh read-only shared mapping of one page of an open file;
-    // the kernel checks the arguments.
-    let p = unsafe {
-        mmap(
-            std::ptr::null_mut(),
-            4096,
-            PROT_READ,
-            MAP_SHARED,
-            f.as_raw_fd(),
-            0,
-        )
-    };
-    if p as isize == -1 {
-        return Err(format!("mmap {path}: {}", std::io::Error::last_os_error()));
-    }
-    // SAFETY: the mapping is one readable page; reading faults it in so
-    // that pagemap shows it. The mapping is left for exit to undo.
+    let p = sys::map_shared(&f, 4096).map_err(|e| format!("mmap {path}: {e}"))?;
+    // SAFETY: `p` is a readable one-page mapping; reading faults the page
+    // in, so that pagemap shows it.
     let _ = unsafe { std::ptr::read_volatile(p) };
-    let mut pm = fs::File::open("/proc/self/pagemap").map_err(|e| format!("pagemap: {e}"))?;
-    let mut entry = [0u8; 8];
-    pm.seek(SeekFrom::Start(p as u64 / 4096 * 8))
-        .and_then(|_| pm.read_exact(&mut entry))
-        .map_err(|e| format!("pagemap: {e}"))?;
-    let e = u64::from_le_bytes(entry);
-    let pfn = e & ((1 << 55) - 1);
-    if e >> 63 == 0 || pfn == 0 {
-        return Err(format!("{path}: page not present ({e:#x})"));
-    }
-    Ok(pfn * 4096)
+    sys::phys_addr(p as usize)
 }
 
 /// The kernel image, "Kernel code" to "Kernel bss" in /proc/iomem.

@@ -454,25 +454,16 @@ fn jump_20_round_trips(ctx: &Ctx) -> TestResult {
     jump_trips(ctx, 20)
 }
 
-const PHYSCALL_INIT: &str = r#"echo "KJ: A up"
-kj-guest physcall --elf /boot/checksum.elf --calls 100
-echo "KJ: done"
-poweroff -f
-"#;
-
 /// A program assembled in this repository is called 100 times in physical
 /// mode: each call hashes a buffer in A's process memory, found by its
 /// physical address, and counts its calls in its own memory; A checks both
 /// after every return.
 fn physical_mode_call_100(ctx: &Ctx) -> TestResult {
-    let image = base_image(ctx)?
-        .file("init", &init_script(PHYSCALL_INIT), 0o755)
-        .host_file(&ctx.phys_prog, "boot/checksum.elf", 0o644)
-        .map_err(|e| Failure {
-            reason: e,
-            excerpt: vec![],
-        })?;
-    let mut g = boot(ctx, image.finish(), "")?;
+    let mut g = boot_with_program(
+        ctx,
+        "kj-guest physcall --elf /boot/checksum.elf --calls 100",
+        "",
+    )?;
     g.step("physcall: loaded", 120)?;
     g.step("physcall: call 1 ok", 120)?;
     match g.step("physcall: 100 calls ok", 900) {
@@ -487,17 +478,14 @@ fn physical_mode_call_100(ctx: &Ctx) -> TestResult {
     Ok(Verdict::Pass)
 }
 
-/// Boots with the checksum program and runs `body` (after "KJ: A up").
+/// Boots with both builds of the checksum program (/boot/checksum.elf and
+/// /boot/bench.elf) and runs `body` between "KJ: A up" and "KJ: done".
 fn boot_with_program(ctx: &Ctx, body: &str, append: &str) -> Result<Guest, Failure> {
+    let init = format!("echo \"KJ: A up\"\n{body}\necho \"KJ: done\"\npoweroff -f\n");
     let image = base_image(ctx)?
-        .file(
-            "init",
-            &init_script(&format!(
-                "echo \"KJ: A up\"\n{body}\necho \"KJ: done\"\npoweroff -f\n"
-            )),
-            0o755,
-        )
+        .file("init", &init_script(&init), 0o755)
         .host_file(&ctx.phys_prog, "boot/checksum.elf", 0o644)
+        .and_then(|i| i.host_file(&ctx.bench_prog, "boot/bench.elf", 0o644))
         .map_err(|e| Failure {
             reason: e,
             excerpt: vec![],
@@ -684,18 +672,7 @@ pub fn one_physical_call(ctx: &Ctx, pages: usize) -> Result<Vec<String>, Failure
          echo \"KJ: switch_cycles $(cat /sys/devices/kj_testdev0/switch_cycles)\"\n\
          kj-guest memcpy --pages {pages}"
     );
-    let image = base_image(ctx)?
-        .file(
-            "init",
-            &init_script(&format!("{body}\necho \"KJ: done\"\npoweroff -f\n")),
-            0o755,
-        )
-        .host_file(&ctx.bench_prog, "boot/bench.elf", 0o644)
-        .map_err(|e| Failure {
-            reason: e,
-            excerpt: vec![],
-        })?;
-    let mut g = boot(ctx, image.finish(), "")?;
+    let mut g = boot_with_program(ctx, &body, "")?;
     g.step("physcall: 1 calls ok", 300)?;
     g.step("KJ: switch_cycles", 60)?;
     g.step("memcpy:", 120)?;
