@@ -14,7 +14,7 @@ PKGS=(
 	clang-19 lld-19 llvm-19 libclang-19-dev
 	qemu-system-x86 kexec-tools busybox-static makedumpfile
 	flex bison bc libelf-dev libssl-dev cpio xz-utils make gcc
-	e2fsprogs binutils patch perl
+	e2fsprogs binutils patch perl python3 git
 )
 
 missing=()
