@@ -13,12 +13,17 @@ RUSTFLAGS="-C target-feature=+crt-static" \
 	cargo build --release --quiet -p kj-guest --target x86_64-unknown-linux-gnu ||
 	die "building kj-guest failed"
 
-# The physical-mode program, linked where kj-guest physcall loads it, and
-# its benchmark build with 1 MiB of payload for the jump to swap.
+# The physical-mode program, linked where kj-guest physcall loads it: its
+# benchmark build with 1 MiB of payload for the jump to swap, a build that
+# executes int3 and leaves a re-entry point, and one that page-faults.
 mkdir -p target/kj
-for prog in checksum bench; do
+for prog in checksum bench int3 fault; do
 	defs=()
-	[ $prog = bench ] && defs=(--defsym KJ_PAYLOAD=0x100000)
+	case $prog in
+	bench) defs=(--defsym KJ_PAYLOAD=0x100000) ;;
+	int3) defs=(--defsym KJ_INT3=1) ;;
+	fault) defs=(--defsym KJ_FAULT=1) ;;
+	esac
 	as --64 "${defs[@]}" -o target/kj/$prog.o tools/testing/kexec_jump/phys_call/checksum.S ||
 		die "assembling the physical-mode program failed (binutils installed?)"
 	ld -N -nostdlib -static --no-warn-rwx-segments -Ttext=0x1000000 -e _start \

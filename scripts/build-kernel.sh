@@ -1,17 +1,19 @@
 #!/usr/bin/env bash
 # SPDX-License-Identifier: GPL-2.0
 #
-# Build the two test kernels from the Debian 6.12 base tree:
+# Build the test kernels from the Debian 6.12 base tree:
 #   ours - the base tree with this repository's whole series applied,
+#   c    - the same tree without Rust: the series' C sequence
+#          (CONFIG_KEXEC_JUMP without CONFIG_KEXEC_JUMP_RUST),
 #   ref  - the base tree with only the test devices (drivers/, patch
 #          0001): the upstream C kexec jump, observed the same way.
-# Both get tinyconfig plus the same fragment, so they differ only by the
-# series. Re-running after an edit copies only changed files into the tree,
+# All get tinyconfig plus the same fragment (ours and ref also the Rust
+# one), so they differ only by the series and by Rust. Re-running after an edit copies only changed files into the tree,
 # so make rebuilds incrementally. The pristine tree stays in build/src/base;
 # ref and ours are hard-linked copies whose changed files are replaced.
 #
-# Usage: scripts/build-kernel.sh [ours|ref|all]
-# Result: build/out/{ours,ref}/arch/x86/boot/bzImage
+# Usage: scripts/build-kernel.sh [ours|c|ref|all]
+# Result: build/out/{ours,c,ref}/arch/x86/boot/bzImage
 set -euo pipefail
 . "$(dirname "$0")/kjenv.sh"
 
@@ -19,16 +21,22 @@ set -euo pipefail
 # part of the series the reference kernel gets too.
 OVERLAY_DIRS=(arch drivers include kernel rust Documentation)
 REF_OVERLAY_DIRS=(drivers)
-REF_PATCHES=(0001-misc-add-kexec-jump-test-devices.patch)
+REF_PATCHES=(0001-driver-core-add-kexec-jump-test-devices.patch)
 COMMON_CONFIG=kernel/configs/kexec_jump_test.config
+RUST_CONFIG=kernel/configs/kexec_jump_rust.config
 SERIES_CONFIG=kernel/configs/kexec_jump_series.config
 
 SRC=$KJ_BUILD/src
 OUT=$KJ_BUILD/out
 
+# The source tree a kernel is built from: c is ours without Rust.
+src_of() {
+	case $1 in c) echo ours ;; *) echo "$1" ;; esac
+}
+
 kmake() {
 	local tree=$1; shift
-	make -s -C "$SRC/$tree" O="$OUT/$tree" "${KJ_MAKE_ARGS[@]}" "$@"
+	make -s -C "$SRC/$(src_of "$tree")" O="$OUT/$tree" "${KJ_MAKE_ARGS[@]}" "$@"
 }
 
 extract_base() {
@@ -109,8 +117,8 @@ apply_series() {
 # tinyconfig + fragments, regenerated only when a fragment changes.
 configure() {
 	local tree=$1 out=$OUT/$1 frags=("$KJ_ROOT/$COMMON_CONFIG") sum line sym want
-	[ "$tree" = ours ] && [ -f "$KJ_ROOT/$SERIES_CONFIG" ] &&
-		frags+=("$KJ_ROOT/$SERIES_CONFIG")
+	[ "$tree" != c ] && frags+=("$KJ_ROOT/$RUST_CONFIG")
+	[ "$tree" = ours ] && frags+=("$KJ_ROOT/$SERIES_CONFIG")
 	sum=$(cat "${frags[@]}" | sha256sum | cut -d' ' -f1)
 	[ -f "$out/.config" ] && [ "$(cat "$out/.kj-config-sum" 2>/dev/null)" = "$sum" ] &&
 		return
@@ -118,7 +126,7 @@ configure() {
 	kmake "$tree" rustavailable >/dev/null 2>"$out/rustavailable.log" ||
 		die "Rust is not available to the kernel build: $(head -n1 "$out/rustavailable.log")"
 	kmake "$tree" tinyconfig >/dev/null
-	"$SRC/$tree/scripts/kconfig/merge_config.sh" -m -O "$out" "$out/.config" \
+	"$SRC/$(src_of "$tree")/scripts/kconfig/merge_config.sh" -m -O "$out" "$out/.config" \
 		"${frags[@]}" >"$out/merge_config.log" 2>&1 ||
 		die "merge_config.sh failed for $tree (see $out/merge_config.log)"
 	kmake "$tree" olddefconfig >/dev/null
@@ -156,11 +164,11 @@ build() {
 	# The base tree has objtool warnings of its own (".text+0x0:
 	# unreachable instruction" in vmlinux.o); the series must add none
 	# for its own code.
-	if [ "$tree" = ours ] && grep 'warning: objtool' "$OUT/ours/build.log" |
+	if [ "$tree" != ref ] && grep 'warning: objtool' "$OUT/$tree/build.log" |
 		grep -E 'kexec_jump|kj_|machine_kexec' >&2; then
 		die "objtool warnings in the series' code"
 	fi
-	if [ "$tree" = ours ] && grep -B8 -E -- '--> .*(kernel/kexec_jump/|rust/kernel/(power|kexec)\.rs|drivers/misc/kexec_jump_testdev\.rs)' \
+	if [ "$tree" = ours ] && grep -B8 -E -- '--> .*(kernel/kexec_jump/|rust/kernel/(power|kexec|interrupt)\.rs|drivers/base/test/kexec_jump_testdev\.rs)' \
 		"$OUT/ours/build.log" >&2; then
 		die "compiler or clippy warnings in the series' Rust code"
 	fi
@@ -169,8 +177,8 @@ build() {
 
 which=${1:-all}
 case $which in
-ours | ref | all) ;;
-*) die "unknown kernel '$which' (want ours, ref or all)" ;;
+ours | c | ref | all) ;;
+*) die "unknown kernel '$which' (want ours, c, ref or all)" ;;
 esac
 
 mkdir -p "$SRC" "$OUT"
@@ -184,5 +192,6 @@ our_series() {
 case $which in
 ref) ref_series && build ref ;;
 ours) our_series && build ours ;;
-all) ref_series && build ref && our_series && build ours ;;
+c) our_series && build c ;;
+all) ref_series && build ref && our_series && build ours && build c ;;
 esac

@@ -2,8 +2,10 @@
 # SPDX-License-Identifier: GPL-2.0
 #
 # Everything a fresh Debian machine needs to run all tests: install the
-# toolchain, build both kernels, build the harness, then run the unit tests
-# and the end-to-end tests in QEMU on ours and the reference.
+# toolchain, build the three kernels (ours, ours without Rust, the
+# reference), build the harness, then run the style gates, the
+# compile-fail check of the jump sequence, the unit tests and the
+# end-to-end tests in QEMU on all three kernels.
 set -euo pipefail
 . "$(dirname "$0")/kjenv.sh"
 cd "$KJ_ROOT"
@@ -14,6 +16,8 @@ cd "$KJ_ROOT"
 
 echo "== style"
 "$KJ_ROOT/scripts/check-series.sh"
+echo "== the jump sequence refuses to compile out of order"
+"$KJ_ROOT/scripts/check-ladder-order.sh"
 cargo fmt --all --check || die "cargo fmt: run cargo fmt --all"
 cargo clippy --release --workspace --all-targets --quiet -- -D warnings ||
 	die "clippy warnings in the harness"
@@ -22,4 +26,4 @@ echo "== unit tests"
 cargo test --workspace --release --quiet
 
 echo "== end-to-end tests"
-exec "$KJ_ROOT/target/release/kjtest" run --kernel both "$@"
+exec "$KJ_ROOT/target/release/kjtest" run --kernel all "$@"

@@ -2,15 +2,15 @@
 #ifndef _LINUX_KEXEC_JUMP_H
 #define _LINUX_KEXEC_JUMP_H
 
-/*
- * kernel/kexec_jump/ (Rust): kernel_kexec() with CONFIG_KEXEC_JUMP. Takes
- * the kexec lock, jumps into a preserve-context image and resumes when it
- * jumps back, or boots any other image with kexec_reboot_locked().
- * Returns 0 or a negative errno; every step entered has been left again.
- */
-int kexec_jump(void);
+struct kimage;
 
-/* kernel/kexec_core.c: boot the loaded image for good; kexec lock held. */
-void kexec_reboot_locked(void);
+/*
+ * kernel/kexec_jump/ (Rust, CONFIG_KEXEC_JUMP_RUST): the preserve-context
+ * branch of kernel_kexec(). Quiesces the system, jumps into @image (which
+ * must be kexec_image, loaded with KEXEC_PRESERVE_CONTEXT, with the kexec
+ * lock held) and resumes when it jumps back. Returns 0 or a negative
+ * errno; every step entered has been left again.
+ */
+int kexec_jump_rust(struct kimage *image);
 
 #endif /* _LINUX_KEXEC_JUMP_H */

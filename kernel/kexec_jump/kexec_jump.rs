@@ -3,19 +3,20 @@
 //! kexec jump: quiesce the machine, jump into a preserve-context kexec
 //! image, and resume exactly where we were when it jumps back.
 //!
-//! `kernel_kexec()` calls [`kexec_jump`], which takes the kexec lock and,
-//! for an image loaded with `KEXEC_PRESERVE_CONTEXT`, runs the whole
-//! sequence, [`jump`]: one guard per step, so the steps are left in the
-//! reverse order they were entered, on the way back from the image and on
-//! every error path alike.
+//! `kernel_kexec()` takes the kexec lock and hands a preserve-context image
+//! to [`kexec_jump_rust`]. Each step of [`jump`] borrows the one before it,
+//! so the steps can only be entered in this order and are left in the
+//! reverse order, on the way back from the image and on every error path
+//! alike.
 
 use kernel::{
+    bindings,
     error::from_result,
-    kexec::{Image, Lock},
+    interrupt::with_local_interrupts_disabled,
+    kexec::PreserveContextImage,
     power::{
-        FrozenTasks, IrqsDisabled, Message, PreparedConsole, SavedProcessorState,
-        SecondaryCpusOffline, SuspendedConsole, SuspendedDevices, SuspendedDevicesLate,
-        SuspendedSyscore,
+        FrozenTasks, Message, PreparedConsole, SecondaryCpusOffline, SuspendedConsole,
+        SuspendedDevices, SuspendedDevicesLate, SuspendedSyscore,
     },
     prelude::*,
 };
@@ -23,41 +24,50 @@ use kernel::{
 const __LOG_PREFIX: &[u8] = b"kexec_jump\0";
 
 /// Quiesces the machine, jumps into `image` and brings everything back.
-fn jump(image: &mut Image<'_>) -> Result {
-    let _console = PreparedConsole::prepare();
-    let _tasks = FrozenTasks::freeze()?;
-    let _console_output = SuspendedConsole::suspend();
-    let devices = SuspendedDevices::start(Message::FREEZE, Message::RESTORE)?;
-    let _devices_late = SuspendedDevicesLate::end(&devices, Message::FREEZE, Message::RESTORE)?;
-    let _cpus = SecondaryCpusOffline::disable()?;
-    let irqs = IrqsDisabled::disable();
-    let _syscore = SuspendedSyscore::suspend(&irqs)?;
-    let _cpu_state = SavedProcessorState::save(&irqs);
-    #[cfg(CONFIG_CRASH_DUMP)]
-    kernel::kexec::save_crash_notes(&irqs);
-
-    image.jump(&irqs)
+///
+/// Devices are left with `PMSG_RESTORE`, after the jump (the image may
+/// have driven them) and on a later step's failure alike, as the C
+/// sequence does.
+fn jump(image: &mut PreserveContextImage<'_>) -> Result {
+    let mut console = PreparedConsole::prepare();
+    let mut tasks = FrozenTasks::freeze(&mut console)?;
+    let mut output = SuspendedConsole::suspend(&mut tasks);
+    let mut devices = SuspendedDevices::start(&mut output, Message::FREEZE, Message::RESTORE)?;
+    let mut late = SuspendedDevicesLate::end(&mut devices)?;
+    let mut cpus = SecondaryCpusOffline::disable(&mut late)?;
+    with_local_interrupts_disabled(|irqs| {
+        let syscore = SuspendedSyscore::suspend(&mut cpus, irqs)?;
+        image.jump(&syscore);
+        Ok(())
+    })
 }
 
-/// `kernel_kexec()`, the one door from C: starts the loaded image.
+/// Jumps into a preserve-context image and resumes when it jumps back.
 ///
-/// Takes the kexec lock (`EBUSY` while another task loads, unloads or
-/// starts an image) and fails with `EINVAL` if nothing is loaded. An image
-/// loaded with `KEXEC_PRESERVE_CONTEXT` is jumped into: returns 0 once it
-/// has jumped back and the system is resumed, or a negative errno if a
-/// step failed (every step entered has been left). Any other image is
-/// booted for good by the C reboot path.
+/// Returns 0 once the image has jumped back and the system is resumed, or
+/// a negative errno if a step failed; every step entered has been left.
+///
+/// # Safety
+///
+/// `image` is `kexec_image`, loaded with `KEXEC_PRESERVE_CONTEXT`; the
+/// caller holds the kexec lock until this returns and may sleep.
 #[no_mangle]
-pub extern "C" fn kexec_jump() -> core::ffi::c_int {
+pub unsafe extern "C" fn kexec_jump_rust(image: *mut bindings::kimage) -> core::ffi::c_int {
     from_result(|| {
-        let mut lock = Lock::try_lock()?;
-        let mut image = lock.image().ok_or(EINVAL)?;
-        if !image.preserve_context() {
-            image.reboot();
-            return Ok(0);
-        }
+        // SAFETY: the caller's duties are those of `from_raw`.
+        let mut image = unsafe { PreserveContextImage::from_raw(image) }?;
         jump(&mut image)?;
         pr_info!("resumed; next jump enters at {:#x}\n", image.start());
         Ok(0)
     })
 }
+
+// The prototype in include/linux/kexec_jump.h, as bindgen saw it, must be
+// this function's: both branches must have the same type.
+const _: () = {
+    if true {
+        bindings::kexec_jump_rust
+    } else {
+        kexec_jump_rust
+    };
+};

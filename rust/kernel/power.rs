@@ -1,19 +1,52 @@
 // SPDX-License-Identifier: GPL-2.0
 
 //! System sleep: the steps that quiesce the machine before a transition
-//! (hibernation image, kexec jump) and bring it back afterwards.
+//! (a kexec jump, a hibernation image) and bring it back afterwards.
 //!
 //! C headers: [`include/linux/suspend.h`](srctree/include/linux/suspend.h),
 //! [`include/linux/pm.h`](srctree/include/linux/pm.h),
 //! [`include/linux/freezer.h`](srctree/include/linux/freezer.h),
 //! [`include/linux/syscore_ops.h`](srctree/include/linux/syscore_ops.h).
 //!
-//! Each step is a guard: creating it enters the step and dropping it leaves
-//! the step again. A constructor that fails leaves nothing behind, so a
-//! sequence of guards built with `?` unwinds exactly the steps that were
-//! entered, in reverse order, on every path.
+//! Each step is a guard, and the steps form a chain: the constructor of a
+//! step takes the step before it by exclusive borrow, so the steps can only
+//! be entered in order, none can be skipped or entered twice, and the
+//! borrow checker makes each step be left (dropped) before the one it
+//! borrows:
+//!
+//! [`PreparedConsole`] -> [`FrozenTasks`] -> [`SuspendedConsole`] ->
+//! [`SuspendedDevices`] -> [`SuspendedDevicesLate`] ->
+//! [`SecondaryCpusOffline`] -> (interrupts off) -> [`SuspendedSyscore`].
+//!
+//! ```no_run
+//! use kernel::interrupt::with_local_interrupts_disabled;
+//! use kernel::power::*;
+//!
+//! fn quiesce_and(transition: impl FnOnce(&SuspendedSyscore<'_>)) -> Result {
+//!     let mut console = PreparedConsole::prepare();
+//!     let mut tasks = FrozenTasks::freeze(&mut console)?;
+//!     let mut output = SuspendedConsole::suspend(&mut tasks);
+//!     let mut devices = SuspendedDevices::start(&mut output, Message::FREEZE, Message::RESTORE)?;
+//!     let mut late = SuspendedDevicesLate::end(&mut devices)?;
+//!     let mut cpus = SecondaryCpusOffline::disable(&mut late)?;
+//!     with_local_interrupts_disabled(|irqs| {
+//!         let syscore = SuspendedSyscore::suspend(&mut cpus, irqs)?;
+//!         transition(&syscore);
+//!         Ok(())
+//!     })
+//! }
+//! ```
+//!
+//! A guard exists only once its C call succeeded. A constructor that fails
+//! first undoes whatever its own step did partway, so a chain built with
+//! `?` leaves exactly the steps it entered, in reverse order, on every path.
+//!
+//! Messages: a step that fails partway undoes its partial work with
+//! [`Message::RECOVER`], as the PM core does inside `dpm_suspend_end()` and
+//! as hibernation does when its image cannot be made; a step that was
+//! fully entered is left with the resume message its caller chose.
 
-use crate::{bindings, error::to_result, prelude::*};
+use crate::{bindings, error::to_result, interrupt::LocalInterruptDisabled, prelude::*};
 use core::marker::PhantomData;
 
 /// A power-management transition message (`pm_message_t`).
@@ -23,156 +56,167 @@ pub struct Message(i32);
 impl Message {
     /// Quiesce devices for a snapshot of the system (`PMSG_FREEZE`).
     pub const FREEZE: Message = Message(bindings::PM_EVENT_FREEZE as i32);
-    /// Restore devices after a snapshot was taken or used (`PMSG_RESTORE`).
+    /// Resume devices after a snapshot was used: they may have been reset
+    /// meanwhile (`PMSG_RESTORE`).
     pub const RESTORE: Message = Message(bindings::PM_EVENT_RESTORE as i32);
+    /// Resume devices after a freeze that failed: nothing else touched them
+    /// (`PMSG_RECOVER`).
+    pub const RECOVER: Message = Message(bindings::PM_EVENT_RECOVER as i32);
 
     fn to_raw(self) -> bindings::pm_message_t {
         bindings::pm_message_t { event: self.0 }
     }
 }
 
-/// Proof that local interrupts are disabled on this CPU.
+/// The console is switched to the suspend console (`pm_prepare_console()`).
 ///
-/// Not `Send`: the proof is about the CPU that created it.
-pub struct IrqsDisabled(PhantomData<*mut ()>);
-
-impl IrqsDisabled {
-    /// Disables local interrupts until the guard is dropped.
-    ///
-    /// # Examples
-    ///
-    /// ```
-    /// use kernel::power::IrqsDisabled;
-    ///
-    /// assert!(!IrqsDisabled::are_disabled());
-    /// let irqs = IrqsDisabled::disable();
-    /// assert!(IrqsDisabled::are_disabled());
-    /// drop(irqs);
-    /// assert!(!IrqsDisabled::are_disabled());
-    /// ```
-    pub fn disable() -> Self {
-        // SAFETY: disabling interrupts on the local CPU has no preconditions.
-        unsafe { bindings::local_irq_disable() };
-        Self(PhantomData)
-    }
-}
-
-impl IrqsDisabled {
-    /// Whether local interrupts are disabled on this CPU right now.
-    pub fn are_disabled() -> bool {
-        // SAFETY: reads this CPU's interrupt flag; no preconditions.
-        unsafe { bindings::irqs_disabled() }
-    }
-}
-
-impl Drop for IrqsDisabled {
-    fn drop(&mut self) {
-        // SAFETY: interrupts were disabled by `disable`; nothing that relies on
-        // them being off outlives this guard, since those borrow it.
-        unsafe { bindings::local_irq_enable() };
-    }
-}
-
-/// The console switched to the suspend console (`pm_prepare_console()`).
+/// # Invariants
+///
+/// `pm_prepare_console()` was called and `pm_restore_console()` was not.
+#[must_use = "dropping the guard restores the console at once"]
 pub struct PreparedConsole(());
 
 impl PreparedConsole {
     /// Switches the console; the switch is undone on drop.
     pub fn prepare() -> Self {
-        // SAFETY: always callable from process context.
+        // SAFETY: callable from process context; it cannot fail.
         unsafe { bindings::pm_prepare_console() };
+        // INVARIANT: the console was just prepared.
         Self(())
     }
 }
 
 impl Drop for PreparedConsole {
     fn drop(&mut self) {
-        // SAFETY: paired with `pm_prepare_console()` in `prepare`.
+        // SAFETY: prepared, by the type invariant.
         unsafe { bindings::pm_restore_console() };
     }
 }
 
 /// User space and freezable kernel threads are frozen.
-pub struct FrozenTasks(());
+///
+/// # Invariants
+///
+/// `freeze_processes()` succeeded and `thaw_processes()` was not called.
+#[must_use = "dropping the guard thaws the tasks at once"]
+pub struct FrozenTasks<'a>(PhantomData<&'a mut PreparedConsole>);
 
-impl FrozenTasks {
-    /// Freezes all tasks. On failure the freezer has already thawed them.
-    pub fn freeze() -> Result<Self> {
-        // SAFETY: called from process context, not from a freezable task
-        // (the caller is the task running the transition).
+impl<'a> FrozenTasks<'a> {
+    /// Freezes all tasks. Fails with `EBUSY` if a task refuses to freeze;
+    /// the freezer has then thawed the tasks it froze.
+    pub fn freeze(_console: &'a mut PreparedConsole) -> Result<Self> {
+        // SAFETY: called from process context by the task running the
+        // transition, which the freezer skips.
         to_result(unsafe { bindings::freeze_processes() }).map_err(|_| EBUSY)?;
-        Ok(Self(()))
+        // INVARIANT: the tasks were just frozen.
+        Ok(Self(PhantomData))
     }
 }
 
-impl Drop for FrozenTasks {
+impl Drop for FrozenTasks<'_> {
     fn drop(&mut self) {
-        // SAFETY: tasks were frozen by `freeze`.
+        // SAFETY: frozen, by the type invariant.
         unsafe { bindings::thaw_processes() };
     }
 }
 
 /// Console output is held back while devices are down.
-pub struct SuspendedConsole(());
+///
+/// # Invariants
+///
+/// `suspend_console()` was called and `resume_console()` was not.
+#[must_use = "dropping the guard resumes the console at once"]
+pub struct SuspendedConsole<'a>(PhantomData<&'a mut ()>);
 
-impl SuspendedConsole {
+impl<'a> SuspendedConsole<'a> {
     /// Suspends the consoles; they resume on drop.
-    pub fn suspend() -> Self {
-        // SAFETY: no preconditions.
+    pub fn suspend(_tasks: &'a mut FrozenTasks<'_>) -> Self {
+        // SAFETY: no preconditions; it cannot fail.
         unsafe { bindings::suspend_console() };
-        Self(())
+        // INVARIANT: the consoles were just suspended.
+        Self(PhantomData)
     }
 }
 
-impl Drop for SuspendedConsole {
+impl Drop for SuspendedConsole<'_> {
     fn drop(&mut self) {
-        // SAFETY: paired with `suspend_console()` in `suspend`.
+        // SAFETY: suspended, by the type invariant.
         unsafe { bindings::resume_console() };
     }
 }
 
-/// Devices went through their `prepare` and `suspend`/`freeze` callbacks
-/// (`dpm_suspend_start()`).
-pub struct SuspendedDevices {
+/// Devices went through their `prepare` and `freeze` (or `suspend`)
+/// callbacks: `dpm_suspend_start()`.
+///
+/// # Invariants
+///
+/// `dpm_suspend_start(suspend)` succeeded and `dpm_resume_end()` was not
+/// called.
+#[must_use = "dropping the guard resumes the devices at once"]
+pub struct SuspendedDevices<'a> {
+    suspend: Message,
     resume: Message,
+    _console: PhantomData<&'a mut ()>,
 }
 
-impl SuspendedDevices {
-    /// Runs `dpm_suspend_start(suspend)`; the drop resumes with `resume`.
-    pub fn start(suspend: Message, resume: Message) -> Result<Self> {
-        let this = Self { resume };
-        // SAFETY: called from process context with tasks frozen.
-        to_result(unsafe { bindings::dpm_suspend_start(suspend.to_raw()) })?;
-        // A failure leaves some devices prepared or suspended: dropping
-        // `this` on the `?` above runs `dpm_resume_end()` for them.
-        Ok(this)
+impl<'a> SuspendedDevices<'a> {
+    /// Runs `dpm_suspend_start(suspend)`; the drop runs
+    /// `dpm_resume_end(resume)`.
+    ///
+    /// On failure some devices may be prepared or frozen:
+    /// `dpm_suspend_start()` leaves them to its caller, so they are
+    /// resumed here with [`Message::RECOVER`] before the error is returned.
+    pub fn start(
+        _console: &'a mut SuspendedConsole<'_>,
+        suspend: Message,
+        resume: Message,
+    ) -> Result<Self> {
+        // SAFETY: process context, tasks frozen (the borrowed chain).
+        let ret = unsafe { bindings::dpm_suspend_start(suspend.to_raw()) };
+        if let Err(e) = to_result(ret) {
+            // SAFETY: `dpm_suspend_start()` ran; `dpm_resume_end()`
+            // resumes and completes exactly the devices it reached.
+            unsafe { bindings::dpm_resume_end(Message::RECOVER.to_raw()) };
+            return Err(e);
+        }
+        // INVARIANT: `dpm_suspend_start()` just succeeded.
+        Ok(Self {
+            suspend,
+            resume,
+            _console: PhantomData,
+        })
     }
 }
 
-impl Drop for SuspendedDevices {
+impl Drop for SuspendedDevices<'_> {
     fn drop(&mut self) {
-        // SAFETY: `dpm_suspend_start()` ran; `dpm_resume_end()` completes
-        // and resumes every device it prepared or suspended.
+        // SAFETY: suspended, by the type invariant.
         unsafe { bindings::dpm_resume_end(self.resume.to_raw()) };
     }
 }
 
-/// Devices went through their `late` and `noirq` callbacks
-/// (`dpm_suspend_end()`).
+/// Devices went through their `late` and `noirq` callbacks as well:
+/// `dpm_suspend_end()`.
+///
+/// # Invariants
+///
+/// `dpm_suspend_end()` succeeded and `dpm_resume_start()` was not called.
+#[must_use = "dropping the guard resumes the devices at once"]
 pub struct SuspendedDevicesLate<'a> {
     resume: Message,
-    _devices: PhantomData<&'a SuspendedDevices>,
+    _devices: PhantomData<&'a mut ()>,
 }
 
 impl<'a> SuspendedDevicesLate<'a> {
-    /// Runs `dpm_suspend_end(suspend)`; the drop runs
-    /// `dpm_resume_start(resume)`. On failure `dpm_suspend_end()` has
-    /// already resumed the devices it reached.
-    pub fn end(_devices: &'a SuspendedDevices, suspend: Message, resume: Message) -> Result<Self> {
-        // SAFETY: `_devices` proves `dpm_suspend_start()` succeeded.
-        to_result(unsafe { bindings::dpm_suspend_end(suspend.to_raw()) })?;
+    /// Runs `dpm_suspend_end()` with the messages `devices` was started
+    /// with; the drop runs `dpm_resume_start()`. On failure
+    /// `dpm_suspend_end()` has already recovered the devices it reached.
+    pub fn end(devices: &'a mut SuspendedDevices<'_>) -> Result<Self> {
+        // SAFETY: `devices` proves that `dpm_suspend_start()` succeeded.
+        to_result(unsafe { bindings::dpm_suspend_end(devices.suspend.to_raw()) })?;
+        // INVARIANT: `dpm_suspend_end()` just succeeded.
         Ok(Self {
-            resume,
+            resume: devices.resume,
             _devices: PhantomData,
         })
     }
@@ -180,92 +224,73 @@ impl<'a> SuspendedDevicesLate<'a> {
 
 impl Drop for SuspendedDevicesLate<'_> {
     fn drop(&mut self) {
-        // SAFETY: paired with a successful `dpm_suspend_end()`.
+        // SAFETY: suspended late, by the type invariant.
         unsafe { bindings::dpm_resume_start(self.resume.to_raw()) };
     }
 }
 
-/// All CPUs but the boot CPU are offline.
-pub struct SecondaryCpusOffline(());
+/// All CPUs but this one are offline (`suspend_disable_secondary_cpus()`).
+///
+/// # Invariants
+///
+/// `suspend_disable_secondary_cpus()` succeeded and
+/// `suspend_enable_secondary_cpus()` was not called.
+#[must_use = "dropping the guard brings the CPUs back at once"]
+pub struct SecondaryCpusOffline<'a>(PhantomData<&'a mut ()>);
 
-impl SecondaryCpusOffline {
-    /// Takes the secondary CPUs offline; they come back on drop.
-    ///
-    /// # Examples
-    ///
-    /// ```
-    /// use kernel::power::SecondaryCpusOffline;
-    ///
-    /// let online = SecondaryCpusOffline::online();
-    /// let cpus = SecondaryCpusOffline::disable()?;
-    /// assert_eq!(SecondaryCpusOffline::online(), 1);
-    /// drop(cpus);
-    /// assert_eq!(SecondaryCpusOffline::online(), online);
-    /// # Ok::<(), Error>(())
-    /// ```
-    pub fn disable() -> Result<Self> {
-        let this = Self(());
-        // SAFETY: called from process context with devices suspended.
-        to_result(unsafe { bindings::suspend_disable_secondary_cpus() })?;
-        // On failure the CPUs already taken down come back when `this`
-        // is dropped by the `?` above.
-        Ok(this)
+impl<'a> SecondaryCpusOffline<'a> {
+    /// Takes the secondary CPUs offline; they come back on drop. On
+    /// failure the CPUs already taken down are brought back first.
+    pub fn disable(_devices: &'a mut SuspendedDevicesLate<'_>) -> Result<Self> {
+        // SAFETY: process context, devices suspended (the borrowed chain).
+        let ret = unsafe { bindings::suspend_disable_secondary_cpus() };
+        if let Err(e) = to_result(ret) {
+            // SAFETY: on failure the CPUs taken down so far stay down and
+            // CPU hotplug stays disabled until the caller thaws them.
+            unsafe { bindings::suspend_enable_secondary_cpus() };
+            return Err(e);
+        }
+        // INVARIANT: the secondary CPUs were just taken offline.
+        Ok(Self(PhantomData))
     }
 }
 
-impl SecondaryCpusOffline {
-    /// The number of CPUs online right now.
-    pub fn online() -> u32 {
-        // SAFETY: reads the online mask's weight; no preconditions.
-        unsafe { bindings::num_online_cpus() }
-    }
-}
-
-impl Drop for SecondaryCpusOffline {
+impl Drop for SecondaryCpusOffline<'_> {
     fn drop(&mut self) {
-        // SAFETY: brings back exactly the CPUs frozen by `disable`.
+        // SAFETY: offline, by the type invariant.
         unsafe { bindings::suspend_enable_secondary_cpus() };
     }
 }
 
 /// System core operations (timekeeping, interrupt controllers) are
-/// suspended.
-pub struct SuspendedSyscore<'a>(PhantomData<&'a IrqsDisabled>);
+/// suspended: `syscore_suspend()`. The last step before a transition.
+///
+/// # Invariants
+///
+/// `syscore_suspend()` succeeded and `syscore_resume()` was not called;
+/// local interrupts stay disabled and this CPU is the only one online for
+/// `'a`.
+#[must_use = "dropping the guard resumes the system core at once"]
+pub struct SuspendedSyscore<'a>(PhantomData<(&'a mut (), &'a LocalInterruptDisabled)>);
 
 impl<'a> SuspendedSyscore<'a> {
-    /// Runs `syscore_suspend()`; on failure it has resumed what it reached.
-    pub fn suspend(_irqs: &'a IrqsDisabled) -> Result<Self> {
-        // SAFETY: `_irqs` proves interrupts are off, with one CPU online.
+    /// Runs `syscore_suspend()`, which resumes what it reached on failure.
+    pub fn suspend(
+        _cpus: &'a mut SecondaryCpusOffline<'_>,
+        _irqs: &'a LocalInterruptDisabled,
+    ) -> Result<Self> {
+        // SAFETY: one CPU online (`_cpus`) and interrupts off (`_irqs`),
+        // as `syscore_suspend()` requires.
         to_result(unsafe { bindings::syscore_suspend() })?;
+        // INVARIANT: just suspended; the borrows hold the rest for `'a`.
         Ok(Self(PhantomData))
     }
 }
 
 impl Drop for SuspendedSyscore<'_> {
     fn drop(&mut self) {
-        // SAFETY: paired with a successful `syscore_suspend()`, and
-        // interrupts are still off (the borrow of `IrqsDisabled`).
+        // SAFETY: suspended, by the type invariant, with interrupts still
+        // off and one CPU online.
         unsafe { bindings::syscore_resume() };
-    }
-}
-
-/// The processor state (`save_processor_state()`) is saved and is restored
-/// on drop.
-pub struct SavedProcessorState<'a>(PhantomData<&'a IrqsDisabled>);
-
-impl<'a> SavedProcessorState<'a> {
-    /// Saves the state of the local CPU.
-    pub fn save(_irqs: &'a IrqsDisabled) -> Self {
-        // SAFETY: interrupts are off, so nothing changes the state between
-        // the save and the restore but the transition itself.
-        unsafe { bindings::save_processor_state() };
-        Self(PhantomData)
-    }
-}
-
-impl Drop for SavedProcessorState<'_> {
-    fn drop(&mut self) {
-        // SAFETY: paired with `save_processor_state()` on this CPU.
-        unsafe { bindings::restore_processor_state() };
     }
 }

@@ -2,54 +2,91 @@
 /*
  * kexec_jump_64.S - jump into a preserve-context kexec image and back
  *
- * machine_kexec() copies the page that starts at kexec_jump_call into the
- * image's control page and then calls kexec_jump_call() in kernel text.
+ * unsigned long kexec_jump_call(unsigned long head,        %rdi
+ *				 unsigned long *page_list,  %rsi
+ *				 unsigned long start,       %rdx
+ *				 unsigned long sme_active); %rcx
+ *
+ *   head        first entry of the image's indirection list (image->head)
+ *   page_list   [PA_CONTROL_PAGE], [VA_CONTROL_PAGE], [PA_TABLE_PAGE],
+ *               [PA_SWAP_PAGE], [PA_JUMP_STACK]
+ *   start       the image's entry (first jump) or re-entry point (later)
+ *   sme_active  nonzero if host memory encryption is active
+ *   returns     the image's re-entry point: where the next jump must go
+ *
+ * Interrupts off, CET off (S_CET clear), one CPU online. The caller saved
+ * what C owns (save_processor_state()); this file saves and restores what
+ * the round trip itself destroys: callee-saved registers, RFLAGS, RSP, CR0,
+ * CR3, CR4, GDTR, IDTR, SS and the GS base.
+ *
+ * machine_kexec() copies the page at kexec_jump_call (section
+ * .text..kexec_jump: no call-depth thunk, no kprobe) to the control page.
  * The load-time page table (PA_TABLE_PAGE) maps all RAM 1:1 and maps the
  * kernel-text page of kexec_jump_call onto the control page, so the code
- * keeps running across each CR3 switch.
+ * keeps running across each CR3 switch. Control page: code up to
+ * KEXEC_CONTROL_CODE_MAX_SIZE, then the data area (saved state, a GDT and
+ * an IDT of its own). The callee's stack is the page PA_JUMP_STACK.
  *
- * unsigned long kexec_jump_call(unsigned long head,       %rdi
- *				 unsigned long page_list,  %rsi
- *				 unsigned long start);     %rdx
+ * Jump out: switch to the 1:1 table; known CR4 (CET and global pages off,
+ * MCE kept on TDX guests) before known CR0 (WP off); own GDT and IDT;
+ * flush caches if SME is on; swap every source page of the image with its
+ * destination page; call the entry with
  *
- *   head       first entry of the image's indirection list (image->head)
- *   page_list  PA_CONTROL_PAGE, VA_CONTROL_PAGE, PA_TABLE_PAGE, PA_SWAP_PAGE
- *   start      the image's entry (first jump) or re-entry point (later ones)
- *   returns    the image's re-entry point: where the next jump must go
- *
- * Interrupts must be off. The caller has saved what C owns (FPU, MSRs, TSS,
- * LDT: save_processor_state()); this file saves and restores what the
- * round trip itself destroys: callee-saved registers, RFLAGS, RSP, CR0, CR3,
- * CR4, GDTR, IDTR, SS and the GS base, in the control page's data area.
- *
- * Jump out: switch to the 1:1 page table, swap every source page of the
- * image with its destination page (A's memory under the image is kept in
- * the source pages, not overwritten), then call the entry on a stack at the
- * top of the control page:
- *
- *   0(%rsp)  return address: the jump-back entry into this page
+ *   0(%rsp)  return address: the jump-back entry, in the control page
  *   8(%rsp)  the re-entry slot, holding start
  *
- * kexec-tools' purgatory passes 0(%rsp) to the new kernel as
- * kexec_jump_back_entry=. Nothing is passed in registers.
+ * Nothing is passed in registers. kexec-tools' purgatory hands 0(%rsp) to
+ * the new kernel as kexec_jump_back_entry=.
  *
- * Jump back: the callee either returns with "ret" (a physical-mode program;
- * it may first overwrite the slot) or, being a kernel, calls the jump-back
- * entry from its own kexec_jump_call(). Either way the word at 0(%rsp) on
- * arrival is the callee's re-entry point, and is what we return. The jump
- * back needs only that the entry's page is mapped 1:1 in the callee's
- * page table; every register and the stack are taken as garbage. Memory is
- * swapped back (the callee's pages go to the source pages, so it can be
- * resumed by the next jump) and A's state is restored.
+ * Jump back: the callee either returns with "ret" (a physical-mode
+ * program; it may first overwrite the slot) or, being a kernel, calls the
+ * jump-back entry from its own kexec_jump_call(). Either way the word at
+ * 0(%rsp) on arrival is the callee's re-entry point, and is what this
+ * returns. The entry needs only that its page is mapped 1:1; every other
+ * register, CR4 bit and descriptor table is taken as the callee's. Global
+ * pages go off first, then the 1:1 table, the own GDT, IDT and stack, the
+ * swap back (the callee's pages go to the source pages, so it can be
+ * resumed by the next jump), and A's state: CR0 before CR4 (CR4.CET needs
+ * CR0.WP), CR4 without PGE before CR3 (PCIDE needs a zero PCID, which the
+ * 1:1 table's CR3 has), CR4.PGE only once CR3 is A's, so that no global
+ * entry made under the 1:1 table (which maps this kernel-text page onto
+ * the control page) outlives it.
  *
- * IBT and return thunks: kexec_jump_call() is reached by a direct call and
- * everything else by call/ret inside this page, after machine_kexec() has
- * turned CET off, so no ENDBR is needed; the returns are plain "ret"
- * (ANNOTATE_UNRET_SAFE) because the return thunk is not mapped 1:1. Built
- * and tested with CONFIG_X86_KERNEL_IBT=y.
+ * Exceptions while the 1:1 table is live (in the swap loop, or in a
+ * physical-mode callee that keeps our IDT): #BP and NMI return; any other
+ * vector prints the vector, error code, RIP, CR2 and the general registers
+ * on the 8250 UART at 0x3f8 and halts, instead of a triple fault.
+ *
+ * IBT and return thunks: kexec_jump_call() is reached by a direct call;
+ * everything else by call/ret inside the page or by the IDT, with CET off,
+ * so no ENDBR is needed. Returns are plain "ret" (ANNOTATE_UNRET_SAFE):
+ * the return thunk is not mapped 1:1.
+ *
+ * Fixes made to relocate_kernel_64.S's preserve-context path from 6.13 on,
+ * and how they apply here (this file does not share that code):
+ *  - "Restore GDT on return from ::preserve_context kexec": applies; the
+ *    GDTR and IDTR are saved and reloaded (and the GS base rewritten).
+ *  - "Fix stack and handling of re-entry point for ::preserve_context":
+ *    applies; the re-entry point is read at 0(%rsp) on arrival, and the
+ *    callee's stack is a page of its own, not the end of the swap page.
+ *  - "Ensure preserve_context flag is set on return to kernel" and "Use
+ *    correct swap page in swap_pages function": not applicable; the
+ *    swap loop has one meaning, swap, and one swap page, PA_SWAP_PAGE.
+ *  - "Push kjump return address even for non-kjump kexec": not
+ *    applicable; only preserve-context images come here.
+ *  - "Disable global pages before writing to control page" and the CR4
+ *    ordering rules (CET needs WP, PCIDE needs PCID 0): applied on both
+ *    ways, see above.
+ *  - The exception handlers in the control page (6.15/6.16 debugging
+ *    support): applied, without the command-line switch: they only print
+ *    where the machine would otherwise reset.
+ *  - Kept from 6.12: CR4.MCE on TDX guests, wbinvd with SME, and the
+ *    call-depth-thunk exclusion for the copied page.
  */
 
 #include <linux/linkage.h>
+#include <linux/stringify.h>
+#include <asm/alternative.h>
 #include <asm/asm-offsets.h>
 #include <asm/kexec.h>
 #include <asm/msr-index.h>
@@ -57,6 +94,7 @@
 #include <asm/page_types.h>
 #include <asm/processor-flags.h>
 #include <asm/segment.h>
+#include <asm/trapnr.h>
 #include <asm/unwind_hints.h>
 
 #define PTR(x)		((x) << 3)
@@ -68,12 +106,24 @@
 #define KJ_CR3		DATA(0x10)
 #define KJ_CR4		DATA(0x18)
 #define KJ_GS_BASE	DATA(0x20)
-#define KJ_GDTR		DATA(0x28)	/* 10 bytes */
-#define KJ_IDTR		DATA(0x38)	/* 10 bytes */
+#define KJ_GDTR		DATA(0x28)	/* A's, 10 bytes */
+#define KJ_IDTR		DATA(0x38)	/* A's, 10 bytes */
 #define KJ_PA_TABLE	DATA(0x48)
 #define KJ_PA_SWAP	DATA(0x50)
 #define KJ_HEAD		DATA(0x58)
 #define KJ_VA_CONTROL	DATA(0x60)
+#define KJ_PA_STACK	DATA(0x68)
+#define KJ_OWN_GDTR	DATA(0x70)	/* 10 bytes */
+#define KJ_OWN_IDTR	DATA(0x80)	/* 10 bytes */
+#define KJ_IDT		DATA(0x100)	/* KJ_NR_VECTORS gates of 16 bytes */
+#define KJ_CONSTS	DATA(0x300)	/* a copy of .Lconsts */
+#define KJ_CONST(x)	(KJ_CONSTS + (x) - .Lconsts)
+
+/* The exception vectors the own IDT covers, and the size of each stub. */
+#define KJ_NR_VECTORS	32
+#define KJ_STUB_SIZE	9
+
+#define KJ_UART		0x3f8
 
 /* Indirection list entry flags, as in include/linux/kexec.h. */
 #define KJ_IND_DESTINATION	0x1
@@ -81,7 +131,7 @@
 #define KJ_IND_DONE		0x4
 #define KJ_IND_SOURCE		0x8
 
-	.text
+	.section .text..kexec_jump, "ax"
 	.align PAGE_SIZE
 	.code64
 SYM_CODE_START_NOALIGN(kexec_jump_call)
@@ -107,12 +157,22 @@ SYM_CODE_START_NOALIGN(kexec_jump_call)
 	movq	%r13, KJ_CR4(%r11)
 	sgdt	KJ_GDTR(%r11)
 	sidt	KJ_IDTR(%r11)
-	movq	%rdx, %r12
+	movq	%rdx, %r14		/* start */
+	movq	%rcx, %r12		/* sme_active */
+	movq	%rdi, %rbx		/* head */
 	movl	$MSR_GS_BASE, %ecx
 	rdmsr
 	movl	%eax, KJ_GS_BASE(%r11)
 	movl	%edx, KJ_GS_BASE+4(%r11)
-	movq	%r12, %rdx
+
+	/* The GDT and the messages: data, kept out of the code's page. */
+	movq	%rsi, %rax
+	leaq	.Lconsts(%rip), %rsi
+	leaq	KJ_CONSTS(%r11), %rdi
+	movl	$(.Lconsts_end - .Lconsts), %ecx
+	rep movsb
+	movq	%rax, %rsi
+	movq	%rbx, %rdi
 
 	/* IF off, DF clear: the string copies below count upwards. */
 	pushq	$0
@@ -121,75 +181,94 @@ SYM_CODE_START_NOALIGN(kexec_jump_call)
 	movq	PTR(PA_CONTROL_PAGE)(%rsi), %r8
 	movq	PTR(PA_TABLE_PAGE)(%rsi), %r9
 	movq	PTR(PA_SWAP_PAGE)(%rsi), %r10
+	movq	PTR(PA_JUMP_STACK)(%rsi), %r15
 	movq	%r9, KJ_PA_TABLE(%r11)
 	movq	%r10, KJ_PA_SWAP(%r11)
+	movq	%r15, KJ_PA_STACK(%r11)
 	movq	%rdi, KJ_HEAD(%r11)
 
 	/* This page stays mapped (onto the control page) across the switch. */
 	movq	%r9, %cr3
-	leaq	PAGE_SIZE(%r8), %rsp
-	leaq	(kj_identity_mapped - kexec_jump_call)(%r8), %rax
+	leaq	PAGE_SIZE(%r15), %rsp
+	leaq	(.Lidentity_mapped - kexec_jump_call)(%r8), %rax
 	pushq	%rax
 	ANNOTATE_UNRET_SAFE
 	ret
 	int3
-SYM_CODE_END(kexec_jump_call)
 
-SYM_CODE_START_LOCAL_NOALIGN(kj_identity_mapped)
+.Lidentity_mapped:
 	UNWIND_HINT_END_OF_STACK
-	ANNOTATE_NOENDBR
 	/*
-	 * Known CR4 and CR0 for the copy and the callee: keep only the paging
-	 * mode (clearing PGE also drops global TLB entries), paging and
-	 * protection on, write protection and alignment checks off.
+	 * CR4 first: with CR4.CET clear, CR0.WP may be cleared. Keep only the
+	 * paging mode (clearing PGE flushes global TLB entries too) and, on
+	 * TDX guests, MCE, which they may not be allowed to clear.
 	 */
 	andl	$(X86_CR4_PAE | X86_CR4_LA57), %r13d
+	ALTERNATIVE "", __stringify(orl $X86_CR4_MCE, %r13d), X86_FEATURE_TDX_GUEST
 	movq	%r13, %cr4
+	/* Paging and protection on; write protection, alignment checks off. */
 	movq	%cr0, %rax
 	andq	$~(X86_CR0_AM | X86_CR0_WP | X86_CR0_TS | X86_CR0_EM), %rax
 	orl	$(X86_CR0_PG | X86_CR0_PE), %eax
 	movq	%rax, %cr0
 	movq	%r9, %cr3
+	call	.Lload_descriptors
 
-	call	kj_swap_pages
+	/*
+	 * With SME, cache lines written encrypted may be flushed over the
+	 * plain copies below: flush them first.
+	 */
+	testq	%r12, %r12
+	jz	1f
+	wbinvd
+1:	call	.Lswap_pages
 
-	pushq	%rdx			/* the re-entry slot */
+	pushq	%r14			/* the re-entry slot */
 	ANNOTATE_RETPOLINE_SAFE
-	call	*%rdx
+	call	*%r14
 
 	/*
 	 * The jump-back entry. Any CR3 that maps this page 1:1 will do; the
-	 * stack is the callee's and only its top word is read.
+	 * stack is the callee's and only its top word is read. Drop global
+	 * pages (and CET, PCIDE) first, so no translation of the callee's
+	 * survives the switch to the 1:1 table.
 	 */
 	movq	0(%rsp), %rbp
+	movq	%cr4, %rax
+	andl	$(X86_CR4_PAE | X86_CR4_LA57), %eax
+	ALTERNATIVE "", __stringify(orl $X86_CR4_MCE, %eax), X86_FEATURE_TDX_GUEST
+	movq	%rax, %cr4
 	leaq	kexec_jump_call(%rip), %r8
 	movq	KJ_PA_TABLE(%r8), %rax
 	movq	%rax, %cr3
-	leaq	PAGE_SIZE(%r8), %rsp
+	movq	KJ_PA_STACK(%r8), %rsp
+	addq	$PAGE_SIZE, %rsp
+	call	.Lload_descriptors
 	cld
 	movq	KJ_HEAD(%r8), %rdi
 	movq	KJ_PA_SWAP(%r8), %r10
-	call	kj_swap_pages
+	call	.Lswap_pages
 
-	/* Values needed after the switch back to A's own page table. */
+	/* What is needed after the switch back to A's own page table. */
+	movq	KJ_CR0(%r8), %r13
 	movq	KJ_CR4(%r8), %r12
 	movq	KJ_CR3(%r8), %r9
 	movq	KJ_VA_CONTROL(%r8), %r8
-	movabsq	$kj_virtual_mapped, %rax
+	movabsq	$.Lvirtual_mapped, %rax
 	pushq	%rax
 	ANNOTATE_UNRET_SAFE
 	ret
 	int3
-SYM_CODE_END(kj_identity_mapped)
 
-SYM_CODE_START_LOCAL_NOALIGN(kj_virtual_mapped)
+.Lvirtual_mapped:
 	UNWIND_HINT_END_OF_STACK
 	ANNOTATE_NOENDBR
-	/* CR4 first: PCIDE may only be set while CR3's PCID is zero. */
-	movq	%r12, %cr4
+	movq	%r13, %cr0		/* WP first: CR4.CET needs it */
+	movq	%r12, %rax
+	andq	$~X86_CR4_PGE, %rax
+	movq	%rax, %cr4		/* PCIDE: CR3's PCID is still 0 */
 	movq	%r9, %cr3
-	movq	KJ_CR0(%r8), %rax
-	movq	%rax, %cr0
+	movq	%r12, %cr4		/* global pages, under A's table only */
 	lgdt	KJ_GDTR(%r8)
 	lidt	KJ_IDTR(%r8)
 	movl	$__KERNEL_DS, %eax
@@ -211,18 +290,57 @@ SYM_CODE_START_LOCAL_NOALIGN(kj_virtual_mapped)
 	ANNOTATE_UNRET_SAFE
 	ret
 	int3
-SYM_CODE_END(kj_virtual_mapped)
+
+/*
+ * Load the own GDT and IDT, in the control page at %r8 (running 1:1).
+ * CS keeps its selector, whose descriptor here is the same 64-bit code
+ * segment. Clobbers %rax, %rcx, %rdx, %r11.
+ */
+.Lload_descriptors:
+	UNWIND_HINT_END_OF_STACK
+	leaq	KJ_CONST(.Lgdt)(%r8), %rax
+	movw	$(.Lgdt_end - .Lgdt - 1), KJ_OWN_GDTR(%r8)
+	movq	%rax, KJ_OWN_GDTR+2(%r8)
+	lgdt	KJ_OWN_GDTR(%r8)
+	movl	$__KERNEL_DS, %eax
+	movl	%eax, %ds
+	movl	%eax, %es
+	movl	%eax, %ss
+
+	/* Interrupt gates, DPL 0, no IST, to the stubs at .Lvectors. */
+	leaq	KJ_IDT(%r8), %r11
+	leaq	.Lvectors(%rip), %rax
+	xorl	%ecx, %ecx
+1:	movq	%rax, %rdx
+	movw	%dx, 0(%r11)
+	movw	$__KERNEL_CS, 2(%r11)
+	movw	$0x8e00, 4(%r11)
+	shrq	$16, %rdx
+	movw	%dx, 6(%r11)
+	shrq	$16, %rdx
+	movq	%rdx, 8(%r11)
+	addq	$KJ_STUB_SIZE, %rax
+	addq	$16, %r11
+	incl	%ecx
+	cmpl	$KJ_NR_VECTORS, %ecx
+	jb	1b
+	leaq	KJ_IDT(%r8), %rax
+	movw	$(KJ_NR_VECTORS * 16 - 1), KJ_OWN_IDTR(%r8)
+	movq	%rax, KJ_OWN_IDTR+2(%r8)
+	lidt	KJ_OWN_IDTR(%r8)
+	ANNOTATE_UNRET_SAFE
+	ret
+	int3
 
 /*
  * Swap each source page of the indirection list with its destination page,
  * through the swap page. Doing it twice restores both sides.
  *
- * %rdi: list head entry, %r10: swap page. Clobbers %rax, %rbx, %rcx, %rsi,
- * %rdi, %r11. Preserves %rdx, %r8, %r9, %r10.
+ * %rdi: list head entry, %r10: swap page. Clobbers %rax, %rbx, %rcx, %rdx,
+ * %rsi, %rdi. Preserves %r8 to %r15 and %rbp.
  */
-SYM_CODE_START_LOCAL_NOALIGN(kj_swap_pages)
+.Lswap_pages:
 	UNWIND_HINT_END_OF_STACK
-	movq	%rdx, %r11		/* keep the caller's %rdx */
 	movq	%rdi, %rcx
 	xorl	%edx, %edx		/* current destination page */
 	jmp	.Ldispatch
@@ -259,13 +377,162 @@ SYM_CODE_START_LOCAL_NOALIGN(kj_swap_pages)
 	rep movsq
 	addq	$PAGE_SIZE, %rdx
 	jmp	.Lnext_entry
-
 .Lswap_done:
-	movq	%r11, %rdx
 	ANNOTATE_UNRET_SAFE
 	ret
 	int3
-SYM_CODE_END(kj_swap_pages)
+
+/*
+ * One stub per vector, KJ_STUB_SIZE bytes each: an error code of 0 where
+ * the CPU pushes none (EXCEPTION_ERRCODE_MASK), the vector, a jump.
+ */
+.Lvectors:
+	UNWIND_HINT_END_OF_STACK
+	vector = 0
+	.rept	KJ_NR_VECTORS
+	.if	(EXCEPTION_ERRCODE_MASK >> vector) & 1
+	.byte	0x66, 0x90		/* nop: the CPU pushed an error code */
+	.else
+	.byte	0x6a, 0			/* pushq $0 */
+	.endif
+	.byte	0x6a, vector		/* pushq $vector */
+	.byte	0xe9			/* jmp .Lexception */
+	.long	.Lexception - (. + 4)
+	vector = vector + 1
+	.endr
+
+/*
+ * 0(%rsp) vector, 8 error code, 16 RIP, 24 CS, 32 RFLAGS, 40 RSP, 48 SS.
+ * #BP and NMI return; anything else is reported and halts the CPU.
+ */
+.Lexception:
+	UNWIND_HINT_END_OF_STACK
+	cmpq	$X86_TRAP_BP, (%rsp)
+	je	.Liret
+	cmpq	$X86_TRAP_NMI, (%rsp)
+	je	.Liret
+	pushq	%r15
+	pushq	%r14
+	pushq	%r13
+	pushq	%r12
+	pushq	%r11
+	pushq	%r10
+	pushq	%r9
+	pushq	%r8
+	pushq	%rbp
+	pushq	%rdi
+	pushq	%rsi
+	pushq	%rdx
+	pushq	%rcx
+	pushq	%rbx
+	pushq	%rax
+	/* 0..112(%rsp) the registers above, 120 vector, 128 error, 136 RIP */
+	leaq	kexec_jump_call(%rip), %r8
+	leaq	KJ_CONST(.Lmsg_vector)(%r8), %rsi
+	movq	120(%rsp), %r9
+	call	.Lput_field
+	leaq	KJ_CONST(.Lmsg_error)(%r8), %rsi
+	movq	128(%rsp), %r9
+	call	.Lput_field
+	leaq	KJ_CONST(.Lmsg_rip)(%r8), %rsi
+	movq	136(%rsp), %r9
+	call	.Lput_field
+	leaq	KJ_CONST(.Lmsg_cr2)(%r8), %rsi
+	movq	%cr2, %r9
+	call	.Lput_field
+	leaq	KJ_CONST(.Lregs)(%r8), %rsi
+	movq	%rsp, %rbx
+1:	movq	(%rbx), %r9
+	call	.Lput_field		/* advances %rsi to the next name */
+	addq	$8, %rbx
+	cmpb	$0, (%rsi)
+	jnz	1b
+	movl	$'\n', %r11d
+	call	.Lputc
+2:	cli
+	hlt
+	jmp	2b
+.Liret:
+	addq	$16, %rsp
+	iretq
+
+/* Print the string at %rsi, then %r9 in hex; %rsi ends after the NUL. */
+.Lput_field:
+	UNWIND_HINT_END_OF_STACK
+1:	movzbl	(%rsi), %r11d
+	incq	%rsi
+	testl	%r11d, %r11d
+	jz	2f
+	call	.Lputc
+	jmp	1b
+2:	movl	$16, %ecx
+3:	rolq	$4, %r9
+	movl	%r9d, %r11d
+	andl	$0xf, %r11d
+	addl	$'0', %r11d
+	cmpl	$'9', %r11d
+	jbe	4f
+	addl	$('a' - '9' - 1), %r11d
+4:	call	.Lputc
+	decl	%ecx
+	jnz	3b
+	ANNOTATE_UNRET_SAFE
+	ret
+	int3
+
+/* Write the byte in %r11 to the UART. Clobbers %eax, %edx. */
+.Lputc:
+	UNWIND_HINT_END_OF_STACK
+	movl	$(KJ_UART + 5), %edx
+1:	inb	%dx, %al
+	testb	$0x20, %al		/* transmitter holding register empty */
+	jz	1b
+	movl	$KJ_UART, %edx
+	movl	%r11d, %eax
+	outb	%al, %dx
+	ANNOTATE_UNRET_SAFE
+	ret
+	int3
+
+SYM_CODE_END(kexec_jump_call)
 
 	/* Fails to assemble if the code outgrows its half of the page. */
 	.skip KEXEC_CONTROL_CODE_MAX_SIZE - (. - kexec_jump_call), 0xcc
+
+/*
+ * Data the copied code uses: kexec_jump_call() copies it to KJ_CONSTS in
+ * the control page. Not in the code's page, where objtool would read it as
+ * instructions.
+ */
+	.pushsection .rodata
+	.balign	8
+.Lconsts:
+/* null, 32-bit code, __KERNEL_CS (64-bit code), __KERNEL_DS */
+.Lgdt:
+	.quad	0
+	.quad	0x00cf9b000000ffff
+	.quad	0x00af9b000000ffff
+	.quad	0x00cf93000000ffff
+.Lgdt_end:
+.Lmsg_vector:	.asciz	"\nkexec_jump: exception "
+.Lmsg_error:	.asciz	" error "
+.Lmsg_rip:	.asciz	" rip "
+.Lmsg_cr2:	.asciz	" cr2 "
+.Lregs:		.asciz	"\nkexec_jump: rax "
+		.asciz	" rbx "
+		.asciz	" rcx "
+		.asciz	" rdx "
+		.asciz	"\nkexec_jump: rsi "
+		.asciz	" rdi "
+		.asciz	" rbp "
+		.asciz	" r8 "
+		.asciz	"\nkexec_jump: r9 "
+		.asciz	" r10 "
+		.asciz	" r11 "
+		.asciz	" r12 "
+		.asciz	"\nkexec_jump: r13 "
+		.asciz	" r14 "
+		.asciz	" r15 "
+		.byte	0
+.Lconsts_end:
+	.popsection

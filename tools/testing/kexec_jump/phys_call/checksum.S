@@ -11,6 +11,14 @@
  *
  * Assembled with --defsym KJ_PAYLOAD=N it carries N more bytes that it
  * never reads: the benchmark's build, so that the jump has pages to swap.
+ *
+ * With --defsym KJ_INT3=1 it executes int3 first (the trampoline's #BP
+ * handler returns) and leaves its re-entry point in the slot at 8(%rsp)
+ * before returning, so every call after the first enters at .Lreentry,
+ * which counts the re-entries; the count word is calls | reentries << 32.
+ *
+ * With --defsym KJ_FAULT=1 it reads an unmapped address first: the page
+ * fault is the trampoline's to report.
  */
 	.text
 	.code64
@@ -24,8 +32,20 @@ kj_buf:	.quad	0
 kj_len:	.quad	0
 kj_calls:
 	.quad	0
+kj_reentries:
+	.quad	0
 
+	.ifdef	KJ_INT3
+.Lreentry:
+	incq	kj_reentries(%rip)
+	.endif
 .Lrun:
+	.ifdef	KJ_INT3
+	int3
+	.endif
+	.ifdef	KJ_FAULT
+	movabsq	0x7ff000000000, %rax
+	.endif
 	movq	kj_buf(%rip), %rsi
 	movq	kj_len(%rip), %rcx
 	movabsq	$0xcbf29ce484222325, %rax	/* FNV-1a offset basis */
@@ -41,7 +61,14 @@ kj_calls:
 2:	incq	kj_calls(%rip)
 	movq	%rax, (%rsi)
 	movq	kj_calls(%rip), %rax
+	movq	kj_reentries(%rip), %rdx
+	shlq	$32, %rdx
+	orq	%rdx, %rax
 	movq	%rax, 8(%rsi)
+	.ifdef	KJ_INT3
+	leaq	.Lreentry(%rip), %rdx
+	movq	%rdx, 8(%rsp)
+	.endif
 	ret
 
 	.ifdef	KJ_PAYLOAD

@@ -39,7 +39,7 @@ use std::{env, fs, path::Path, process::ExitCode, thread, time::Duration};
 fn usage() -> ExitCode {
     eprintln!(
         "usage: kj-guest memhold --mib N --seed S --check FILE | meminfo FIELD | free | \
-         find FILE TEXT | drain | exec | physcall --elf FILE --calls N | events --elf FILE | \
+         find FILE TEXT | drain | exec | physcall --elf FILE --calls N [--reentry] | events --elf FILE | \
          unwind --elf FILE --steps LIST | race --elf FILE | markfile DIR TEXT ABOVE | vmcore-at ADDR | busy --mem ADDR --size BYTES | memcpy --pages N"
     );
     ExitCode::from(2)
@@ -237,7 +237,10 @@ fn main() -> ExitCode {
             let mem_max = opt("--mem-max").unwrap_or_else(|| "0x10fffff".into());
             let result = match cmd {
                 "physcall" => match opt("--calls").and_then(|v| v.parse().ok()) {
-                    Some(calls) => physcall::run(elf, calls, &mem_min, &mem_max),
+                    Some(calls) => {
+                        let reentry = args.iter().any(|a| a == "--reentry");
+                        physcall::run(elf, calls, reentry, &mem_min, &mem_max)
+                    }
                     None => return usage(),
                 },
                 "events" => testdev::events(elf, &mem_min, &mem_max),

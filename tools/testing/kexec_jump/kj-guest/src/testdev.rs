@@ -1,6 +1,6 @@
 // SPDX-License-Identifier: GPL-2.0
 
-//! The kexec jump test devices (drivers/misc/kexec_jump_testdev.rs):
+//! The kexec jump test devices (drivers/base/test/kexec_jump_testdev.rs):
 //! `/sys/devices/kj_testdevN/{events,fail}`.
 
 use crate::physcall::Program;

@@ -2,8 +2,9 @@
 
 //! `kjtest`: boots the kexec jump test kernels in QEMU and checks them.
 //!
-//! `kjtest run [--kernel ours|ref|both] [--only NAME] [--list]` runs the
-//! end-to-end tests; `kjtest demo` shows one round trip on our kernel with
+//! `kjtest run [--kernel ours|c|ref|both|all] [--only NAME] [--list]` runs
+//! the end-to-end tests on our kernel, our kernel without Rust (`c`) and the
+//! reference; `kjtest demo` shows one round trip on our kernel with
 //! the timeline of its phases; `kjtest bench [ROUNDS]` compares the cost
 //! of the suspend/resume ladder of ours and the reference.
 
@@ -19,7 +20,7 @@ use std::{env, fs, path::PathBuf, process::ExitCode, time::Instant};
 
 /// What a test needs to know about where it runs.
 pub struct Ctx {
-    /// `ours` or `ref`.
+    /// `ours`, `c` or `ref`.
     pub name: &'static str,
     /// The kernel's bzImage.
     pub kernel: PathBuf,
@@ -64,12 +65,14 @@ fn run(args: &[String]) -> ExitCode {
             .find(|w| w[0] == name)
             .map(|w| w[1].as_str())
     };
-    let kernels: &[&'static str] = match opt("--kernel").unwrap_or("both") {
+    let kernels: &[&'static str] = match opt("--kernel").unwrap_or("all") {
         "ours" => &["ours"],
+        "c" => &["c"],
         "ref" => &["ref"],
         "both" => &["ours", "ref"],
+        "all" => &["ours", "c", "ref"],
         k => {
-            eprintln!("kjtest: unknown kernel '{k}' (want ours, ref or both)");
+            eprintln!("kjtest: unknown kernel '{k}' (want ours, c, ref, both or all)");
             return ExitCode::from(2);
         }
     };
@@ -91,7 +94,7 @@ fn run(args: &[String]) -> ExitCode {
     let mut report = Report::default();
     for t in &selected {
         for &k in kernels {
-            if t.ours_only && k != "ours" {
+            if !t.kernels.contains(&k) {
                 continue;
             }
             let c = ctx(k, t.name);
@@ -161,7 +164,7 @@ fn main() -> ExitCode {
         }
         _ => {
             eprintln!(
-                "usage: kjtest run [--kernel ours|ref|both] [--only NAME] [--list] | kjtest demo"
+                "usage: kjtest run [--kernel ours|c|ref|both|all] [--only NAME] [--list] | kjtest demo | kjtest bench [ROUNDS]"
             );
             ExitCode::from(2)
         }

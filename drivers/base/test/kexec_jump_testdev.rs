@@ -14,10 +14,10 @@
 //! Device 0 also has `switch_cycles` (device 1's reads empty): TSC cycles
 //! from its syscore suspend to its syscore resume in the last transition,
 //! i.e. the machine's last step before a kexec jump to its first after it.
-//! Syscore entries suspend
-//! in reverse order of registration, so this late one goes first and comes
-//! back last: the window holds the other syscore entries, the processor
-//! state save and `machine_kexec()`, the same in any kernel.
+//! Syscore entries suspend in reverse order of registration, so this late
+//! one goes first and comes back last: the window holds the other syscore
+//! entries, the processor state save and `machine_kexec()`, the same in any
+//! kernel.
 //!
 //! Device 1 is registered last, so it is suspended first: a failure in
 //! device 0 happens after device 1 was already frozen, and whatever the
@@ -25,7 +25,7 @@
 
 use core::{
     fmt::Write,
-    sync::atomic::{AtomicU64, AtomicU8, AtomicUsize, Ordering},
+    sync::atomic::{AtomicU64, AtomicU8, Ordering},
 };
 use kernel::{
     bindings, c_str,
@@ -64,12 +64,16 @@ const EVENTS: [&str; 18] = [
     "resume",
     "syscore_suspend",
 ];
+/// No event: what `fail` holds when nothing fails.
 const NONE: u8 = 0;
+/// `dev_pm_ops.complete`, recorded by `pm_complete()`.
 const COMPLETE: u8 = 11;
+/// The syscore entry's suspend, recorded in device 0's log.
 const SYSCORE_SUSPEND: u8 = 17;
 /// Recorded but not a name `fail` accepts: resuming cannot fail.
 const SYSCORE_RESUME: u8 = 18;
 
+/// The name of `event` as the files show it.
 fn event_name(event: u8) -> &'static str {
     match event {
         SYSCORE_RESUME => "syscore_resume",
@@ -77,51 +81,154 @@ fn event_name(event: u8) -> &'static str {
     }
 }
 
+/// The number of events a log holds; later ones are only counted.
 const LOG_LEN: usize = 64;
+
+/// `Log::state`: the generation, bumped by every clear, above
+/// `LEN_BITS` bits of the number of events recorded in it.
+const LEN_BITS: u32 = 8;
+const LEN_MASK: u64 = (1 << LEN_BITS) - 1;
+/// The count stops one past the log: the reader then shows the overflow.
+const LEN_MAX: u64 = LOG_LEN as u64 + 1;
+const _: () = assert!(LEN_MAX <= LEN_MASK);
+/// A slot holds its generation above `EVENT_BITS` bits of the event.
+const EVENT_BITS: u32 = u8::BITS;
 
 /// One device's event log and failure switch.
 ///
-/// Callbacks of one device never run concurrently with each other (the PM
-/// core calls them one at a time, syscore with interrupts off on one CPU),
-/// so plain atomics are enough; readers may see a log being appended to.
+/// Several callers may record at once (callbacks of different devices,
+/// the syscore entry) while a `write` to `events` clears the log, so the
+/// whole log position lives in one atomic word, `state`, and each slot
+/// carries the generation it was recorded in. A slot is then written by
+/// exactly one recorder per generation and a clear can neither lose nor
+/// duplicate one.
 struct Log {
-    events: [AtomicU8; LOG_LEN],
-    len: AtomicUsize,
+    /// Slot `i` of generation `g` holds `g << EVENT_BITS | event`.
+    events: [AtomicU64; LOG_LEN],
+    /// `generation << LEN_BITS | count`: see `LEN_BITS`.
+    state: AtomicU64,
+    /// The event that fails with `-EIO`, or `NONE`.
     fail: AtomicU8,
 }
 
 impl Log {
     const fn new() -> Self {
         Self {
-            events: [const { AtomicU8::new(NONE) }; LOG_LEN],
-            len: AtomicUsize::new(0),
+            // Generation 0 is never current: no slot is valid before its
+            // first write.
+            events: [const { AtomicU64::new(0) }; LOG_LEN],
+            state: AtomicU64::new(1 << LEN_BITS),
             fail: AtomicU8::new(NONE),
         }
     }
 
     /// Records `event`; returns `-EIO` if the device was told to fail it.
     fn record(&self, event: u8) -> c_int {
-        let at = self.len.load(Ordering::Relaxed);
-        if let Some(slot) = self.events.get(at) {
-            slot.store(event, Ordering::Relaxed);
+        // Claim the next slot in one read-modify-write: concurrent
+        // recorders get distinct slots, and a concurrent clear comes
+        // either before the claim (slot 0 of the new generation) or after
+        // it (the event belongs to the cleared generation). Past the end
+        // the claim fails and the count stays one past the log.
+        let claim = self
+            .state
+            .fetch_update(Ordering::Relaxed, Ordering::Relaxed, |s| {
+                (s & LEN_MASK < LEN_MAX).then_some(s + 1)
+            });
+        if let Ok(s) = claim {
+            let generation = s >> LEN_BITS;
+            // `s & LEN_MASK` is at most `LOG_LEN`: the cast is lossless.
+            if let Some(slot) = self.events.get((s & LEN_MASK) as usize) {
+                // `fetch_max`, not `store`: a recorder of a cleared
+                // generation that writes late never hides a newer event.
+                slot.fetch_max(
+                    (generation << EVENT_BITS) | u64::from(event),
+                    Ordering::Relaxed,
+                );
+            }
         }
-        // Past the end only the count grows: the reader shows the overflow.
-        self.len.store(at + 1, Ordering::Release);
         if self.fail.load(Ordering::Relaxed) == event {
             pr_info!("failing {}\n", event_name(event));
             return EIO.to_errno();
         }
         0
     }
+
+    /// Empties the log: starts a new generation with no event.
+    fn clear(&self) {
+        // Cannot fail: the closure always returns `Some`.
+        let _ = self
+            .state
+            .fetch_update(Ordering::Relaxed, Ordering::Relaxed, |s| {
+                Some(((s >> LEN_BITS) + 1) << LEN_BITS)
+            });
+    }
+
+    /// Writes the events of the current generation, oldest first.
+    ///
+    /// Every access is `Relaxed`: each slot is one atomic word that says
+    /// itself which generation it belongs to, so there is nothing else to
+    /// publish. By coherence the reader sees every event whose `record()`
+    /// happens before the read (e.g. callbacks that ran before the `read`
+    /// system call), in the order their slots were claimed, and never one
+    /// of a cleared generation. A slot claimed but not yet written by a
+    /// concurrent recorder, or rewritten after a concurrent clear, reads
+    /// as `?`.
+    fn show(&self, page: &mut Page<'_>) {
+        let state = self.state.load(Ordering::Relaxed);
+        let generation = state >> LEN_BITS;
+        let len = state & LEN_MASK;
+        for (i, slot) in self.events.iter().take(len as usize).enumerate() {
+            if i > 0 {
+                page.push(" ");
+            }
+            let value = slot.load(Ordering::Relaxed);
+            if value >> EVENT_BITS == generation {
+                // The low byte is the event: the cast keeps just it.
+                page.push(event_name(value as u8));
+            } else {
+                page.push("?");
+            }
+        }
+        if len > LOG_LEN as u64 {
+            page.push(" ...");
+        }
+    }
 }
 
-/// A `Sync` cell for the C structures the PM core links and writes.
+/// A cell for a C structure that C code links and writes, or that C code
+/// only reads but takes by a mutable pointer. Rust code only passes its
+/// address; whether it may be shared between threads is argued for each
+/// `T` in its `Sync` implementation below.
 #[repr(transparent)]
 struct Shared<T>(Opaque<T>);
 
-// SAFETY: the PM and driver cores serialize every access to these
-// structures; Rust code only passes their addresses.
-unsafe impl<T> Sync for Shared<T> {}
+// SAFETY: Rust writes a test device's `init_name` and `type_` only in
+// `TestDevices::register_device()`, before `device_register()` makes the
+// device reachable from other threads; after that only the driver core
+// and the PM core write it, under their own locks (the device lock,
+// `dpm_list_mtx`, the kobject's reference count), and Rust only passes
+// its address.
+unsafe impl Sync for Shared<bindings::device> {}
+
+// SAFETY: Rust writes `SYSCORE.ops` only in `TestDevices::init()`, before
+// `register_syscore()` publishes it; `register_syscore()` and
+// `unregister_syscore()` write its list node under `syscore_lock`,
+// and `syscore_suspend()`/`syscore_resume()` read it on one CPU with
+// interrupts off. Rust only passes its address.
+unsafe impl Sync for Shared<bindings::syscore> {}
+
+// SAFETY: the sysfs attributes are initialized at compile time and never
+// written: sysfs only reads their name, mode and callbacks.
+unsafe impl Sync for Shared<bindings::device_attribute> {}
+
+// SAFETY: the attribute group is initialized at compile time and never
+// written: sysfs only reads its attribute table.
+unsafe impl Sync for Shared<bindings::attribute_group> {}
+
+// SAFETY: the device type is initialized at compile time and never
+// written: the driver core only reads its name, groups, release and PM
+// operations, all of which are `Sync` statics.
+unsafe impl Sync for Shared<bindings::device_type> {}
 
 impl<T> Shared<T> {
     const fn new(value: T) -> Self {
@@ -141,16 +248,22 @@ impl<T> Shared<T> {
     }
 }
 
+/// The number of test devices.
 const NDEV: usize = 2;
+/// The devices' names, as in `/sys/devices/`.
 const DEVICE_NAMES: [&str; NDEV] = ["kj_testdev0", "kj_testdev1"];
+/// The same names for the driver core.
 const DEVICE_CNAMES: [&CStr; NDEV] = [c_str!("kj_testdev0"), c_str!("kj_testdev1")];
 
+/// Each device's log; device 0's also holds the syscore entry's events.
 static LOGS: [Log; NDEV] = [const { Log::new() }; NDEV];
 
+/// The test devices, linked into the driver core once registered.
 static DEVICES: [Shared<bindings::device>; NDEV] = [const {
     // SAFETY: all-zero is a valid, unregistered `struct device`.
     unsafe { Shared::zeroed() }
 }; NDEV];
+/// The syscore entry, linked into the syscore list once registered.
 // SAFETY: all-zero is a valid, unregistered `struct syscore`.
 static SYSCORE: Shared<bindings::syscore> = unsafe { Shared::zeroed() };
 
@@ -174,20 +287,25 @@ extern "C" fn pm_complete(dev: *mut bindings::device) {
     }
 }
 
-/// TSC at the last syscore suspend, and the cycles to the resume after it.
+/// The TSC at the last syscore suspend.
 static SUSPEND_TSC: AtomicU64 = AtomicU64::new(0);
+/// The cycles from the last syscore suspend to the resume after it.
 static SWITCH_CYCLES: AtomicU64 = AtomicU64::new(0);
 
+/// The time-stamp counter.
 fn tsc() -> u64 {
-    // SAFETY: reading the time-stamp counter has no side effects.
+    // SAFETY: RDTSC exists on every x86_64 CPU and only reads the counter;
+    // the intrinsic has no precondition.
     unsafe { core::arch::x86_64::_rdtsc() }
 }
 
+/// `syscore_ops.suspend`: notes the TSC and records into device 0's log.
 extern "C" fn syscore_suspend(_data: *mut c_void) -> c_int {
     SUSPEND_TSC.store(tsc(), Ordering::Relaxed);
     LOGS[0].record(SYSCORE_SUSPEND)
 }
 
+/// `syscore_ops.resume`: the cycles since the suspend, and the event.
 extern "C" fn syscore_resume(_data: *mut c_void) {
     let cycles = tsc().wrapping_sub(SUSPEND_TSC.load(Ordering::Relaxed));
     SWITCH_CYCLES.store(cycles, Ordering::Relaxed);
@@ -197,19 +315,22 @@ extern "C" fn syscore_resume(_data: *mut c_void) {
 /// Devices are static and never freed; the driver core wants a release.
 extern "C" fn release(_dev: *mut bindings::device) {}
 
-/// A sysfs `show` buffer being filled.
-struct Page {
-    buf: &'static mut [u8],
+/// A sysfs `show` buffer being filled, borrowed for `'a`: at most the
+/// one `show` call that was given it.
+struct Page<'a> {
+    buf: &'a mut [u8],
     len: usize,
 }
 
-impl Page {
+impl<'a> Page<'a> {
     /// # Safety
     ///
-    /// `buf` must be the page-sized buffer sysfs passed to a `show`.
-    unsafe fn new(buf: *mut c_char) -> Self {
-        // SAFETY: the caller passes sysfs' buffer: PAGE_SIZE bytes, ours
-        // alone until `show` returns.
+    /// `buf` must be valid for reads and writes of `PAGE_SIZE` bytes for
+    /// `'a`, and nothing else may access them during `'a`: true of the
+    /// buffer sysfs passes to a `show` while that `show` runs.
+    unsafe fn new(buf: *mut c_char) -> Page<'a> {
+        // SAFETY: the caller guarantees `PAGE_SIZE` bytes at `buf`, ours
+        // alone for `'a`; `u8` has no alignment or validity requirement.
         let buf = unsafe { core::slice::from_raw_parts_mut(buf.cast::<u8>(), PAGE_SIZE) };
         Self { buf, len: 0 }
     }
@@ -222,7 +343,7 @@ impl Page {
     }
 }
 
-impl core::fmt::Write for Page {
+impl core::fmt::Write for Page<'_> {
     fn write_str(&mut self, s: &str) -> core::fmt::Result {
         self.push(s);
         Ok(())
@@ -234,16 +355,19 @@ impl core::fmt::Write for Page {
 ///
 /// # Safety
 ///
-/// `buf` must be the page buffer sysfs passed to the `show`.
+/// `buf` must be the page buffer sysfs passed to the `show` that calls
+/// this function, which is still running.
 unsafe fn show(
     dev: *mut bindings::device,
     buf: *mut c_char,
-    fill: impl FnOnce(usize, &Log, &mut Page),
+    fill: impl FnOnce(usize, &Log, &mut Page<'_>),
 ) -> isize {
     let Some((index, log)) = log_of(dev) else {
         return ENODEV.to_errno() as isize;
     };
-    // SAFETY: the caller passes sysfs' page buffer.
+    // SAFETY: the caller passes sysfs' page buffer, ours until the `show`
+    // returns; `page` is dropped before this function returns and `fill`
+    // cannot keep it, as it takes any lifetime.
     let mut page = unsafe { Page::new(buf) };
     fill(index, log, &mut page);
     page.push("\n");
@@ -259,22 +383,10 @@ unsafe extern "C" fn events_show(
     buf: *mut c_char,
 ) -> isize {
     // SAFETY: sysfs calls `show` with its page buffer.
-    unsafe {
-        show(dev, buf, |_, log, page| {
-            let len = log.len.load(Ordering::Acquire);
-            for (i, e) in log.events.iter().take(len).enumerate() {
-                if i > 0 {
-                    page.push(" ");
-                }
-                page.push(event_name(e.load(Ordering::Relaxed)));
-            }
-            if len > LOG_LEN {
-                page.push(" ...");
-            }
-        })
-    }
+    unsafe { show(dev, buf, |_, log, page| log.show(page)) }
 }
 
+/// Writing anything to `events` clears the log.
 extern "C" fn events_store(
     dev: *mut bindings::device,
     _attr: *mut bindings::device_attribute,
@@ -283,7 +395,7 @@ extern "C" fn events_store(
 ) -> isize {
     match log_of(dev) {
         Some((_, log)) => {
-            log.len.store(0, Ordering::Release);
+            log.clear();
             count as isize
         }
         None => ENODEV.to_errno() as isize,
@@ -382,6 +494,7 @@ const fn attr(
     })
 }
 
+/// The device files: `events`, `fail` and `switch_cycles`.
 static EVENTS_ATTR: Shared<bindings::device_attribute> =
     attr(c_str!("events"), events_show, Some(events_store));
 static FAIL_ATTR: Shared<bindings::device_attribute> =
@@ -393,9 +506,15 @@ static SWITCH_CYCLES_ATTR: Shared<bindings::device_attribute> =
 #[repr(transparent)]
 struct PtrTable<T, const N: usize>([*mut T; N]);
 
-// SAFETY: the tables are never written after compile time.
-unsafe impl<T, const N: usize> Sync for PtrTable<T, N> {}
+// SAFETY: `ATTRS` is initialized at compile time and never written (sysfs
+// only reads it); its pointers lead to the `Sync` attributes above.
+unsafe impl Sync for PtrTable<bindings::attribute, 4> {}
 
+// SAFETY: `GROUPS` is initialized at compile time and never written (the
+// driver core only reads it); its pointer leads to the `Sync` `GROUP`.
+unsafe impl Sync for PtrTable<bindings::attribute_group, 2> {}
+
+/// The device files, for their attribute group.
 // `attr` is the first field of a `device_attribute` (`repr(C)`), so the
 // attribute's address is the device attribute's.
 static ATTRS: PtrTable<bindings::attribute, 4> = PtrTable([
@@ -405,15 +524,18 @@ static ATTRS: PtrTable<bindings::attribute, 4> = PtrTable([
     core::ptr::null_mut(),
 ]);
 
+/// The one attribute group of a test device.
 static GROUP: Shared<bindings::attribute_group> = Shared::new(bindings::attribute_group {
     attrs: ATTRS.0.as_ptr().cast_mut(),
     // SAFETY: all-zero is a valid rest of an `attribute_group`.
     ..unsafe { core::mem::zeroed() }
 });
 
+/// The device type's attribute groups.
 static GROUPS: PtrTable<bindings::attribute_group, 2> =
     PtrTable([GROUP.get(), core::ptr::null_mut()]);
 
+/// The system-sleep callbacks, each recording its own event.
 static PM_OPS: bindings::dev_pm_ops = bindings::dev_pm_ops {
     prepare: Some(pm_callback::<1>),
     freeze: Some(pm_callback::<2>),
@@ -435,6 +557,7 @@ static PM_OPS: bindings::dev_pm_ops = bindings::dev_pm_ops {
     ..unsafe { core::mem::zeroed() }
 };
 
+/// The syscore entry's callbacks; it has nothing to do at shutdown.
 static SYSCORE_OPS: bindings::syscore_ops = bindings::syscore_ops {
     suspend: Some(syscore_suspend),
     resume: Some(syscore_resume),
@@ -453,23 +576,29 @@ static DEVICE_TYPE: Shared<bindings::device_type> = Shared::new(bindings::device
 
 /// The registered devices and syscore entry; dropping unregisters them.
 struct TestDevices {
+    /// How many of `DEVICES` are registered, in order.
     registered: usize,
 }
 
 impl TestDevices {
+    /// Registers the next device of `DEVICES`.
     fn register_device(&mut self) -> Result {
         let i = self.registered;
         let dev = DEVICES[i].get();
-        // SAFETY: `dev` is a zeroed, unregistered static device that only
-        // this function touches before registering it.
+        // SAFETY: `dev` is a zeroed static device that is not registered
+        // yet, so no other thread can reach it: `init`, which runs once,
+        // calls this function once per device.
         unsafe {
             (*dev).init_name = DEVICE_CNAMES[i].as_char_ptr();
             (*dev).type_ = DEVICE_TYPE.get();
         }
-        // SAFETY: `dev` is set up as above.
+        // SAFETY: `dev` is a valid, unregistered device with a name and a
+        // type, and it is static, so it outlives its registration.
         let ret = unsafe { bindings::device_register(dev) };
         if ret != 0 {
-            // SAFETY: a failed device_register() needs put_device().
+            // SAFETY: `device_register()` initialized `dev` even though it
+            // failed; `put_device()` drops the reference it left, and the
+            // release callback has nothing to free.
             unsafe { bindings::put_device(dev) };
             return Err(Error::from_errno(ret));
         }
@@ -485,7 +614,9 @@ impl kernel::Module for TestDevices {
             this.register_device()?;
         }
         let syscore = SYSCORE.get();
-        // SAFETY: `syscore` is the zeroed static entry, not yet registered.
+        // SAFETY: `syscore` is the zeroed static entry, not registered yet,
+        // so no other thread reads `ops` while it is written; the entry and
+        // its ops are static, so they outlive the registration.
         unsafe {
             (*syscore).ops = &SYSCORE_OPS;
             bindings::register_syscore(syscore);
@@ -498,11 +629,13 @@ impl kernel::Module for TestDevices {
 impl Drop for TestDevices {
     fn drop(&mut self) {
         if self.registered == NDEV {
-            // SAFETY: registered in `init`.
+            // SAFETY: `init` registered the entry after both devices, and
+            // only this drop unregisters it.
             unsafe { bindings::unregister_syscore(SYSCORE.get()) };
         }
         for dev in DEVICES.iter().take(self.registered).rev() {
-            // SAFETY: registered by `register_device`.
+            // SAFETY: `register_device` registered the first
+            // `self.registered` devices, and only this drop unregisters them.
             unsafe { bindings::device_unregister(dev.get()) };
         }
     }

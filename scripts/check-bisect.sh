@@ -1,0 +1,56 @@
+#!/usr/bin/env bash
+# SPDX-License-Identifier: GPL-2.0
+#
+# Bisectability: apply the exported series one patch at a time to a copy
+# of the base tree and, after each patch, run checkpatch --strict on it and
+# build bzImage (with clippy) in ours' configuration. Every prefix of the
+# series must build without errors and without warnings in the series'
+# files.
+#
+# Incremental after the first build (about as long as one kernel build,
+# plus a few minutes a patch). Not part of run-tests.sh, to keep that
+# under the hour; run it before exporting the series for mail.
+#
+# Usage: scripts/check-bisect.sh   (after scripts/build-kernel.sh ours)
+set -euo pipefail
+. "$(dirname "$0")/kjenv.sh"
+
+BASE=$KJ_BUILD/src/base
+TREE=$KJ_BUILD/src/bisect
+OUT=$KJ_BUILD/out/bisect
+SERIES=$KJ_BUILD/bisect-series
+CONFIG=$KJ_BUILD/out/ours/.config
+
+[ -f "$BASE/Makefile" ] || die "no base tree: run scripts/build-kernel.sh first"
+[ -f "$CONFIG" ] || die "no configuration in $CONFIG: run scripts/build-kernel.sh ours first"
+
+"$KJ_ROOT/scripts/export-series.sh" "$SERIES" >/dev/null
+rm -rf "$TREE" "$OUT"
+cp -al "$BASE" "$TREE"
+mkdir -p "$OUT"
+cp "$CONFIG" "$OUT/.config"
+
+for p in "$SERIES"/00[0-9][1-9]-*.patch; do
+	name=$(basename "$p")
+	# patch writes each file anew and renames it: base/ stays intact.
+	patch -d "$TREE" -p1 --batch --forward --silent <"$p" >/dev/null ||
+		die "$name does not apply"
+	if perl "$TREE/scripts/checkpatch.pl" --strict --no-tree --quiet \
+		--ignore UNKNOWN_COMMIT_ID "$p" 2>/dev/null | grep .; then
+		die "$name: checkpatch --strict complains"
+	fi
+	make -s -C "$TREE" O="$OUT" "${KJ_MAKE_ARGS[@]}" olddefconfig >/dev/null
+	start=$SECONDS
+	make -s -C "$TREE" O="$OUT" "${KJ_MAKE_ARGS[@]}" CLIPPY=1 \
+		CLIPPY_DRIVER=/usr/bin/clippy-driver -j"$KJ_JOBS" bzImage \
+		>"$OUT/build-$name.log" 2>&1 || {
+		grep -E 'error' "$OUT/build-$name.log" | head -n 10 >&2
+		die "$name: the kernel does not build (log: $OUT/build-$name.log)"
+	}
+	if grep -E -- '--> .*(kexec_jump|rust/kernel/(interrupt|kexec|power)\.rs)' \
+		"$OUT/build-$name.log" >&2; then
+		die "$name: compiler warnings in the series' code"
+	fi
+	echo "ok - $name: checkpatch clean, builds ($((SECONDS - start)) s)"
+done
+echo "check-bisect: every prefix of the series builds"
