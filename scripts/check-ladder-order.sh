@@ -33,7 +33,8 @@ compile() {
 	c=${c//"$SRC/$REL.rs"/"$file"}
 	c=${c//"$REL.o"/"$SCRATCH/out.o"}
 	c=${c//"$REL.d"/"$SCRATCH/out.d"}
-	(cd "$OUT" && eval "$c") >"$SCRATCH/log" 2>&1
+	# kbuild exports RUSTC_BOOTSTRAP=1 for the -Z flags it passes.
+	(cd "$OUT" && RUSTC_BOOTSTRAP=1 eval "$c") >"$SCRATCH/log" 2>&1
 }
 
 compile "$SRC/$REL.rs" || {

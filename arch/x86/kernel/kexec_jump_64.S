@@ -212,7 +212,7 @@ SYM_CODE_START_NOALIGN(kexec_jump_call)
 	orl	$(X86_CR0_PG | X86_CR0_PE), %eax
 	movq	%rax, %cr0
 	movq	%r9, %cr3
-	call	.Lload_descriptors
+	call	kj_load_descriptors
 
 	/*
 	 * With SME, cache lines written encrypted may be flushed over the
@@ -221,7 +221,7 @@ SYM_CODE_START_NOALIGN(kexec_jump_call)
 	testq	%r12, %r12
 	jz	1f
 	wbinvd
-1:	call	.Lswap_pages
+1:	call	kj_swap_pages
 
 	pushq	%r14			/* the re-entry slot */
 	ANNOTATE_RETPOLINE_SAFE
@@ -243,11 +243,11 @@ SYM_CODE_START_NOALIGN(kexec_jump_call)
 	movq	%rax, %cr3
 	movq	KJ_PA_STACK(%r8), %rsp
 	addq	$PAGE_SIZE, %rsp
-	call	.Lload_descriptors
+	call	kj_load_descriptors
 	cld
 	movq	KJ_HEAD(%r8), %rdi
 	movq	KJ_PA_SWAP(%r8), %r10
-	call	.Lswap_pages
+	call	kj_swap_pages
 
 	/* What is needed after the switch back to A's own page table. */
 	movq	KJ_CR0(%r8), %r13
@@ -290,13 +290,14 @@ SYM_CODE_START_NOALIGN(kexec_jump_call)
 	ANNOTATE_UNRET_SAFE
 	ret
 	int3
+SYM_CODE_END(kexec_jump_call)
 
 /*
  * Load the own GDT and IDT, in the control page at %r8 (running 1:1).
  * CS keeps its selector, whose descriptor here is the same 64-bit code
  * segment. Clobbers %rax, %rcx, %rdx, %r11.
  */
-.Lload_descriptors:
+SYM_CODE_START_LOCAL_NOALIGN(kj_load_descriptors)
 	UNWIND_HINT_END_OF_STACK
 	leaq	KJ_CONST(.Lgdt)(%r8), %rax
 	movw	$(.Lgdt_end - .Lgdt - 1), KJ_OWN_GDTR(%r8)
@@ -307,9 +308,9 @@ SYM_CODE_START_NOALIGN(kexec_jump_call)
 	movl	%eax, %es
 	movl	%eax, %ss
 
-	/* Interrupt gates, DPL 0, no IST, to the stubs at .Lvectors. */
+	/* Interrupt gates, DPL 0, no IST, to the stubs at kj_vectors. */
 	leaq	KJ_IDT(%r8), %r11
-	leaq	.Lvectors(%rip), %rax
+	leaq	kj_vectors(%rip), %rax
 	xorl	%ecx, %ecx
 1:	movq	%rax, %rdx
 	movw	%dx, 0(%r11)
@@ -331,6 +332,7 @@ SYM_CODE_START_NOALIGN(kexec_jump_call)
 	ANNOTATE_UNRET_SAFE
 	ret
 	int3
+SYM_CODE_END(kj_load_descriptors)
 
 /*
  * Swap each source page of the indirection list with its destination page,
@@ -339,7 +341,7 @@ SYM_CODE_START_NOALIGN(kexec_jump_call)
  * %rdi: list head entry, %r10: swap page. Clobbers %rax, %rbx, %rcx, %rdx,
  * %rsi, %rdi. Preserves %r8 to %r15 and %rbp.
  */
-.Lswap_pages:
+SYM_CODE_START_LOCAL_NOALIGN(kj_swap_pages)
 	UNWIND_HINT_END_OF_STACK
 	movq	%rdi, %rcx
 	xorl	%edx, %edx		/* current destination page */
@@ -381,31 +383,33 @@ SYM_CODE_START_NOALIGN(kexec_jump_call)
 	ANNOTATE_UNRET_SAFE
 	ret
 	int3
+SYM_CODE_END(kj_swap_pages)
 
 /*
  * One stub per vector, KJ_STUB_SIZE bytes each: an error code of 0 where
  * the CPU pushes none (EXCEPTION_ERRCODE_MASK), the vector, a jump.
  */
-.Lvectors:
-	UNWIND_HINT_END_OF_STACK
+SYM_CODE_START_LOCAL_NOALIGN(kj_vectors)
 	vector = 0
 	.rept	KJ_NR_VECTORS
+	UNWIND_HINT_END_OF_STACK	/* each stub is an entry of its own */
 	.if	(EXCEPTION_ERRCODE_MASK >> vector) & 1
 	.byte	0x66, 0x90		/* nop: the CPU pushed an error code */
 	.else
 	.byte	0x6a, 0			/* pushq $0 */
 	.endif
 	.byte	0x6a, vector		/* pushq $vector */
-	.byte	0xe9			/* jmp .Lexception */
-	.long	.Lexception - (. + 4)
+	.byte	0xe9			/* jmp kj_exception */
+	.long	kj_exception - (. + 4)
 	vector = vector + 1
 	.endr
+SYM_CODE_END(kj_vectors)
 
 /*
  * 0(%rsp) vector, 8 error code, 16 RIP, 24 CS, 32 RFLAGS, 40 RSP, 48 SS.
  * #BP and NMI return; anything else is reported and halts the CPU.
  */
-.Lexception:
+SYM_CODE_START_LOCAL_NOALIGN(kj_exception)
 	UNWIND_HINT_END_OF_STACK
 	cmpq	$X86_TRAP_BP, (%rsp)
 	je	.Liret
@@ -430,40 +434,41 @@ SYM_CODE_START_NOALIGN(kexec_jump_call)
 	leaq	kexec_jump_call(%rip), %r8
 	leaq	KJ_CONST(.Lmsg_vector)(%r8), %rsi
 	movq	120(%rsp), %r9
-	call	.Lput_field
+	call	kj_put_field
 	leaq	KJ_CONST(.Lmsg_error)(%r8), %rsi
 	movq	128(%rsp), %r9
-	call	.Lput_field
+	call	kj_put_field
 	leaq	KJ_CONST(.Lmsg_rip)(%r8), %rsi
 	movq	136(%rsp), %r9
-	call	.Lput_field
+	call	kj_put_field
 	leaq	KJ_CONST(.Lmsg_cr2)(%r8), %rsi
 	movq	%cr2, %r9
-	call	.Lput_field
+	call	kj_put_field
 	leaq	KJ_CONST(.Lregs)(%r8), %rsi
 	movq	%rsp, %rbx
 1:	movq	(%rbx), %r9
-	call	.Lput_field		/* advances %rsi to the next name */
+	call	kj_put_field		/* advances %rsi to the next name */
 	addq	$8, %rbx
 	cmpb	$0, (%rsi)
 	jnz	1b
 	movl	$'\n', %r11d
-	call	.Lputc
+	call	kj_putc
 2:	cli
 	hlt
 	jmp	2b
 .Liret:
 	addq	$16, %rsp
 	iretq
+SYM_CODE_END(kj_exception)
 
 /* Print the string at %rsi, then %r9 in hex; %rsi ends after the NUL. */
-.Lput_field:
+SYM_CODE_START_LOCAL_NOALIGN(kj_put_field)
 	UNWIND_HINT_END_OF_STACK
 1:	movzbl	(%rsi), %r11d
 	incq	%rsi
 	testl	%r11d, %r11d
 	jz	2f
-	call	.Lputc
+	call	kj_putc
 	jmp	1b
 2:	movl	$16, %ecx
 3:	rolq	$4, %r9
@@ -473,15 +478,16 @@ SYM_CODE_START_NOALIGN(kexec_jump_call)
 	cmpl	$'9', %r11d
 	jbe	4f
 	addl	$('a' - '9' - 1), %r11d
-4:	call	.Lputc
+4:	call	kj_putc
 	decl	%ecx
 	jnz	3b
 	ANNOTATE_UNRET_SAFE
 	ret
 	int3
+SYM_CODE_END(kj_put_field)
 
 /* Write the byte in %r11 to the UART. Clobbers %eax, %edx. */
-.Lputc:
+SYM_CODE_START_LOCAL_NOALIGN(kj_putc)
 	UNWIND_HINT_END_OF_STACK
 	movl	$(KJ_UART + 5), %edx
 1:	inb	%dx, %al
@@ -493,8 +499,7 @@ SYM_CODE_START_NOALIGN(kexec_jump_call)
 	ANNOTATE_UNRET_SAFE
 	ret
 	int3
-
-SYM_CODE_END(kexec_jump_call)
+SYM_CODE_END(kj_putc)
 
 	/* Fails to assemble if the code outgrows its half of the page. */
 	.skip KEXEC_CONTROL_CODE_MAX_SIZE - (. - kexec_jump_call), 0xcc
