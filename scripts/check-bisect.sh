@@ -2,8 +2,8 @@
 # SPDX-License-Identifier: GPL-2.0
 #
 # Bisectability: apply the exported series one patch at a time to a copy
-# of the base tree and, after each patch, run checkpatch --strict on it and
-# build bzImage (with clippy) in ours' configuration. Every prefix of the
+# of the base tree and, after each patch, run checkpatch --strict on it,
+# build bzImage with clippy in ours' configuration, and rustfmtcheck. Every prefix of the
 # series must build without errors and without warnings in the series'
 # files.
 #
@@ -51,6 +51,8 @@ for p in "$SERIES"/00[0-9][1-9]-*.patch; do
 		"$OUT/build-$name.log" >&2; then
 		die "$name: compiler warnings in the series' code"
 	fi
-	echo "ok - $name: checkpatch clean, builds ($((SECONDS - start)) s)"
+	make -s -C "$TREE" O="$OUT" "${KJ_MAKE_ARGS[@]}" rustfmtcheck ||
+		die "$name: rustfmtcheck complains"
+	echo "ok - $name: checkpatch, clippy and rustfmt clean, builds ($((SECONDS - start)) s)"
 done
 echo "check-bisect: every prefix of the series builds"

@@ -60,7 +60,10 @@
  * IBT and return thunks: kexec_jump_call() is reached by a direct call;
  * everything else by call/ret inside the page or by the IDT, with CET off,
  * so no ENDBR is needed. Returns are plain "ret" (ANNOTATE_UNRET_SAFE):
- * the return thunk is not mapped 1:1.
+ * the return thunk is not mapped 1:1. Built with CONFIG_X86_KERNEL_IBT,
+ * CONFIG_MITIGATION_RETPOLINE and CONFIG_MITIGATION_RETHUNK, objtool
+ * clean, and run that way in QEMU (whose TCG does not enforce CET, so the
+ * CET rules above are kept by reading the SDM, not by a test).
  *
  * Fixes made to relocate_kernel_64.S's preserve-context path from 6.13 on,
  * and how they apply here (this file does not share that code):

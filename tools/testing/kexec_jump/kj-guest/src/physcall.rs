@@ -115,6 +115,12 @@ pub fn run(
     let mut program = Program::load(elf, mem_min, mem_max)?;
     program.reentry = reentry;
     for call in 1..=calls {
+        // Where the reference's guest dies: shown, so that the tests can
+        // tell that death from any other.
+        if call == 2 {
+            println!("physcall: calling 2");
+            sys::drain_stdout();
+        }
         program.call().map_err(|e| format!("call {call}: {e}"))??;
         if call == 1 || call % 10 == 0 {
             println!("physcall: call {call} ok");

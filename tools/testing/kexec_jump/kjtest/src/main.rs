@@ -59,6 +59,21 @@ fn ctx(kernel: &'static str, test: &str) -> Ctx {
     }
 }
 
+/// The first kernel report in the consoles a test left in `scratch`.
+fn console_report(scratch: &std::path::Path) -> Option<String> {
+    let mut logs: Vec<_> = fs::read_dir(scratch)
+        .ok()?
+        .filter_map(Result::ok)
+        .map(|e| e.path())
+        .filter(|p| p.extension().is_some_and(|x| x == "log"))
+        .collect();
+    logs.sort();
+    logs.iter().find_map(|p| {
+        let text = fs::read_to_string(p).ok()?;
+        qemu::first_report(text.lines()).map(|l| l.trim().to_string())
+    })
+}
+
 fn run(args: &[String]) -> ExitCode {
     let opt = |name: &str| {
         args.windows(2)
@@ -99,11 +114,28 @@ fn run(args: &[String]) -> ExitCode {
             }
             let c = ctx(k, t.name);
             let start = Instant::now();
-            let (outcome, excerpt) = match (t.run)(&c) {
+            let (mut outcome, excerpt) = match (t.run)(&c) {
+                Ok(tests::Verdict::Pass) if k == "ref" && t.ref_fails => (
+                    Outcome::Fail(
+                        "the reference passed where it is documented to fail: update the documentation"
+                            .into(),
+                    ),
+                    vec![],
+                ),
                 Ok(tests::Verdict::Pass) => (Outcome::Pass, vec![]),
                 Ok(tests::Verdict::Known(why)) => (Outcome::KnownFailure(why), vec![]),
                 Err(f) => (Outcome::Fail(f.reason), f.excerpt),
             };
+            // A kernel report anywhere in the console fails the test, even
+            // after the last line the test waited for.
+            if let Some(report) = console_report(&c.scratch) {
+                let whose = if k == "ref" {
+                    "the reference's own "
+                } else {
+                    ""
+                };
+                outcome = Outcome::Fail(format!("{whose}kernel report on the console: {report}"));
+            }
             report.add(report::Result {
                 test: t.name,
                 kernel: k,

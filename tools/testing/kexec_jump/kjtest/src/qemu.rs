@@ -37,8 +37,28 @@ pub struct Line {
     pub text: String,
 }
 
-/// Lines that end a wait at once: the guest kernel is dead or dying.
-const FATAL: [&str; 4] = ["Kernel panic", "BUG:", "Oops:", "general protection fault"];
+/// Kernel reports: a line holding one of these ends a wait at once and
+/// fails the test that saw it, wherever it appears in the console. Dead or
+/// dying kernels, `WARN()` splats (lockdep, suspicious RCU usage and most
+/// debug checks print "WARNING:"), "BUG:" reports (KASAN, KFENCE, sleeping
+/// in atomic context, soft lockups), hung tasks and RCU stalls.
+pub const REPORTS: [&str; 8] = [
+    "Kernel panic",
+    "BUG:",
+    "Oops:",
+    "general protection fault",
+    "WARNING:",
+    "INFO: task ",
+    "detected stalls",
+    "hard LOCKUP",
+];
+
+/// The first kernel report in `lines`, if any.
+pub fn first_report<'a>(lines: impl IntoIterator<Item = &'a str>) -> Option<&'a str> {
+    lines
+        .into_iter()
+        .find(|l| REPORTS.iter().any(|r| l.contains(r)))
+}
 
 /// A running guest. Dropping it kills QEMU.
 pub struct Vm {
@@ -133,8 +153,8 @@ impl Vm {
                     if let Some(i) = needles.iter().position(|n| line.text.contains(n)) {
                         return Ok((i, line));
                     }
-                    if FATAL.iter().any(|f| line.text.contains(f)) {
-                        return Err(format!("guest died: {}", line.text.trim()));
+                    if first_report([line.text.as_str()]).is_some() {
+                        return Err(format!("kernel report: {}", line.text.trim()));
                     }
                 }
                 Err(RecvTimeoutError::Timeout) => {
@@ -180,5 +200,28 @@ impl Drop for Vm {
     fn drop(&mut self) {
         let _ = self.child.kill();
         let _ = self.child.wait();
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn reports_are_found() {
+        let log = [
+            "[    1.0] Run /init as init process",
+            "[    2.0] WARNING: CPU: 0 PID: 1 at kernel/kexec_core.c:1 kernel_kexec+0x1/0x2",
+            "[    3.0] Freezing user space processes failed after 20.013 seconds",
+        ];
+        assert_eq!(first_report(log), Some(log[1]));
+        assert!(first_report(["rcu: INFO: rcu_preempt detected stalls on CPUs/tasks:"]).is_some());
+        assert!(
+            first_report(["INFO: task kj-guest:35 blocked for more than 120 seconds."]).is_some()
+        );
+        assert_eq!(
+            first_report([log[0], log[2], "kexec_jump: exception 000000000000000e"]),
+            None
+        );
     }
 }

@@ -84,8 +84,35 @@ impl Report {
             .count()
     }
 
+    /// The results as KTAP, what kselftest and KUnit print and CI systems
+    /// read: the reference failing as documented is "ok" with an XFAIL
+    /// directive, so it is never mistaken for a plain pass.
+    pub fn ktap(&self) -> Vec<String> {
+        let mut out = vec![
+            "KTAP version 1".to_string(),
+            format!("1..{}", self.results.len()),
+        ];
+        for (i, r) in self.results.iter().enumerate() {
+            let n = i + 1;
+            let name = format!("{}/{}", r.kernel, r.test);
+            let one_line = |s: &str| s.replace('\n', " ");
+            out.push(match &r.outcome {
+                Outcome::Pass => format!("ok {n} {name}"),
+                Outcome::KnownFailure(why) => format!("ok {n} {name} # XFAIL {}", one_line(why)),
+                Outcome::Fail(why) => {
+                    format!("not ok {n} {name} # {}", one_line(why).replace('#', ""))
+                }
+            });
+        }
+        out
+    }
+
     /// Prints the side-by-side table and the closing count line.
     pub fn summary(&self) {
+        println!();
+        for l in self.ktap() {
+            println!("{l}");
+        }
         let mut tests: Vec<&str> = Vec::new();
         for r in &self.results {
             if !tests.contains(&r.test) {
@@ -136,5 +163,15 @@ mod tests {
         r.add(result("ours", Outcome::Fail("y".into())));
         assert_eq!(r.failed(), 1);
         assert_eq!(r.cell("t", "ref"), "fails (documented)");
+        assert_eq!(
+            r.ktap(),
+            [
+                "KTAP version 1",
+                "1..3",
+                "ok 1 ours/t",
+                "ok 2 ref/t # XFAIL x",
+                "not ok 3 ours/t # y",
+            ]
+        );
     }
 }
