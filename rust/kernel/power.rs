@@ -265,6 +265,10 @@ impl Drop for SecondaryCpusOffline<'_> {
 /// System core operations (timekeeping, interrupt controllers) are
 /// suspended: `syscore_suspend()`. The last step before a transition.
 ///
+/// As in suspend and hibernation, `system_state` is `SYSTEM_SUSPEND` while
+/// the step lasts: syscore callbacks may take sleeping locks with
+/// interrupts off, and the atomic-sleep checks must not report them.
+///
 /// # Invariants
 ///
 /// `syscore_suspend()` succeeded and `syscore_resume()` was not called;
@@ -273,15 +277,33 @@ impl Drop for SecondaryCpusOffline<'_> {
 #[must_use = "dropping the guard resumes the system core at once"]
 pub struct SuspendedSyscore<'a>(PhantomData<(&'a mut (), &'a LocalInterruptDisabled)>);
 
+/// Sets `system_state`.
+///
+/// # Safety
+///
+/// Only one CPU is online and local interrupts are disabled, so nothing
+/// reads or writes `system_state` concurrently.
+unsafe fn set_system_state(state: bindings::system_states) {
+    // SAFETY: no concurrent access, by the caller's guarantee.
+    unsafe { bindings::system_state = state };
+}
+
 impl<'a> SuspendedSyscore<'a> {
     /// Runs `syscore_suspend()`, which resumes what it reached on failure.
     pub fn suspend(
         _cpus: &'a mut SecondaryCpusOffline<'_>,
         _irqs: &'a LocalInterruptDisabled,
     ) -> Result<Self> {
-        // SAFETY: one CPU online (`_cpus`) and interrupts off (`_irqs`),
-        // as `syscore_suspend()` requires.
-        to_result(unsafe { bindings::syscore_suspend() })?;
+        // SAFETY: one CPU online (`_cpus`), interrupts off (`_irqs`).
+        unsafe { set_system_state(bindings::system_states_SYSTEM_SUSPEND) };
+        // SAFETY: one CPU online and interrupts off, as `syscore_suspend()`
+        // requires.
+        let ret = to_result(unsafe { bindings::syscore_suspend() });
+        if ret.is_err() {
+            // SAFETY: as above.
+            unsafe { set_system_state(bindings::system_states_SYSTEM_RUNNING) };
+        }
+        ret?;
         // INVARIANT: just suspended; the borrows hold the rest for `'a`.
         Ok(Self(PhantomData))
     }
@@ -292,5 +314,7 @@ impl Drop for SuspendedSyscore<'_> {
         // SAFETY: suspended, by the type invariant, with interrupts still
         // off and one CPU online.
         unsafe { bindings::syscore_resume() };
+        // SAFETY: interrupts off and one CPU online, by the type invariant.
+        unsafe { set_system_state(bindings::system_states_SYSTEM_RUNNING) };
     }
 }

@@ -3,21 +3,30 @@
 //! Test devices for kexec jump.
 //!
 //! Registers two devices, `/sys/devices/kj_testdev0` and `kj_testdev1`,
-//! whose system-sleep callbacks record the order they run in, and a
-//! syscore entry that records into device 0's log. Each device has:
+//! whose system-sleep callbacks record the order they run in, a syscore
+//! entry for each that records into its log, and a CPU hotplug teardown
+//! step that records into device 0's log only when it is told to fail.
+//! Each device has:
 //!
 //! - `events`: the callbacks run since the last clear, oldest first,
 //!   space-separated; writing anything clears the log;
 //! - `fail`: the name of one callback (`freeze`, `syscore_suspend`, ...)
-//!   that returns `-EIO` until `none` is written.
+//!   that returns `-EIO` until `none` is written. Device 0 also takes
+//!   `cpu_offline`: taking the last possible CPU offline fails, after the
+//!   others went down.
+//!
+//! Device 0 also has `hold`: writing N (at most 60) makes the writer
+//! sleep N seconds uninterruptibly, a task the freezer cannot freeze, so
+//! a transition started meanwhile fails to freeze tasks.
 //!
 //! Device 0 also has `switch_cycles` (device 1's reads empty): TSC cycles
 //! from its syscore suspend to its syscore resume in the last transition,
 //! i.e. the machine's last step before a kexec jump to its first after it.
-//! Syscore entries suspend in reverse order of registration, so this late
-//! one goes first and comes back last: the window holds the other syscore
-//! entries, the processor state save and `machine_kexec()`, the same in any
-//! kernel.
+//! Syscore entries suspend in reverse order of registration, so device
+//! 0's, registered last, goes first and comes back last: the window holds
+//! the other syscore entries, the processor state save and
+//! `machine_kexec()`, the same in any kernel. Device 1's suspends after
+//! it: a failure there makes `syscore_suspend()` unwind device 0's.
 //!
 //! Device 1 is registered last, so it is suspended first: a failure in
 //! device 0 happens after device 1 was already frozen, and whatever the
@@ -44,7 +53,7 @@ module! {
 }
 
 /// The callbacks a test device records, by the names the files use.
-const EVENTS: [&str; 18] = [
+const EVENTS: [&str; 19] = [
     "none",
     "prepare",
     "freeze",
@@ -63,6 +72,7 @@ const EVENTS: [&str; 18] = [
     "suspend",
     "resume",
     "syscore_suspend",
+    "cpu_offline",
 ];
 /// No event: what `fail` holds when nothing fails.
 const NONE: u8 = 0;
@@ -70,8 +80,10 @@ const NONE: u8 = 0;
 const COMPLETE: u8 = 11;
 /// The syscore entry's suspend, recorded in device 0's log.
 const SYSCORE_SUSPEND: u8 = 17;
+/// Taking the last possible CPU offline, recorded in device 0's log.
+const CPU_OFFLINE: u8 = 18;
 /// Recorded but not a name `fail` accepts: resuming cannot fail.
-const SYSCORE_RESUME: u8 = 18;
+const SYSCORE_RESUME: u8 = 19;
 
 /// The name of `event` as the files show it.
 fn event_name(event: u8) -> &'static str {
@@ -210,7 +222,8 @@ struct Shared<T>(Opaque<T>);
 // its address.
 unsafe impl Sync for Shared<bindings::device> {}
 
-// SAFETY: Rust writes `SYSCORE.ops` only in `TestDevices::init()`, before
+// SAFETY: Rust writes an entry's `ops` and `data` only in
+// `TestDevices::init()`, before
 // `register_syscore()` publishes it; `register_syscore()` and
 // `unregister_syscore()` write its list node under `syscore_lock`,
 // and `syscore_suspend()`/`syscore_resume()` read it on one CPU with
@@ -263,9 +276,12 @@ static DEVICES: [Shared<bindings::device>; NDEV] = [const {
     // SAFETY: all-zero is a valid, unregistered `struct device`.
     unsafe { Shared::zeroed() }
 }; NDEV];
-/// The syscore entry, linked into the syscore list once registered.
-// SAFETY: all-zero is a valid, unregistered `struct syscore`.
-static SYSCORE: Shared<bindings::syscore> = unsafe { Shared::zeroed() };
+/// Each device's syscore entry, linked into the syscore list once
+/// registered; its `data` is the device's index.
+static SYSCORES: [Shared<bindings::syscore>; NDEV] = [const {
+    // SAFETY: all-zero is a valid, unregistered `struct syscore`.
+    unsafe { Shared::zeroed() }
+}; NDEV];
 
 /// The log of the device at `dev`, and its index.
 fn log_of(dev: *mut bindings::device) -> Option<(usize, &'static Log)> {
@@ -299,17 +315,45 @@ fn tsc() -> u64 {
     unsafe { core::arch::x86_64::_rdtsc() }
 }
 
-/// `syscore_ops.suspend`: notes the TSC and records into device 0's log.
-extern "C" fn syscore_suspend(_data: *mut c_void) -> c_int {
-    SUSPEND_TSC.store(tsc(), Ordering::Relaxed);
-    LOGS[0].record(SYSCORE_SUSPEND)
+/// The log of the syscore entry whose `data` is `data`: the index of its
+/// device.
+fn syscore_log(data: *mut c_void) -> Option<&'static Log> {
+    LOGS.get(data as usize)
 }
 
-/// `syscore_ops.resume`: the cycles since the suspend, and the event.
-extern "C" fn syscore_resume(_data: *mut c_void) {
-    let cycles = tsc().wrapping_sub(SUSPEND_TSC.load(Ordering::Relaxed));
-    SWITCH_CYCLES.store(cycles, Ordering::Relaxed);
-    LOGS[0].record(SYSCORE_RESUME);
+/// `syscore_ops.suspend`: records into the device's log; device 0's also
+/// notes the TSC.
+extern "C" fn syscore_suspend(data: *mut c_void) -> c_int {
+    if data as usize == 0 {
+        SUSPEND_TSC.store(tsc(), Ordering::Relaxed);
+    }
+    syscore_log(data).map_or(0, |log| log.record(SYSCORE_SUSPEND))
+}
+
+/// `syscore_ops.resume`: the event; device 0's also the cycles since its
+/// suspend.
+extern "C" fn syscore_resume(data: *mut c_void) {
+    if data as usize == 0 {
+        let cycles = tsc().wrapping_sub(SUSPEND_TSC.load(Ordering::Relaxed));
+        SWITCH_CYCLES.store(cycles, Ordering::Relaxed);
+    }
+    if let Some(log) = syscore_log(data) {
+        log.record(SYSCORE_RESUME);
+    }
+}
+
+/// CPU hotplug teardown (`CPUHP_AP_ONLINE_DYN`): fails with `-EIO` for the
+/// last possible CPU while device 0 is told to fail `cpu_offline`. Taking
+/// the secondary CPUs offline goes up from CPU 1, so the others are offline
+/// by then and must come back.
+extern "C" fn cpu_teardown(cpu: core::ffi::c_uint) -> c_int {
+    // SAFETY: `nr_cpu_ids` is set once during boot, before any CPU can be
+    // taken offline, and only read afterwards.
+    let last = unsafe { bindings::nr_cpu_ids } - 1;
+    if cpu == last && LOGS[0].fail.load(Ordering::Relaxed) == CPU_OFFLINE {
+        return LOGS[0].record(CPU_OFFLINE);
+    }
+    0
 }
 
 /// Devices are static and never freed; the driver core wants a release.
@@ -402,6 +446,17 @@ extern "C" fn events_store(
     }
 }
 
+/// The text sysfs passed to a `store`, trimmed; empty if it is not UTF-8.
+///
+/// # Safety
+///
+/// `buf` must hold `count` readable bytes for `'a`.
+unsafe fn store_text<'a>(buf: *const c_char, count: usize) -> &'a str {
+    // SAFETY: the caller guarantees `count` readable bytes at `buf`.
+    let input = unsafe { core::slice::from_raw_parts(buf.cast::<u8>(), count) };
+    core::str::from_utf8(input).unwrap_or("").trim()
+}
+
 /// # Safety
 ///
 /// Called by sysfs: `buf` is its page buffer.
@@ -431,10 +486,9 @@ unsafe extern "C" fn fail_store(
         return ENODEV.to_errno() as isize;
     };
     // SAFETY: sysfs passes `count` readable bytes at `buf`.
-    let input = unsafe { core::slice::from_raw_parts(buf.cast::<u8>(), count) };
-    let name = core::str::from_utf8(input).unwrap_or("").trim();
-    // Syscore callbacks belong to device 0's log.
-    let valid = |e: usize| e != usize::from(SYSCORE_SUSPEND) || index == 0;
+    let name = unsafe { store_text(buf, count) };
+    // CPU hotplug belongs to device 0's log.
+    let valid = |e: usize| e != usize::from(CPU_OFFLINE) || index == 0;
     match EVENTS.iter().position(|n| *n == name).filter(|e| valid(*e)) {
         Some(e) => {
             log.fail.store(e as u8, Ordering::Relaxed);
@@ -464,6 +518,48 @@ unsafe extern "C" fn switch_cycles_show(
     }
 }
 
+/// Writing N to device 0's `hold` sleeps N seconds (at most 60) in
+/// uninterruptible sleep, where the freezer cannot freeze the writer.
+///
+/// # Safety
+///
+/// Called by sysfs: `buf` holds `count` bytes.
+unsafe extern "C" fn hold_store(
+    dev: *mut bindings::device,
+    _attr: *mut bindings::device_attribute,
+    buf: *const c_char,
+    count: usize,
+) -> isize {
+    match log_of(dev) {
+        Some((0, _)) => {}
+        Some(_) => return EINVAL.to_errno() as isize,
+        None => return ENODEV.to_errno() as isize,
+    }
+    // SAFETY: sysfs passes `count` readable bytes at `buf`.
+    match unsafe { store_text(buf, count) }.parse::<u32>().ok() {
+        Some(secs @ 1..=60) => {
+            // SAFETY: process context (a sysfs write); it only sleeps.
+            unsafe { bindings::msleep(secs * 1000) };
+            count as isize
+        }
+        _ => EINVAL.to_errno() as isize,
+    }
+}
+
+/// `hold` has nothing to show.
+///
+/// # Safety
+///
+/// Called by sysfs: `buf` is its page buffer.
+unsafe extern "C" fn hold_show(
+    dev: *mut bindings::device,
+    _attr: *mut bindings::device_attribute,
+    buf: *mut c_char,
+) -> isize {
+    // SAFETY: sysfs calls `show` with its page buffer.
+    unsafe { show(dev, buf, |_, _, _| {}) }
+}
+
 /// A sysfs `show` callback.
 type ShowFn = unsafe extern "C" fn(
     *mut bindings::device,
@@ -488,19 +584,24 @@ const fn attr(
         attr: bindings::attribute {
             name: name.as_char_ptr(),
             mode: if store.is_some() { 0o644 } else { 0o444 },
+            // SAFETY: all-zero is a valid rest of an `attribute` (with
+            // lockdep: no lock class key, lockdep not ignored).
+            ..unsafe { core::mem::zeroed() }
         },
         show: Some(show),
         store,
     })
 }
 
-/// The device files: `events`, `fail` and `switch_cycles`.
+/// The device files: `events`, `fail`, `switch_cycles` and `hold`.
 static EVENTS_ATTR: Shared<bindings::device_attribute> =
     attr(c_str!("events"), events_show, Some(events_store));
 static FAIL_ATTR: Shared<bindings::device_attribute> =
     attr(c_str!("fail"), fail_show, Some(fail_store));
 static SWITCH_CYCLES_ATTR: Shared<bindings::device_attribute> =
     attr(c_str!("switch_cycles"), switch_cycles_show, None);
+static HOLD_ATTR: Shared<bindings::device_attribute> =
+    attr(c_str!("hold"), hold_show, Some(hold_store));
 
 /// A NULL-terminated table of pointers, as sysfs takes them.
 #[repr(transparent)]
@@ -508,7 +609,7 @@ struct PtrTable<T, const N: usize>([*mut T; N]);
 
 // SAFETY: `ATTRS` is initialized at compile time and never written (sysfs
 // only reads it); its pointers lead to the `Sync` attributes above.
-unsafe impl Sync for PtrTable<bindings::attribute, 4> {}
+unsafe impl Sync for PtrTable<bindings::attribute, 5> {}
 
 // SAFETY: `GROUPS` is initialized at compile time and never written (the
 // driver core only reads it); its pointer leads to the `Sync` `GROUP`.
@@ -517,10 +618,11 @@ unsafe impl Sync for PtrTable<bindings::attribute_group, 2> {}
 /// The device files, for their attribute group.
 // `attr` is the first field of a `device_attribute` (`repr(C)`), so the
 // attribute's address is the device attribute's.
-static ATTRS: PtrTable<bindings::attribute, 4> = PtrTable([
+static ATTRS: PtrTable<bindings::attribute, 5> = PtrTable([
     EVENTS_ATTR.get().cast(),
     FAIL_ATTR.get().cast(),
     SWITCH_CYCLES_ATTR.get().cast(),
+    HOLD_ATTR.get().cast(),
     core::ptr::null_mut(),
 ]);
 
@@ -574,10 +676,13 @@ static DEVICE_TYPE: Shared<bindings::device_type> = Shared::new(bindings::device
     ..unsafe { core::mem::zeroed() }
 });
 
-/// The registered devices and syscore entry; dropping unregisters them.
+/// The registered devices, syscore entries and CPU hotplug step;
+/// dropping unregisters them.
 struct TestDevices {
     /// How many of `DEVICES` are registered, in order.
     registered: usize,
+    /// The dynamic CPU hotplug state `cpu_teardown` runs in, once set up.
+    cpuhp_state: Option<bindings::cpuhp_state>,
 }
 
 impl TestDevices {
@@ -609,18 +714,43 @@ impl TestDevices {
 
 impl kernel::Module for TestDevices {
     fn init(_module: &'static ThisModule) -> Result<Self> {
-        let mut this = TestDevices { registered: 0 };
+        let mut this = TestDevices {
+            registered: 0,
+            cpuhp_state: None,
+        };
         while this.registered < NDEV {
             this.register_device()?;
         }
-        let syscore = SYSCORE.get();
-        // SAFETY: `syscore` is the zeroed static entry, not registered yet,
-        // so no other thread reads `ops` while it is written; the entry and
-        // its ops are static, so they outlive the registration.
-        unsafe {
-            (*syscore).ops = &SYSCORE_OPS;
-            bindings::register_syscore(syscore);
+        // Device 1's entry first: entries suspend in reverse order.
+        for i in (0..NDEV).rev() {
+            let syscore = SYSCORES[i].get();
+            // SAFETY: `syscore` is a zeroed static entry, not registered
+            // yet, so no other thread reads `ops` or `data` while they are
+            // written; the entry and its ops are static, so they outlive
+            // the registration. `data` is the index, not a pointer.
+            unsafe {
+                (*syscore).ops = &SYSCORE_OPS;
+                (*syscore).data = i as *mut c_void;
+                bindings::register_syscore(syscore);
+            }
         }
+        // SAFETY: the name is a static C string and the callback a
+        // function that lives forever; no startup call is asked for.
+        let ret = unsafe {
+            bindings::__cpuhp_setup_state(
+                bindings::cpuhp_state_CPUHP_AP_ONLINE_DYN,
+                c_str!("kj_testdev:online").as_char_ptr(),
+                false,
+                None,
+                Some(cpu_teardown),
+                false,
+            )
+        };
+        // A dynamic state comes back as its positive number.
+        if ret < 0 {
+            return Err(Error::from_errno(ret));
+        }
+        this.cpuhp_state = Some(ret as bindings::cpuhp_state);
         pr_info!("{} and {} registered\n", DEVICE_NAMES[0], DEVICE_NAMES[1]);
         Ok(this)
     }
@@ -628,10 +758,17 @@ impl kernel::Module for TestDevices {
 
 impl Drop for TestDevices {
     fn drop(&mut self) {
+        if let Some(state) = self.cpuhp_state {
+            // SAFETY: `init` set the state up, and only this drop removes
+            // it; no teardown call is asked for.
+            unsafe { bindings::__cpuhp_remove_state(state, false) };
+        }
         if self.registered == NDEV {
-            // SAFETY: `init` registered the entry after both devices, and
-            // only this drop unregisters it.
-            unsafe { bindings::unregister_syscore(SYSCORE.get()) };
+            for entry in &SYSCORES {
+                // SAFETY: `init` registered both entries after both
+                // devices, and only this drop unregisters them.
+                unsafe { bindings::unregister_syscore(entry.get()) };
+            }
         }
         for dev in DEVICES.iter().take(self.registered).rev() {
             // SAFETY: `register_device` registered the first

@@ -154,6 +154,14 @@ impl Vm {
                         return Ok((i, line));
                     }
                     if first_report([line.text.as_str()]).is_some() {
+                        // Keep the report's trace in the log and excerpt.
+                        let until = Instant::now() + Duration::from_secs(3);
+                        while let Ok(l) = self
+                            .lines
+                            .recv_timeout(until.saturating_duration_since(Instant::now()))
+                        {
+                            self.transcript.push(l);
+                        }
                         return Err(format!("kernel report: {}", line.text.trim()));
                     }
                 }

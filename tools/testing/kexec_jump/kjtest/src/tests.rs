@@ -115,6 +115,12 @@ pub const TESTS: &[TestCase] = &[
         ref_fails: true,
     },
     TestCase {
+        name: "freeze_failure_unwinds",
+        run: freeze_failure_unwinds,
+        kernels: WITH_DEVICES,
+        ref_fails: false,
+    },
+    TestCase {
         name: "exec_during_load_is_ebusy",
         run: exec_during_load_is_ebusy,
         kernels: ALL,
@@ -233,6 +239,17 @@ fn boot_with_disk(
     append: &str,
     disk: Option<std::path::PathBuf>,
 ) -> Result<Guest, Failure> {
+    boot_on(ctx, initrd, append, disk, 2)
+}
+
+/// Boots `ctx`'s kernel with `initrd`, `disk` and `cpus` CPUs.
+fn boot_on(
+    ctx: &Ctx,
+    initrd: Vec<u8>,
+    append: &str,
+    disk: Option<std::path::PathBuf>,
+    cpus: u32,
+) -> Result<Guest, Failure> {
     let setup = |reason: String| Failure {
         reason,
         excerpt: vec![],
@@ -249,7 +266,7 @@ fn boot_with_disk(
         kernel: ctx.kernel.clone(),
         initrd: path,
         append: format!("console=ttyS0 panic=-1 rdinit=/init {append}"),
-        smp: 2,
+        smp: cpus,
         mem_mib: 1024,
         disk,
     };
@@ -611,6 +628,16 @@ fn physical_mode_fault_is_reported(ctx: &Ctx) -> TestResult {
 /// bench.elf, int3.elf, fault.elf) and runs `body` between "KJ: A up" and
 /// "KJ: done".
 fn boot_with_program(ctx: &Ctx, body: &str, append: &str) -> Result<Guest, Failure> {
+    boot_with_program_on(ctx, body, append, 2)
+}
+
+/// [`boot_with_program`] on a guest with `cpus` CPUs.
+fn boot_with_program_on(
+    ctx: &Ctx,
+    body: &str,
+    append: &str,
+    cpus: u32,
+) -> Result<Guest, Failure> {
     let init = format!("echo \"KJ: A up\"\n{body}\necho \"KJ: done\"\npoweroff -f\n");
     let progs = ctx.phys_prog.with_file_name("");
     let image = base_image(ctx)?
@@ -623,7 +650,7 @@ fn boot_with_program(ctx: &Ctx, body: &str, append: &str) -> Result<Guest, Failu
             reason: e,
             excerpt: vec![],
         })?;
-    boot(ctx, image.finish(), append)
+    boot_on(ctx, image.finish(), append, None, cpus)
 }
 
 /// What `name=[...]` holds in a line of the guest's.
@@ -634,12 +661,11 @@ fn bracketed<'a>(line: &'a str, name: &str) -> Option<Vec<&'a str>> {
 }
 
 /// The ladder as the test devices see it, for one jump that goes well:
-/// device 0 also carries the syscore entry, run with one CPU and
-/// interrupts off between the noirq phases.
+/// each device also has a syscore entry, run with one CPU and interrupts
+/// off between the noirq phases.
 const DEV0_JUMP: &str = "prepare freeze freeze_late freeze_noirq syscore_suspend \
                          syscore_resume restore_noirq restore_early restore complete";
-const DEV1_JUMP: &str =
-    "prepare freeze freeze_late freeze_noirq restore_noirq restore_early restore complete";
+const DEV1_JUMP: &str = DEV0_JUMP;
 
 /// One jump (a physical-mode call): each test device is prepared, frozen
 /// (normal, late, noirq), its syscore step is suspended and resumed, and it
@@ -698,10 +724,12 @@ fn unwound(events: &[&str], failed: &str) -> Result<(), String> {
 /// The failures injected, in order: `devN:callback`. Device 1 is frozen
 /// before device 0 in each phase but prepared after it, so each failure
 /// finds the other device already in the step.
-const UNWIND_STEPS: [&str; 7] = [
+const UNWIND_STEPS: [&str; 9] = [
     "dev0:freeze_late",
     "dev0:freeze_noirq",
+    "dev0:cpu_offline",
     "dev0:syscore_suspend",
+    "dev1:syscore_suspend",
     "dev1:freeze_late",
     "dev1:freeze_noirq",
     "dev1:prepare",
@@ -712,24 +740,26 @@ const UNWIND_STEPS: [&str; 7] = [
 /// dpm_suspend_start() fails.
 const REF_LEAKING_STEPS: [&str; 2] = ["dev1:prepare", "dev0:freeze"];
 
-/// Each step of the ladder fails in turn (a device callback or the
-/// syscore entry returns -EIO): kexec -e returns EIO, both devices leave
-/// every step they entered, both CPUs are online, and user space runs on;
-/// afterwards a jump works.
+/// Each step of the ladder fails in turn, on a guest with 4 CPUs: a
+/// device callback, taking the last CPU offline (after CPUs 1 and 2 went
+/// down), device 0's syscore entry (the first to suspend) and device 1's
+/// (after device 0's) return -EIO. kexec -e returns EIO, the callback made
+/// to fail ran, both devices leave every step they entered, all 4 CPUs are
+/// online, and user space runs on; afterwards a jump works.
 fn failed_step_unwinds(ctx: &Ctx) -> TestResult {
     let cmd = format!(
         "kj-guest unwind --elf /boot/checksum.elf --steps {}",
         UNWIND_STEPS.join(",")
     );
-    let mut g = boot_with_program(ctx, &cmd, "")?;
+    let mut g = boot_with_program_on(ctx, &cmd, "", 4)?;
     let mut leaks = Vec::new();
     for step in UNWIND_STEPS {
         let l = g.step(&format!("unwind: {step} "), 300)?;
         if !l.contains(" errno 5 ") {
             return Err(g.fail(format!("want EIO from kexec -e: {l}")));
         }
-        if !l.contains("cpus=0-1") {
-            return Err(g.fail(format!("want both CPUs back: {l}")));
+        if !l.contains("cpus=0-3") {
+            return Err(g.fail(format!("want all 4 CPUs back: {l}")));
         }
         let failed = step.split_once(':').map_or("", |(_, c)| c);
         for dev in ["dev0", "dev1"] {
@@ -771,6 +801,45 @@ fn failed_step_unwinds(ctx: &Ctx) -> TestResult {
             )));
         }
     }
+    g.step("KJ: done", 60)?;
+    Ok(Verdict::Pass)
+}
+
+/// A task the freezer cannot freeze (asleep uninterruptibly in a write to
+/// test device 0's `hold`), then `kexec -e`.
+const FREEZE_FAIL: &str = r#"echo 2000 > /sys/power/pm_freeze_timeout
+echo > /sys/devices/kj_testdev0/events
+echo > /sys/devices/kj_testdev1/events
+(echo 20 > /sys/devices/kj_testdev0/hold; echo "KJ: hold over") &
+sleep 1
+kexec --load-preserve-context --args-none /boot/checksum.elf \
+	--mem-min=0x1000000 --mem-max=0x10fffff || echo "KJ: FAIL load"
+kj-guest exec
+echo "KJ: after dev0=[$(cat /sys/devices/kj_testdev0/events)] dev1=[$(cat /sys/devices/kj_testdev1/events)] cpus=$(cat /sys/devices/system/cpu/online)"
+wait
+kj-guest physcall --elf /boot/checksum.elf --calls 1"#;
+
+/// Freezing tasks fails (a task asleep uninterruptibly refuses): `kexec
+/// -e` returns EBUSY, no device callback ran, both CPUs are online; once
+/// the task is done a jump works.
+fn freeze_failure_unwinds(ctx: &Ctx) -> TestResult {
+    let mut g = boot_with_program(ctx, FREEZE_FAIL, "")?;
+    let l = g.step("exec:", 120)?;
+    if !l.contains("errno 16") {
+        return Err(g.fail(format!("want EBUSY from kexec -e: {l}")));
+    }
+    let after = g.step("KJ: after", 60)?;
+    for dev in ["dev0", "dev1"] {
+        let events = bracketed(&after, dev).unwrap_or_default();
+        if !events.is_empty() {
+            return Err(g.fail(format!("{dev} ran callbacks: {after}")));
+        }
+    }
+    if !after.contains("cpus=0-1") {
+        return Err(g.fail(format!("want both CPUs online: {after}")));
+    }
+    g.step("KJ: hold over", 60)?;
+    g.step("physcall: 1 calls ok", 120)?;
     g.step("KJ: done", 60)?;
     Ok(Verdict::Pass)
 }
