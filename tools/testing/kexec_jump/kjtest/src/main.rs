@@ -59,19 +59,22 @@ fn ctx(kernel: &'static str, test: &str) -> Ctx {
     }
 }
 
-/// The first kernel report in the consoles a test left in `scratch`.
-fn console_report(scratch: &std::path::Path) -> Option<String> {
-    let mut logs: Vec<_> = fs::read_dir(scratch)
-        .ok()?
-        .filter_map(Result::ok)
-        .map(|e| e.path())
-        .filter(|p| p.extension().is_some_and(|x| x == "log"))
-        .collect();
+/// The kernel reports in the consoles a test left in `scratch`.
+fn console_reports(scratch: &std::path::Path) -> Vec<String> {
+    let mut logs: Vec<std::path::PathBuf> = fs::read_dir(scratch)
+        .map(|d| d.filter_map(Result::ok).map(|e| e.path()).collect())
+        .unwrap_or_default();
+    logs.retain(|p| p.extension().is_some_and(|x| x == "log"));
     logs.sort();
-    logs.iter().find_map(|p| {
-        let text = fs::read_to_string(p).ok()?;
-        qemu::first_report(text.lines()).map(|l| l.trim().to_string())
-    })
+    logs.iter()
+        .filter_map(|p| fs::read_to_string(p).ok())
+        .flat_map(|text| {
+            text.lines()
+                .filter(|l| qemu::first_report([*l]).is_some())
+                .map(|l| l.trim().to_string())
+                .collect::<Vec<_>>()
+        })
+        .collect()
 }
 
 fn run(args: &[String]) -> ExitCode {
@@ -127,14 +130,23 @@ fn run(args: &[String]) -> ExitCode {
                 Err(f) => (Outcome::Fail(f.reason), f.excerpt),
             };
             // A kernel report anywhere in the console fails the test, even
-            // after the last line the test waited for.
-            if let Some(report) = console_report(&c.scratch) {
+            // after the last line the test waited for, unless it is part of
+            // the reference's documented failure.
+            let documented = |r: &String| {
+                k == "ref"
+                    && matches!(outcome, Outcome::KnownFailure(_))
+                    && t.ref_reports.iter().any(|d| r.contains(d))
+            };
+            let reports = console_reports(&c.scratch);
+            if let Some(report) = reports.iter().find(|r| !documented(r)) {
                 let whose = if k == "ref" {
                     "the reference's own "
                 } else {
                     ""
                 };
                 outcome = Outcome::Fail(format!("{whose}kernel report on the console: {report}"));
+            } else if let (Some(report), Outcome::KnownFailure(why)) = (reports.first(), &outcome) {
+                outcome = Outcome::KnownFailure(format!("{why}; and, as documented: {report}"));
             }
             report.add(report::Result {
                 test: t.name,
