@@ -8,6 +8,6 @@ set -euo pipefail
 cd "$KJ_ROOT"
 
 "$KJ_ROOT/scripts/setup-toolchain.sh"
-"$KJ_ROOT/scripts/build-kernel.sh" all
+"$KJ_ROOT/scripts/build-kernel.sh" ours
 "$KJ_ROOT/scripts/build-harness.sh"
 exec "$KJ_ROOT/target/release/kjtest" demo "$@"
