@@ -546,20 +546,6 @@ unsafe extern "C" fn hold_store(
     }
 }
 
-/// `hold` has nothing to show.
-///
-/// # Safety
-///
-/// Called by sysfs: `buf` is its page buffer.
-unsafe extern "C" fn hold_show(
-    dev: *mut bindings::device,
-    _attr: *mut bindings::device_attribute,
-    buf: *mut c_char,
-) -> isize {
-    // SAFETY: sysfs calls `show` with its page buffer.
-    unsafe { show(dev, buf, |_, _, _| {}) }
-}
-
 /// A sysfs `show` callback.
 type ShowFn = unsafe extern "C" fn(
     *mut bindings::device,
@@ -574,34 +560,38 @@ type StoreFn = unsafe extern "C" fn(
     usize,
 ) -> isize;
 
-/// `DEVICE_ATTR_RW(name)`, or `DEVICE_ATTR_RO(name)` without `store`.
+/// `DEVICE_ATTR_RW(name)`, or `DEVICE_ATTR_RO(name)` without `store`, or
+/// `DEVICE_ATTR_WO(name)` without `show`.
 const fn attr(
     name: &'static CStr,
-    show: ShowFn,
+    show: Option<ShowFn>,
     store: Option<StoreFn>,
 ) -> Shared<bindings::device_attribute> {
     Shared::new(bindings::device_attribute {
         attr: bindings::attribute {
             name: name.as_char_ptr(),
-            mode: if store.is_some() { 0o644 } else { 0o444 },
+            mode: match (show.is_some(), store.is_some()) {
+                (true, true) => 0o644,
+                (true, false) => 0o444,
+                _ => 0o200,
+            },
             // SAFETY: all-zero is a valid rest of an `attribute` (with
             // lockdep: no lock class key, lockdep not ignored).
             ..unsafe { core::mem::zeroed() }
         },
-        show: Some(show),
+        show,
         store,
     })
 }
 
 /// The device files: `events`, `fail`, `switch_cycles` and `hold`.
 static EVENTS_ATTR: Shared<bindings::device_attribute> =
-    attr(c_str!("events"), events_show, Some(events_store));
+    attr(c_str!("events"), Some(events_show), Some(events_store));
 static FAIL_ATTR: Shared<bindings::device_attribute> =
-    attr(c_str!("fail"), fail_show, Some(fail_store));
+    attr(c_str!("fail"), Some(fail_show), Some(fail_store));
 static SWITCH_CYCLES_ATTR: Shared<bindings::device_attribute> =
-    attr(c_str!("switch_cycles"), switch_cycles_show, None);
-static HOLD_ATTR: Shared<bindings::device_attribute> =
-    attr(c_str!("hold"), hold_show, Some(hold_store));
+    attr(c_str!("switch_cycles"), Some(switch_cycles_show), None);
+static HOLD_ATTR: Shared<bindings::device_attribute> = attr(c_str!("hold"), None, Some(hold_store));
 
 /// A NULL-terminated table of pointers, as sysfs takes them.
 #[repr(transparent)]

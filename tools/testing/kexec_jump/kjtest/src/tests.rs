@@ -198,6 +198,15 @@ impl Guest {
             .collect()
     }
 
+    /// Whether `why`, a failed wait, is the reference's documented death:
+    /// the guest gone (a triple fault) with nothing from the physical-mode
+    /// program after the last line holding `mark`.
+    fn ref_died_after(&self, ctx: &Ctx, why: &str, mark: &str) -> bool {
+        ctx.name == "ref"
+            && why.starts_with("QEMU exited")
+            && self.said_since(mark, "physcall:").is_empty()
+    }
+
     /// The console so far.
     pub fn vm(&self) -> &Vm {
         &self.vm
@@ -567,13 +576,8 @@ fn physical_mode_call_100(ctx: &Ctx) -> TestResult {
     g.step("physcall: call 1 ok", 120)?;
     g.step("physcall: calling 2", 60)?;
     match g.step("physcall: 100 calls ok", 900) {
-        // Exactly the documented death: nothing from the program after the
-        // second call started, then QEMU gone (a triple fault).
-        Err(f)
-            if ctx.name == "ref"
-                && f.reason.starts_with("QEMU exited")
-                && g.said_since("physcall: calling 2", "physcall:").is_empty() =>
-        {
+        // Exactly the documented death: during the second call.
+        Err(f) if g.ref_died_after(ctx, &f.reason, "physcall: calling 2") => {
             return Ok(Verdict::Known(
                 "the first call returns, the second kills the guest".into(),
             ));
@@ -597,11 +601,7 @@ fn physical_mode_int3_returns(ctx: &Ctx) -> TestResult {
     g.step("physcall: loaded", 120)?;
     match g.step("physcall: call 1 ok", 120) {
         // No IDT while the 1:1 table is live: #BP triple-faults.
-        Err(f)
-            if ctx.name == "ref"
-                && f.reason.starts_with("QEMU exited")
-                && g.said_since("physcall: loaded", "physcall:").is_empty() =>
-        {
+        Err(f) if g.ref_died_after(ctx, &f.reason, "physcall: loaded") => {
             return Ok(Verdict::Known(
                 "the program's int3 resets the guest on the first call".into(),
             ));
@@ -622,11 +622,7 @@ fn physical_mode_fault_is_reported(ctx: &Ctx) -> TestResult {
     g.step("physcall: loaded", 120)?;
     let l = match g.vm.expect_any(&["kexec_jump: exception "], SECS(120)) {
         Ok((_, l)) => l.text,
-        Err(e)
-            if ctx.name == "ref"
-                && e.starts_with("QEMU exited")
-                && g.said_since("physcall: loaded", "physcall:").is_empty() =>
-        {
+        Err(e) if g.ref_died_after(ctx, &e, "physcall: loaded") => {
             return Ok(Verdict::Known(
                 "the page fault resets the guest with nothing on the console".into(),
             ));
