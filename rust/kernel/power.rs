@@ -298,12 +298,11 @@ impl<'a> SuspendedSyscore<'a> {
         unsafe { set_system_state(bindings::system_states_SYSTEM_SUSPEND) };
         // SAFETY: one CPU online and interrupts off, as `syscore_suspend()`
         // requires.
-        let ret = to_result(unsafe { bindings::syscore_suspend() });
-        if ret.is_err() {
+        if let Err(e) = to_result(unsafe { bindings::syscore_suspend() }) {
             // SAFETY: as above.
             unsafe { set_system_state(bindings::system_states_SYSTEM_RUNNING) };
+            return Err(e);
         }
-        ret?;
         // INVARIANT: just suspended; the borrows hold the rest for `'a`.
         Ok(Self(PhantomData))
     }

@@ -271,7 +271,12 @@ SYM_CODE_START_NOALIGN(kexec_jump_call)
 	andq	$~X86_CR4_PGE, %rax
 	movq	%rax, %cr4		/* PCIDE: CR3's PCID is still 0 */
 	movq	%r9, %cr3
-	movq	%r12, %cr4		/* global pages, under A's table only */
+	/*
+	 * Global pages, under A's table only. Setting PGE also flushes every
+	 * TLB entry of every PCID, so nothing made under the 1:1 table (PCID
+	 * 0) survives either.
+	 */
+	movq	%r12, %cr4
 	lgdt	KJ_GDTR(%r8)
 	lidt	KJ_IDTR(%r8)
 	movl	$__KERNEL_DS, %eax
@@ -406,6 +411,10 @@ SYM_CODE_START_LOCAL_NOALIGN(kj_vectors)
 	.long	kj_exception - (. + 4)
 	vector = vector + 1
 	.endr
+	/* The IDT is built on the stride: fail to assemble if it is off. */
+	.if	. - kj_vectors - KJ_NR_VECTORS * KJ_STUB_SIZE
+	.error	"kexec_jump_64.S: a vector stub is not KJ_STUB_SIZE bytes"
+	.endif
 SYM_CODE_END(kj_vectors)
 
 /*
