@@ -2,7 +2,7 @@
 # SPDX-License-Identifier: GPL-2.0
 #
 # Build the host test harness (kjtest) and the static guest program
-# (kj-guest) that the test initramfs images carry.
+# (kj-guest) and kjump that the test initramfs images carry.
 set -euo pipefail
 . "$(dirname "$0")/kjenv.sh"
 cd "$KJ_ROOT"
@@ -10,8 +10,8 @@ cd "$KJ_ROOT"
 command -v cargo >/dev/null || die "cargo not found"
 cargo build --release --quiet -p kjtest || die "building kjtest failed"
 RUSTFLAGS="-C target-feature=+crt-static" \
-	cargo build --release --quiet -p kj-guest --target x86_64-unknown-linux-gnu ||
-	die "building kj-guest failed"
+	cargo build --release --quiet -p kj-guest -p kjump --target x86_64-unknown-linux-gnu ||
+	die "building kj-guest and kjump failed"
 
 # The physical-mode program, linked where kj-guest physcall loads it: its
 # benchmark build with 1 MiB of payload for the jump to swap, a build that

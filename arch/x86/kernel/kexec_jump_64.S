@@ -9,7 +9,8 @@
  *
  *   head        first entry of the image's indirection list (image->head)
  *   page_list   [PA_CONTROL_PAGE], [VA_CONTROL_PAGE], [PA_TABLE_PAGE],
- *               [PA_SWAP_PAGE], [PA_JUMP_STACK]
+ *               [PA_SWAP_PAGE], [PA_JUMP_STACK], [PA_RM_AREA],
+ *               [PA_RM_SAVE], [RM_SIZE]
  *   start       the image's entry (first jump) or re-entry point (later)
  *   sme_active  nonzero if host memory encryption is active
  *   returns     the image's re-entry point: where the next jump must go
@@ -29,8 +30,9 @@
  *
  * Jump out: switch to the 1:1 table; known CR4 (CET and global pages off,
  * MCE kept on TDX guests) before known CR0 (WP off); own GDT and IDT;
- * flush caches if SME is on; swap every source page of the image with its
- * destination page; call the entry with
+ * flush caches if SME is on; copy the real-mode trampoline (RM_SIZE bytes,
+ * a multiple of 8, at PA_RM_AREA) to PA_RM_SAVE; swap every source page of
+ * the image with its destination page; call the entry with
  *
  *   0(%rsp)  return address: the jump-back entry, in the control page
  *   8(%rsp)  the re-entry slot, holding start
@@ -46,7 +48,9 @@
  * register, CR4 bit and descriptor table is taken as the callee's. Global
  * pages go off first, then the 1:1 table, the own GDT, IDT and stack, the
  * swap back (the callee's pages go to the source pages, so it can be
- * resumed by the next jump), and A's state: CR0 before CR4 (CR4.CET needs
+ * resumed by the next jump), the real-mode trampoline copied back (the
+ * 1:1 table maps it writable; a callee kernel may have put its own there)
+ * and A's state: CR0 before CR4 (CR4.CET needs
  * CR0.WP), CR4 without PGE before CR3 (PCIDE needs a zero PCID, which the
  * 1:1 table's CR3 has), CR4.PGE only once CR3 is A's, so that no global
  * entry made under the 1:1 table (which maps this kernel-text page onto
@@ -118,6 +122,9 @@
 #define KJ_PA_STACK	DATA(0x68)
 #define KJ_OWN_GDTR	DATA(0x70)	/* 10 bytes */
 #define KJ_OWN_IDTR	DATA(0x80)	/* 10 bytes */
+#define KJ_RM_AREA	DATA(0x90)
+#define KJ_RM_SAVE	DATA(0x98)
+#define KJ_RM_SIZE	DATA(0xa0)
 #define KJ_IDT		DATA(0x100)	/* KJ_NR_VECTORS gates of 16 bytes */
 #define KJ_CONSTS	DATA(0x300)	/* a copy of .Lconsts */
 #define KJ_CONST(x)	(KJ_CONSTS + (x) - .Lconsts)
@@ -189,6 +196,12 @@ SYM_CODE_START_NOALIGN(kexec_jump_call)
 	movq	%r10, KJ_PA_SWAP(%r11)
 	movq	%r15, KJ_PA_STACK(%r11)
 	movq	%rdi, KJ_HEAD(%r11)
+	movq	PTR(PA_RM_AREA)(%rsi), %rax
+	movq	%rax, KJ_RM_AREA(%r11)
+	movq	PTR(PA_RM_SAVE)(%rsi), %rax
+	movq	%rax, KJ_RM_SAVE(%r11)
+	movq	PTR(RM_SIZE)(%rsi), %rax
+	movq	%rax, KJ_RM_SIZE(%r11)
 
 	/* This page stays mapped (onto the control page) across the switch. */
 	movq	%r9, %cr3
@@ -224,7 +237,13 @@ SYM_CODE_START_NOALIGN(kexec_jump_call)
 	testq	%r12, %r12
 	jz	1f
 	wbinvd
-1:	call	kj_swap_pages
+1:	movq	KJ_RM_AREA(%r8), %rsi
+	movq	KJ_RM_SAVE(%r8), %rdi
+	movq	KJ_RM_SIZE(%r8), %rcx
+	shrq	$3, %rcx
+	rep movsq
+	movq	KJ_HEAD(%r8), %rdi
+	call	kj_swap_pages
 
 	pushq	%r14			/* the re-entry slot */
 	ANNOTATE_RETPOLINE_SAFE
@@ -251,6 +270,11 @@ SYM_CODE_START_NOALIGN(kexec_jump_call)
 	movq	KJ_HEAD(%r8), %rdi
 	movq	KJ_PA_SWAP(%r8), %r10
 	call	kj_swap_pages
+	movq	KJ_RM_SAVE(%r8), %rsi
+	movq	KJ_RM_AREA(%r8), %rdi
+	movq	KJ_RM_SIZE(%r8), %rcx
+	shrq	$3, %rcx
+	rep movsq
 
 	/* What is needed after the switch back to A's own page table. */
 	movq	KJ_CR0(%r8), %r13

@@ -25,6 +25,7 @@
 //! - `markfile DIR TEXT ABOVE`: a page-cache page holding TEXT where a
 //!   preserve-context dump has A's memory; print its physical address.
 //! - `vmcore-at ADDR`: what /proc/vmcore holds at physical ADDR.
+//! - `vmcore-ram`: bytes of RAM the dump holds (direct-map PT_LOADs).
 //! - `memcpy --pages N`: TSC cycles of a plain copy of N pages (the best
 //!   of several), the benchmark's yardstick for a jump's page swap.
 
@@ -40,7 +41,7 @@ fn usage() -> ExitCode {
     eprintln!(
         "usage: kj-guest memhold --mib N --seed S --check FILE | meminfo FIELD | free | \
          find FILE TEXT | drain | exec | physcall --elf FILE --calls N [--reentry] | events --elf FILE | \
-         unwind --elf FILE --steps LIST | race --elf FILE | markfile DIR TEXT ABOVE | vmcore-at ADDR | busy --mem ADDR --size BYTES | memcpy --pages N"
+         unwind --elf FILE --steps LIST | race --elf FILE | markfile DIR TEXT ABOVE | vmcore-at ADDR | vmcore-ram | busy --mem ADDR --size BYTES | memcpy --pages N"
     );
     ExitCode::from(2)
 }
@@ -217,6 +218,16 @@ fn main() -> ExitCode {
         }
         Some("meminfo") if args.len() == 2 => meminfo(&args[1]),
         Some("free") => free(),
+        Some("vmcore-ram") => match vmcore::vmcore_ram() {
+            Ok(n) => {
+                println!("vmcore-ram: {n}");
+                ExitCode::SUCCESS
+            }
+            Err(e) => {
+                println!("vmcore-ram: {e}");
+                ExitCode::FAILURE
+            }
+        },
         Some("find") if args.len() == 3 && !args[2].is_empty() => {
             match fs::File::open(&args[1]).and_then(|f| find_in(f, args[2].as_bytes())) {
                 Ok(Some(at)) => println!("find: found at offset {at:#x}"),

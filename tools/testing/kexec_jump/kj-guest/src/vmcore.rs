@@ -55,10 +55,15 @@ pub fn markfile(dir: &str, text: &str, above: u64) -> Result<u64, String> {
     Err(format!("no page above {above:#x} or in the kernel image"))
 }
 
-/// `vmcore-at ADDR`: the PT_LOAD of /proc/vmcore that covers physical ADDR
-/// and the text at that spot, or why there is none.
-pub fn vmcore_at(addr: u64) -> Result<String, String> {
-    let f = fs::File::open("/proc/vmcore").map_err(|e| format!("/proc/vmcore: {e}"))?;
+/// A PT_LOAD of /proc/vmcore: file offset, virtual and physical address, size.
+struct Load {
+    off: u64,
+    vaddr: u64,
+    paddr: u64,
+    size: u64,
+}
+
+fn pt_loads(f: &fs::File) -> Result<Vec<Load>, String> {
     let mut eh = [0u8; 64];
     f.read_exact_at(&mut eh, 0)
         .map_err(|e| format!("ELF header: {e}"))?;
@@ -76,11 +81,30 @@ pub fn vmcore_at(addr: u64) -> Result<String, String> {
         if u32::from_le_bytes(ph[..4].try_into().expect("4")) != 1 {
             continue;
         }
-        let (off, paddr, size) = (u64_at(&ph, 8), u64_at(&ph, 24), u64_at(&ph, 40));
-        loads.push(format!("{paddr:#x}+{size:#x}"));
+        loads.push(Load {
+            off: u64_at(&ph, 8),
+            vaddr: u64_at(&ph, 16),
+            paddr: u64_at(&ph, 24),
+            size: u64_at(&ph, 40),
+        });
+    }
+    Ok(loads)
+}
+
+fn open_vmcore() -> Result<fs::File, String> {
+    fs::File::open("/proc/vmcore").map_err(|e| format!("/proc/vmcore: {e}"))
+}
+
+/// `vmcore-at ADDR`: the PT_LOAD of /proc/vmcore that covers physical ADDR
+/// and the text at that spot, or why there is none.
+pub fn vmcore_at(addr: u64) -> Result<String, String> {
+    let f = open_vmcore()?;
+    let loads = pt_loads(&f)?;
+    for l in &loads {
+        let (paddr, size) = (l.paddr, l.size);
         if (paddr..paddr + size).contains(&addr) {
             let mut text = [0u8; 24];
-            f.read_exact_at(&mut text, off + addr - paddr)
+            f.read_exact_at(&mut text, l.off + addr - paddr)
                 .map_err(|e| format!("read at {addr:#x}: {e}"))?;
             let text: String = text
                 .iter()
@@ -89,8 +113,24 @@ pub fn vmcore_at(addr: u64) -> Result<String, String> {
             return Ok(format!("{addr:#x} in PT_LOAD {paddr:#x}+{size:#x}: {text}"));
         }
     }
+    let list: Vec<String> = loads
+        .iter()
+        .map(|l| format!("{:#x}+{:#x}", l.paddr, l.size))
+        .collect();
     Ok(format!(
         "{addr:#x} not covered; PT_LOADs {}",
-        loads.join(" ")
+        list.join(" ")
     ))
+}
+
+/// `vmcore-ram`: bytes of RAM /proc/vmcore holds, counting the direct-map
+/// PT_LOADs (not the kernel text one, which repeats part of them).
+pub fn vmcore_ram() -> Result<u64, String> {
+    const START_KERNEL_MAP: u64 = 0xffff_ffff_8000_0000;
+    let loads = pt_loads(&open_vmcore()?)?;
+    Ok(loads
+        .iter()
+        .filter(|l| l.vaddr < START_KERNEL_MAP)
+        .map(|l| l.size)
+        .sum())
 }

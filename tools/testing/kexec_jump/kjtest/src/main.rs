@@ -11,6 +11,7 @@
 mod bench;
 mod cpio;
 mod initramfs;
+mod kjump;
 mod qemu;
 mod report;
 mod tests;
@@ -30,6 +31,8 @@ pub struct Ctx {
     pub phys_prog: PathBuf,
     /// Its benchmark build, with 1 MiB of payload.
     pub bench_prog: PathBuf,
+    /// The static kjump CLI, built by scripts/build-harness.sh.
+    pub kjump_bin: PathBuf,
     /// A directory for this test on this kernel.
     pub scratch: PathBuf,
 }
@@ -55,6 +58,7 @@ fn ctx(kernel: &'static str, test: &str) -> Ctx {
         guest_bin: root.join("target/x86_64-unknown-linux-gnu/release/kj-guest"),
         phys_prog: root.join("target/kj/checksum.elf"),
         bench_prog: root.join("target/kj/bench.elf"),
+        kjump_bin: root.join("target/x86_64-unknown-linux-gnu/release/kjump"),
         scratch,
     }
 }

@@ -153,9 +153,16 @@ pub const TESTS: &[TestCase] = &[
         ref_fails: false,
         ref_reports: &[],
     },
+    TestCase {
+        name: "kjump_round_trips",
+        run: crate::kjump::kjump_round_trips,
+        kernels: OURS,
+        ref_fails: false,
+        ref_reports: &[],
+    },
 ];
 
-const SECS: fn(u64) -> Duration = Duration::from_secs;
+pub(crate) const SECS: fn(u64) -> Duration = Duration::from_secs;
 
 /// The guest's serial console, with the test's failure conventions.
 pub struct Guest {
@@ -163,7 +170,7 @@ pub struct Guest {
 }
 
 impl Guest {
-    fn fail(&self, reason: String) -> Failure {
+    pub(crate) fn fail(&self, reason: String) -> Failure {
         let t = self.vm.transcript();
         Failure {
             reason,
@@ -214,7 +221,7 @@ impl Guest {
 }
 
 /// The busybox + kexec-tools + kj-guest image every test starts from.
-fn base_image(ctx: &Ctx) -> Result<Initramfs, Failure> {
+pub(crate) fn base_image(ctx: &Ctx) -> Result<Initramfs, Failure> {
     let guest = &ctx.guest_bin;
     Initramfs::new()
         .busybox()
@@ -273,7 +280,7 @@ fn boot_with_disk(
 }
 
 /// Boots `ctx`'s kernel with `initrd`, `disk` and `cpus` CPUs.
-fn boot_on(
+pub(crate) fn boot_on(
     ctx: &Ctx,
     initrd: Vec<u8>,
     append: &str,
@@ -466,7 +473,7 @@ fn boot_jump(ctx: &Ctx, trips: u32) -> Result<Guest, Failure> {
 }
 
 /// The number after `key` in `line`.
-fn number_after(line: &str, key: &str) -> Option<u64> {
+pub(crate) fn number_after(line: &str, key: &str) -> Option<u64> {
     let rest = &line[line.find(key)? + key.len()..];
     rest.split_whitespace().next()?.parse().ok()
 }

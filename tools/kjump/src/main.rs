@@ -1,0 +1,188 @@
+// SPDX-License-Identifier: GPL-2.0
+
+//! kjump: kexec jump with one command.
+//!
+//! In kernel A: `kjump load` puts kernel B, resident, into the memory A
+//! reserved with crashkernel=; `kjump exec` jumps to B and returns when B
+//! jumps back. In B: `kjump back` jumps back to A. `kjump call` runs a
+//! physical-mode program and returns; `kjump status` says what is loaded.
+
+mod bzimage;
+mod call;
+mod elfcore;
+mod load;
+mod memmap;
+mod purgatory;
+mod state;
+mod sys;
+
+use anyhow::{bail, Context, Result};
+use clap::{Parser, Subcommand};
+use std::fs;
+
+#[derive(Parser)]
+#[command(
+    name = "kjump",
+    version,
+    about = "Jump to another kernel and back (kexec jump)"
+)]
+struct Cli {
+    #[command(subcommand)]
+    cmd: Cmd,
+}
+
+#[derive(Subcommand)]
+enum Cmd {
+    /// Load kernel B into the memory reserved with crashkernel=
+    Load {
+        /// B's bzImage
+        kernel: String,
+        /// B's initramfs
+        #[arg(long)]
+        initrd: Option<String>,
+        /// B's command line (kjump adds elfcorehdr= and kexec_jump_back_entry=)
+        #[arg(long, default_value = "")]
+        append: String,
+    },
+    /// Jump to the loaded B; returns when B jumps back
+    Exec,
+    /// In B: jump back to the kernel that started it
+    Back,
+    /// Run a physical-mode program and return
+    Call {
+        /// ELF executable (PT_LOAD physical addresses) or raw binary
+        program: String,
+        /// Physical address of a raw binary
+        #[arg(long, value_parser = parse_addr)]
+        at: Option<u64>,
+        /// Entry address (default: the ELF entry, or --at)
+        #[arg(long, value_parser = parse_addr)]
+        entry: Option<u64>,
+    },
+    /// What is loaded, where B lives, whether this is A or B, jumps so far
+    Status,
+}
+
+fn parse_addr(s: &str) -> Result<u64, String> {
+    let v = match s.strip_prefix("0x") {
+        Some(h) => u64::from_str_radix(h, 16),
+        None => s.parse(),
+    };
+    v.map_err(|_| format!("'{s}' is not an address (decimal or 0x...)"))
+}
+
+/// kexec_jump_back_entry= of this kernel's command line: Ok(None) in A.
+fn back_entry() -> Result<Option<u64>> {
+    let cmdline = fs::read_to_string("/proc/cmdline").context("/proc/cmdline")?;
+    let Some(v) = cmdline
+        .split_whitespace()
+        .find_map(|w| w.strip_prefix("kexec_jump_back_entry="))
+    else {
+        return Ok(None);
+    };
+    match v.strip_prefix("0x").map(|h| u64::from_str_radix(h, 16)) {
+        Some(Ok(e)) if e != 0 => Ok(Some(e)),
+        _ => bail!("malformed kexec_jump_back_entry={v} on the command line"),
+    }
+}
+
+fn loaded() -> bool {
+    fs::read_to_string("/sys/kernel/kexec_loaded").is_ok_and(|s| s.trim() == "1")
+}
+
+fn exec() -> Result<()> {
+    if !loaded() {
+        bail!("nothing is loaded: run kjump load first");
+    }
+    // B may never come back: A's data on disk first.
+    // SAFETY: sync(2) takes no arguments.
+    unsafe { libc::sync() };
+    let t0 = sys::boottime();
+    sys::reboot_kexec().map_err(|e| anyhow::anyhow!(sys::explain("jump", &e)))?;
+    let away = sys::boottime() - t0;
+    state::count_jump();
+    println!(
+        "kjump: back in A after {away:.3} s away (jump {})",
+        state::jumps()
+    );
+    Ok(())
+}
+
+fn back() -> Result<()> {
+    let Some(entry) = back_entry()? else {
+        bail!(
+            "no kexec_jump_back_entry= on the command line: this kernel was not started by a jump"
+        );
+    };
+    // kexec_load() takes no image without a segment: one of no memory.
+    let seg = sys::Segment {
+        bytes: Vec::new(),
+        mem: 0,
+        memsz: 0,
+    };
+    sys::kexec_load(entry, &[seg], sys::KEXEC_PRESERVE_CONTEXT)
+        .map_err(|e| anyhow::anyhow!(sys::explain("loading the jump back", &e)))?;
+    // SAFETY: sync(2) takes no arguments.
+    unsafe { libc::sync() };
+    let t0 = sys::boottime();
+    sys::reboot_kexec().map_err(|e| anyhow::anyhow!(sys::explain("jump back", &e)))?;
+    let away = sys::boottime() - t0;
+    state::count_jump();
+    println!(
+        "kjump: B resumed after {away:.3} s away (jump back {})",
+        state::jumps()
+    );
+    Ok(())
+}
+
+fn status() -> Result<()> {
+    match back_entry()? {
+        Some(e) => println!("this kernel: B (started by a jump; jump-back entry {e:#x})"),
+        None => println!("this kernel: A"),
+    }
+    let iomem = memmap::iomem()?;
+    match iomem.reservation {
+        Some(r) => println!(
+            "reservation: {:#x}-{:#x} ({} MiB)",
+            r.start,
+            r.end - 1,
+            r.len() >> 20
+        ),
+        None => println!("reservation: none (boot with crashkernel= to load B)"),
+    }
+    println!("image loaded: {}", if loaded() { "yes" } else { "no" });
+    if let Some(s) = state::load() {
+        println!(
+            "B: {} in {:#x}-{:#x} ({} MiB)",
+            s.kernel,
+            s.b_ram.start,
+            s.b_ram.end - 1,
+            s.b_ram.len() >> 20
+        );
+    }
+    println!("jumps so far: {}", state::jumps());
+    Ok(())
+}
+
+fn main() {
+    let cli = Cli::parse();
+    let r = match cli.cmd {
+        Cmd::Load {
+            kernel,
+            initrd,
+            append,
+        } => load::load(&load::Request {
+            kernel: &kernel,
+            initrd: initrd.as_deref(),
+            append: &append,
+        }),
+        Cmd::Exec => exec(),
+        Cmd::Back => back(),
+        Cmd::Call { program, at, entry } => call::call(&program, at, entry),
+        Cmd::Status => status(),
+    };
+    if let Err(e) = r {
+        eprintln!("kjump: {e:#}");
+        std::process::exit(1);
+    }
+}

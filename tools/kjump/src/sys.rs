@@ -1,0 +1,128 @@
+// SPDX-License-Identifier: GPL-2.0
+
+//! The two system calls kjump is about: kexec_load(2) and
+//! reboot(LINUX_REBOOT_CMD_KEXEC), with errno turned into a message that
+//! names the fix.
+
+use std::io;
+
+/// kexec_load(2) flags (include/uapi/linux/kexec.h).
+pub const KEXEC_PRESERVE_CONTEXT: u64 = 0x2;
+/// Load in place into the crash kernel reservation; jumps swap nothing.
+pub const KEXEC_RESIDENT: u64 = 0x10;
+
+const LINUX_REBOOT_MAGIC1: libc::c_int = 0xfee1_dead_u32 as libc::c_int;
+const LINUX_REBOOT_MAGIC2: libc::c_int = 672_274_793;
+const LINUX_REBOOT_CMD_KEXEC: libc::c_int = 0x4558_4543;
+
+/// One segment as kexec_load(2) takes it.
+#[repr(C)]
+pub struct KexecSegment {
+    pub buf: *const u8,
+    pub bufsz: usize,
+    pub mem: u64,
+    pub memsz: u64,
+}
+
+/// A segment to load: bytes and where they go.
+pub struct Segment {
+    pub bytes: Vec<u8>,
+    pub mem: u64,
+    pub memsz: u64,
+}
+
+/// Loads an image; `segments` may be empty only for an unload.
+pub fn kexec_load(entry: u64, segments: &[Segment], flags: u64) -> io::Result<()> {
+    let raw: Vec<KexecSegment> = segments
+        .iter()
+        .map(|s| KexecSegment {
+            buf: s.bytes.as_ptr(),
+            bufsz: s.bytes.len(),
+            mem: s.mem,
+            memsz: s.memsz,
+        })
+        .collect();
+    // SAFETY: `raw` points into `segments`, which outlive the call; the
+    // kernel only reads `raw.len()` entries and their buffers.
+    let rc = unsafe {
+        libc::syscall(
+            libc::SYS_kexec_load,
+            entry,
+            raw.len() as libc::c_ulong,
+            raw.as_ptr(),
+            flags as libc::c_ulong,
+        )
+    };
+    if rc == 0 {
+        Ok(())
+    } else {
+        Err(io::Error::last_os_error())
+    }
+}
+
+/// Starts the loaded image; returns once a preserve-context image has
+/// jumped back.
+pub fn reboot_kexec() -> io::Result<()> {
+    // SAFETY: reboot(2) with the kexec command takes no pointer argument.
+    let rc = unsafe {
+        libc::syscall(
+            libc::SYS_reboot,
+            LINUX_REBOOT_MAGIC1,
+            LINUX_REBOOT_MAGIC2,
+            LINUX_REBOOT_CMD_KEXEC,
+            0usize,
+        )
+    };
+    if rc == 0 {
+        Ok(())
+    } else {
+        Err(io::Error::last_os_error())
+    }
+}
+
+/// Seconds on CLOCK_BOOTTIME, which includes the time A was away.
+pub fn boottime() -> f64 {
+    let mut ts = libc::timespec {
+        tv_sec: 0,
+        tv_nsec: 0,
+    };
+    // SAFETY: `ts` is a valid timespec for the kernel to fill in.
+    unsafe { libc::clock_gettime(libc::CLOCK_BOOTTIME, &mut ts) };
+    ts.tv_sec as f64 + ts.tv_nsec as f64 / 1e9
+}
+
+/// Whether kernel lockdown forbids kexec_load, and in which mode.
+pub fn lockdown() -> Option<String> {
+    let s = std::fs::read_to_string("/sys/kernel/security/lockdown").ok()?;
+    let mode = s.split_whitespace().find(|w| w.starts_with('['))?;
+    let mode = mode.trim_matches(|c| c == '[' || c == ']');
+    (mode != "none").then(|| mode.to_string())
+}
+
+/// One line that says why `what` failed and what to do about it.
+pub fn explain(what: &str, e: &io::Error) -> String {
+    let hint = match e.raw_os_error() {
+        Some(libc::EPERM) => match lockdown() {
+            Some(mode) => format!(
+                "kernel lockdown ({mode}) forbids kexec_load; boot without lockdown= \
+                 (or with Secure Boot off) to use kexec jump"
+            ),
+            None => "needs root (CAP_SYS_BOOT)".to_string(),
+        },
+        Some(libc::EBUSY) => {
+            "kexec is busy, or the reservation holds a crash kernel (unload it: kexec -p -u)"
+                .to_string()
+        }
+        Some(libc::EINVAL) => "this kernel lacks kexec jump (CONFIG_KEXEC_JUMP) or resident \
+                               images (KEXEC_RESIDENT), or nothing is loaded"
+            .to_string(),
+        Some(libc::EADDRNOTAVAIL) => "a segment lies outside the reservation".to_string(),
+        Some(libc::ENOSYS) => "this kernel has no kexec (CONFIG_KEXEC)".to_string(),
+        _ => String::new(),
+    };
+    if hint.is_empty() {
+        format!("{what}: {e}")
+    } else {
+        format!("{what}: {e}: {hint}")
+    }
+}

@@ -1,0 +1,99 @@
+#!/bin/sh
+# SPDX-License-Identifier: GPL-2.0
+#
+# /init of the kjump tests. A boots with crashkernel= only (KASLR on) and
+# loads B with `kjump load`; B is told apart by kexec_jump_back_entry=.
+# /etc/kj.conf (written by the harness) sets:
+#   TRIPS    round trips A -> B -> A in one boot of A
+#   MEM_MIB  MiB of process memory A and B fill before and check after
+#   DUMP     1: B checks A's dump (size, marker, makedumpfile -d 31)
+# Every line for the harness starts with "KJ: ".
+
+mount -t proc proc /proc
+mount -t sysfs sysfs /sys
+mount -t devtmpfs devtmpfs /dev 2>/dev/null
+. /etc/kj.conf
+
+mark() { echo "KJ: $* @$(cut -d' ' -f1 /proc/uptime)"; }
+die() { mark "FAIL $*"; poweroff -f; }
+
+hold_memory() {
+	rm -f /tmp/go
+	kj-guest memhold --mib "$MEM_MIB" --seed "$1" --check /tmp/go >/tmp/memhold.out 2>&1 &
+	HOLD_PID=$!
+	until grep -q filled /tmp/memhold.out 2>/dev/null; do sleep 0.1; done
+}
+
+check_memory() {
+	touch /tmp/go
+	wait "$HOLD_PID"
+	grep -q intact /tmp/memhold.out || die "memory: $(cat /tmp/memhold.out)"
+	mark "$1 memory intact"
+}
+
+# A's RAM outside the reservation, in bytes, from /proc/iomem: what a
+# complete dump of A holds.
+ram_outside_reservation() {
+	total=0
+	for r in $(sed -n 's/^\([0-9a-f]*\)-\([0-9a-f]*\) : System RAM$/\1:\2/p' /proc/iomem); do
+		total=$((total + 0x${r#*:} - 0x${r%:*} + 1))
+	done
+	r=$(sed -n 's/^ *\([0-9a-f]*\)-\([0-9a-f]*\) : Crash kernel$/\1:\2/p' /proc/iomem)
+	echo $((total - (0x${r#*:} - 0x${r%:*} + 1)))
+}
+
+case " $(cat /proc/cmdline) " in
+*" kexec_jump_back_entry="*)
+	mark "B up cpus=$(cat /sys/devices/system/cpu/online)"
+	mark "B status: $(kjump status | tr '\n' ';')"
+	mark "B RAM: $(grep 'System RAM' /proc/iomem | tr '\n' ';')"
+	if [ "$DUMP" = 1 ]; then
+		expect=$(sed -n 's/.*kj_expect=\([0-9]*\).*/\1/p' /proc/cmdline)
+		at=$(sed -n 's/.*kj_marker=\(0x[0-9a-f]*\).*/\1/p' /proc/cmdline)
+		mark "B vmcore $(kj-guest vmcore-ram) expect=$expect"
+		mark "B marker $(kj-guest vmcore-at "$at")"
+		{
+			makedumpfile -F -d 31 /proc/vmcore 2>/tmp/md.err
+			echo $? >/tmp/md.rc
+		} | wc -c >/tmp/md.bytes
+		mark "B makedumpfile rc=$(cat /tmp/md.rc) bytes=$(cat /tmp/md.bytes) $(tail -n1 /tmp/md.err)"
+	fi
+	hold_memory 11
+	n=0
+	while :; do
+		mark "B jumping back"
+		kj-guest drain
+		kjump back >/tmp/back.out 2>&1
+		mark "B back returned $? $(tail -n1 /tmp/back.out)"
+		n=$((n + 1))
+		mark "B resumed $n cpus=$(cat /sys/devices/system/cpu/online)"
+		check_memory B
+		hold_memory $((11 + n))
+	done
+	;;
+esac
+
+mark "A up cpus=$(cat /sys/devices/system/cpu/online) $(grep -m1 'Kernel code' /proc/iomem)"
+expect=$(ram_outside_reservation)
+marker_at=$(kj-guest markfile /tmp/marker "KJMARK$(echo -A-PAGE-CACHE)" 0x100000) ||
+	die "marker: $marker_at"
+kjump load /boot/bzImage --initrd /boot/initrd \
+	--append "console=ttyS0 panic=-1 rdinit=/init kj_expect=$expect kj_marker=$marker_at" \
+	>/tmp/load.out 2>&1 || die "A load: $(tail -n1 /tmp/load.out)"
+mark "A loaded: $(tail -n1 /tmp/load.out)"
+mark "A status: $(kjump status | tr '\n' ';')"
+
+i=0
+while [ $i -lt "$TRIPS" ]; do
+	i=$((i + 1))
+	hold_memory $i
+	mark "A jumping $i"
+	kj-guest drain
+	kjump exec >/tmp/exec.out 2>&1 || die "A exec: $(tail -n1 /tmp/exec.out)"
+	mark "A resumed $i cpus=$(cat /sys/devices/system/cpu/online) $(tail -n1 /tmp/exec.out)"
+	check_memory A
+	[ $i -eq 1 ] && mark "A MemFree after first $(kj-guest free)"
+done
+mark "A MemFree after last $(kj-guest free)"
+mark "A done"
+poweroff -f
