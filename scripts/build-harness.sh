@@ -30,3 +30,9 @@ for prog in checksum bench int3 fault; do
 		-o target/kj/$prog.elf target/kj/$prog.o ||
 		die "linking the physical-mode program failed"
 done
+
+# The program kjump call runs in its tests: it says hello on the UART.
+as --64 -o target/kj/hello.o tools/testing/kexec_jump/phys_call/hello.S ||
+	die "assembling hello.S failed"
+ld -N -nostdlib -static --no-warn-rwx-segments -Ttext=0x1000000 -e _start \
+	-o target/kj/hello.elf target/kj/hello.o || die "linking hello.elf failed"

@@ -186,7 +186,7 @@ pub fn load(req: &Request) -> Result<()> {
         kernel: req.kernel.to_string(),
         b_ram,
         reservation: res,
-        jumps: 0,
+        jumps: state::jumps(),
     })?;
     println!(
         "kjump: loaded {} at {:#x}-{:#x} (B's RAM {} MiB, resident); A's dump: {} MiB in {} ranges",

@@ -46,6 +46,8 @@ enum Cmd {
     },
     /// Jump to the loaded B; returns when B jumps back
     Exec,
+    /// Unload B (its memory in the reservation is given up)
+    Unload,
     /// In B: jump back to the kernel that started it
     Back,
     /// Run a physical-mode program and return
@@ -105,6 +107,14 @@ fn exec() -> Result<()> {
         "kjump: back in A after {away:.3} s away (jump {})",
         state::jumps()
     );
+    Ok(())
+}
+
+fn unload() -> Result<()> {
+    sys::kexec_load(0, &[], sys::KEXEC_PRESERVE_CONTEXT)
+        .map_err(|e| anyhow::anyhow!(sys::explain("unloading", &e)))?;
+    state::clear();
+    println!("kjump: unloaded");
     Ok(())
 }
 
@@ -177,6 +187,7 @@ fn main() {
             append: &append,
         }),
         Cmd::Exec => exec(),
+        Cmd::Unload => unload(),
         Cmd::Back => back(),
         Cmd::Call { program, at, entry } => call::call(&program, at, entry),
         Cmd::Status => status(),

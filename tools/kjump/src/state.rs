@@ -51,6 +51,14 @@ pub fn load() -> Option<State> {
     })
 }
 
+/// Forgets what was loaded (the jump count stays).
+pub fn clear() {
+    if let Some(s) = load() {
+        let _ = fs::remove_file(FILE);
+        let _ = fs::write(format!("{DIR}/jumps"), format!("{}\n", s.jumps));
+    }
+}
+
 /// Counts a jump made from this kernel.
 pub fn count_jump() {
     if let Some(mut s) = load() {

@@ -99,16 +99,33 @@ pub fn lockdown() -> Option<String> {
     (mode != "none").then(|| mode.to_string())
 }
 
+/// Why kexec_load() said EPERM: no CAP_SYS_BOOT, kexec_load disabled by
+/// sysctl, or kernel lockdown (Secure Boot turns it on).
+fn eperm_reason() -> String {
+    // SAFETY: geteuid(2) cannot fail.
+    if unsafe { libc::geteuid() } != 0 {
+        return "needs root (CAP_SYS_BOOT)".to_string();
+    }
+    let disabled = std::fs::read_to_string("/proc/sys/kernel/kexec_load_disabled")
+        .is_ok_and(|s| s.trim() == "1");
+    if disabled {
+        return "kexec_load is disabled until reboot (kernel.kexec_load_disabled=1)".to_string();
+    }
+    match lockdown() {
+        Some(mode) => format!(
+            "kernel lockdown ({mode}) forbids kexec_load, and kexec jump has no signed \
+             path: boot without lockdown (Secure Boot off) to use it"
+        ),
+        None => "refused by a security module or kernel lockdown (mount securityfs on \
+                 /sys/kernel/security to see which), or CAP_SYS_BOOT is missing"
+            .to_string(),
+    }
+}
+
 /// One line that says why `what` failed and what to do about it.
 pub fn explain(what: &str, e: &io::Error) -> String {
     let hint = match e.raw_os_error() {
-        Some(libc::EPERM) => match lockdown() {
-            Some(mode) => format!(
-                "kernel lockdown ({mode}) forbids kexec_load; boot without lockdown= \
-                 (or with Secure Boot off) to use kexec jump"
-            ),
-            None => "needs root (CAP_SYS_BOOT)".to_string(),
-        },
+        Some(libc::EPERM) => eperm_reason(),
         Some(libc::EBUSY) => {
             "kexec is busy, or the reservation holds a crash kernel (unload it: kexec -p -u)"
                 .to_string()

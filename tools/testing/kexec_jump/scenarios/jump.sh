@@ -47,7 +47,8 @@ jump() {
 case " $(cat /proc/cmdline) " in
 *" kexec_jump_back_entry="*)
 	entry=$(sed -n 's/.*kexec_jump_back_entry=\(0x[0-9a-fA-F]*\).*/\1/p' /proc/cmdline)
-	mark "B up entry=$entry cpus=$(cat /sys/devices/system/cpu/online)"
+	code=$(sed -n 's/^ *\([0-9a-f]*\)-\([0-9a-f]*\) : Kernel code$/\1-\2/p' /proc/iomem)
+	mark "B up entry=$entry cpus=$(cat /sys/devices/system/cpu/online) code=$code"
 	# A's memory in the dump: A wrote a marker that exists only in its own
 	# page cache; a string only B holds must not be found (B's memory is
 	# not part of A's dump).

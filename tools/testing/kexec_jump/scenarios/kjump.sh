@@ -7,6 +7,11 @@
 #   TRIPS    round trips A -> B -> A in one boot of A
 #   MEM_MIB  MiB of process memory A and B fill before and check after
 #   DUMP     1: B checks A's dump (size, marker, makedumpfile -d 31)
+#   MARK_ABOVE  the marker page lies above this physical address
+#   EXEC_CPU  CPU that runs kjump exec
+#   RELOAD   trip after which A unloads B and loads it again (0: never)
+# Around each jump A also checks time: CLOCK_MONOTONIC does not go back,
+# a sleeping process armed before the jump wakes after it.
 # Every line for the harness starts with "KJ: ".
 
 mount -t proc proc /proc
@@ -75,7 +80,7 @@ esac
 
 mark "A up cpus=$(cat /sys/devices/system/cpu/online) $(grep -m1 'Kernel code' /proc/iomem)"
 expect=$(ram_outside_reservation)
-marker_at=$(kj-guest markfile /tmp/marker "KJMARK$(echo -A-PAGE-CACHE)" 0x100000) ||
+marker_at=$(kj-guest markfile /tmp/marker "KJMARK$(echo -A-PAGE-CACHE)" "$MARK_ABOVE") ||
 	die "marker: $marker_at"
 kjump load /boot/bzImage --initrd /boot/initrd \
 	--append "console=ttyS0 panic=-1 rdinit=/init kj_expect=$expect kj_marker=$marker_at" \
@@ -83,16 +88,34 @@ kjump load /boot/bzImage --initrd /boot/initrd \
 mark "A loaded: $(tail -n1 /tmp/load.out)"
 mark "A status: $(kjump status | tr '\n' ';')"
 
+ns() { kj-guest clock | sed 's/.*monotonic \([0-9]*\) ns/\1/'; }
+
 i=0
 while [ $i -lt "$TRIPS" ]; do
 	i=$((i + 1))
 	hold_memory $i
+	rm -f /tmp/woke
+	(sleep 1 && touch /tmp/woke) &
+	sleeper=$!
+	before=$(ns)
 	mark "A jumping $i"
 	kj-guest drain
-	kjump exec >/tmp/exec.out 2>&1 || die "A exec: $(tail -n1 /tmp/exec.out)"
+	taskset -c "$EXEC_CPU" kjump exec >/tmp/exec.out 2>&1 || die "A exec: $(tail -n1 /tmp/exec.out)"
+	after=$(ns)
 	mark "A resumed $i cpus=$(cat /sys/devices/system/cpu/online) $(tail -n1 /tmp/exec.out)"
+	[ "$after" -ge "$before" ] || die "CLOCK_MONOTONIC went back: $before -> $after"
+	wait $sleeper
+	[ -e /tmp/woke ] || die "the sleeper armed before jump $i did not wake"
+	mark "A time ok: monotonic +$(((after - before) / 1000000)) ms, sleeper woke"
 	check_memory A
 	[ $i -eq 1 ] && mark "A MemFree after first $(kj-guest free)"
+	if [ $i -eq "$RELOAD" ]; then
+		kjump unload >/tmp/unload.out 2>&1 || die "A unload: $(tail -n1 /tmp/unload.out)"
+		kjump load /boot/bzImage --initrd /boot/initrd \
+			--append "console=ttyS0 panic=-1 rdinit=/init kj_expect=$expect kj_marker=$marker_at" \
+			>/tmp/load.out 2>&1 || die "A reload: $(tail -n1 /tmp/load.out)"
+		mark "A reloaded B: $(kjump status | tr '\n' ';')"
+	fi
 done
 mark "A MemFree after last $(kj-guest free)"
 mark "A done"

@@ -26,10 +26,13 @@
 //!   preserve-context dump has A's memory; print its physical address.
 //! - `vmcore-at ADDR`: what /proc/vmcore holds at physical ADDR.
 //! - `vmcore-ram`: bytes of RAM the dump holds (direct-map PT_LOADs).
+//! - `fuzz --seed S --secs T`: bad kexec_load() input, named and random.
+//! - `clock`: CLOCK_MONOTONIC in ns.
 //! - `memcpy --pages N`: TSC cycles of a plain copy of N pages (the best
 //!   of several), the benchmark's yardstick for a jump's page swap.
 
 mod busy;
+mod fuzz;
 mod physcall;
 mod sys;
 mod testdev;
@@ -41,7 +44,7 @@ fn usage() -> ExitCode {
     eprintln!(
         "usage: kj-guest memhold --mib N --seed S --check FILE | meminfo FIELD | free | \
          find FILE TEXT | drain | exec | physcall --elf FILE --calls N [--reentry] | events --elf FILE | \
-         unwind --elf FILE --steps LIST | race --elf FILE | markfile DIR TEXT ABOVE | vmcore-at ADDR | vmcore-ram | busy --mem ADDR --size BYTES | memcpy --pages N"
+         unwind --elf FILE --steps LIST | race --elf FILE | markfile DIR TEXT ABOVE | vmcore-at ADDR | vmcore-ram | fuzz --seed S --secs T | clock | busy --mem ADDR --size BYTES | memcpy --pages N"
     );
     ExitCode::from(2)
 }
@@ -218,6 +221,24 @@ fn main() -> ExitCode {
         }
         Some("meminfo") if args.len() == 2 => meminfo(&args[1]),
         Some("free") => free(),
+        Some("fuzz") => {
+            let seed = opt("--seed").and_then(|v| parse_num(&v)).unwrap_or(1);
+            let secs = opt("--secs").and_then(|v| v.parse().ok()).unwrap_or(20);
+            match fuzz::run(seed, secs) {
+                Ok(s) => {
+                    println!("fuzz: {s}");
+                    ExitCode::SUCCESS
+                }
+                Err(e) => {
+                    println!("fuzz: FAILED {e}");
+                    ExitCode::FAILURE
+                }
+            }
+        }
+        Some("clock") => {
+            println!("clock: monotonic {} ns", sys::monotonic_ns());
+            ExitCode::SUCCESS
+        }
         Some("vmcore-ram") => match vmcore::vmcore_ram() {
             Ok(n) => {
                 println!("vmcore-ram: {n}");

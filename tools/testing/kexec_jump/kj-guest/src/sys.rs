@@ -11,6 +11,15 @@ extern "C" {
     fn syscall(number: i64, ...) -> i64;
     fn tcdrain(fd: i32) -> i32;
     fn mmap(addr: *mut u8, len: usize, prot: i32, flags: i32, fd: i32, off: i64) -> *mut u8;
+    fn clock_gettime(clock: i32, ts: *mut [i64; 2]) -> i32;
+}
+
+/// CLOCK_MONOTONIC in nanoseconds.
+pub fn monotonic_ns() -> u64 {
+    let mut ts = [0i64; 2];
+    // SAFETY: `ts` has the layout of struct timespec on x86_64.
+    unsafe { clock_gettime(1, &mut ts) };
+    ts[0] as u64 * 1_000_000_000 + ts[1] as u64
 }
 
 /// `LINUX_REBOOT_CMD_KEXEC` from include/uapi/linux/reboot.h.
@@ -61,17 +70,38 @@ pub fn mlock_range(addr: *const u8, len: usize) -> Result<(), Error> {
 
 /// `struct kexec_segment` from include/uapi/linux/kexec.h.
 #[repr(C)]
-struct Segment {
-    buf: *const u8,
-    bufsz: usize,
-    mem: u64,
-    memsz: u64,
+pub struct RawSegment {
+    pub buf: *const u8,
+    pub bufsz: usize,
+    pub mem: u64,
+    pub memsz: u64,
+}
+
+/// kexec_load(2) as it is: the kernel reads `segs` and, through their
+/// `buf` pointers, whatever they point at (bogus pointers get EFAULT).
+pub fn kexec_load(entry: u64, segs: &[RawSegment], flags: u64) -> Result<(), Error> {
+    // SAFETY: `segs` is valid for its length; the kernel validates every
+    // user pointer in it and copies nothing back.
+    let ret = unsafe {
+        syscall(
+            SYS_KEXEC_LOAD,
+            entry,
+            segs.len() as u64,
+            segs.as_ptr(),
+            flags,
+        )
+    };
+    if ret == 0 {
+        Ok(())
+    } else {
+        Err(errno())
+    }
 }
 
 /// Loads `data` as a one-segment crash image at physical `mem` (inside the
 /// crashkernel= reservation), or unloads the crash image if `data` is empty.
 pub fn kexec_load_crash(mem: u64, data: &[u8]) -> Result<(), Error> {
-    let seg = Segment {
+    let seg = RawSegment {
         buf: data.as_ptr(),
         bufsz: data.len(),
         mem,
@@ -85,7 +115,7 @@ pub fn kexec_load_crash(mem: u64, data: &[u8]) -> Result<(), Error> {
             SYS_KEXEC_LOAD,
             mem,
             nr,
-            &seg as *const Segment,
+            &seg as *const RawSegment,
             KEXEC_ON_CRASH,
         )
     };

@@ -11,9 +11,10 @@
 mod bench;
 mod cpio;
 mod initramfs;
-mod kjump;
 mod qemu;
 mod report;
+mod soak;
+mod switch_bench;
 mod tests;
 
 use report::{Outcome, Report};
@@ -31,6 +32,8 @@ pub struct Ctx {
     pub phys_prog: PathBuf,
     /// Its benchmark build, with 1 MiB of payload.
     pub bench_prog: PathBuf,
+    /// The physical-mode program `kjump call` runs (prints on the UART).
+    pub hello_prog: PathBuf,
     /// The static kjump CLI, built by scripts/build-harness.sh.
     pub kjump_bin: PathBuf,
     /// A directory for this test on this kernel.
@@ -58,6 +61,7 @@ fn ctx(kernel: &'static str, test: &str) -> Ctx {
         guest_bin: root.join("target/x86_64-unknown-linux-gnu/release/kj-guest"),
         phys_prog: root.join("target/kj/checksum.elf"),
         bench_prog: root.join("target/kj/bench.elf"),
+        hello_prog: root.join("target/kj/hello.elf"),
         kjump_bin: root.join("target/x86_64-unknown-linux-gnu/release/kjump"),
         scratch,
     }
@@ -142,6 +146,11 @@ fn run(args: &[String]) -> ExitCode {
                     && t.ref_reports.iter().any(|d| r.contains(d))
             };
             let reports = console_reports(&c.scratch);
+            report.saw_reports(
+                k,
+                reports.len(),
+                reports.iter().filter(|r| documented(r)).count(),
+            );
             if let Some(report) = reports.iter().find(|r| !documented(r)) {
                 let whose = if k == "ref" {
                     "the reference's own "
@@ -210,9 +219,29 @@ fn main() -> ExitCode {
                 }
             }
         }
+        Some("soak") => {
+            let trips = args.get(1).and_then(|r| r.parse().ok()).unwrap_or(100);
+            match soak::run(&ctx("ours", "soak"), trips) {
+                Ok(()) => ExitCode::SUCCESS,
+                Err(e) => {
+                    eprintln!("kjtest soak: {e}");
+                    ExitCode::FAILURE
+                }
+            }
+        }
+        Some("switch-bench") => {
+            let trips = args.get(1).and_then(|r| r.parse().ok()).unwrap_or(6);
+            match switch_bench::run(&ctx("ours", "switch-bench"), trips) {
+                Ok(()) => ExitCode::SUCCESS,
+                Err(e) => {
+                    eprintln!("kjtest switch-bench: {e}");
+                    ExitCode::FAILURE
+                }
+            }
+        }
         _ => {
             eprintln!(
-                "usage: kjtest run [--kernel ours|c|ref|both|all] [--only NAME] [--list] | kjtest demo | kjtest bench [ROUNDS]"
+                "usage: kjtest run [--kernel ours|c|ref|both|all] [--only NAME] [--list] | kjtest demo | kjtest bench [ROUNDS] | kjtest switch-bench [TRIPS] | kjtest soak [TRIPS]"
             );
             ExitCode::from(2)
         }

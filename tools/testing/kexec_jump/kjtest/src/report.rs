@@ -2,6 +2,7 @@
 
 //! Test outcomes, printed as they come and summed up at the end.
 
+use std::sync::Mutex;
 use std::time::Duration;
 
 /// How one test went on one kernel.
@@ -32,9 +33,48 @@ pub struct Result {
 #[derive(Default)]
 pub struct Report {
     results: Vec<Result>,
+    /// Kernel reports seen in the consoles, per kernel: (all, documented).
+    reports: Vec<(&'static str, usize, usize)>,
+}
+
+/// Figures for the reliability report, from the tests that measured them.
+static FACTS: Mutex<Vec<(&'static str, &'static str, String)>> = Mutex::new(Vec::new());
+
+/// Records a figure for the reliability report: what, on which kernel.
+pub fn fact(what: &'static str, kernel: &'static str, value: String) {
+    FACTS
+        .lock()
+        .unwrap_or_else(|e| e.into_inner())
+        .push((what, kernel, value));
 }
 
 impl Report {
+    /// Counts the kernel reports in one test's consoles.
+    pub fn saw_reports(&mut self, kernel: &'static str, all: usize, documented: usize) {
+        match self.reports.iter_mut().find(|r| r.0 == kernel) {
+            Some(r) => {
+                r.1 += all;
+                r.2 += documented;
+            }
+            None => self.reports.push((kernel, all, documented)),
+        }
+    }
+
+    /// The reliability report: faults, bad inputs, kernel reports.
+    fn reliability(&self) {
+        println!();
+        println!("reliability report:");
+        for (what, kernel, value) in FACTS.lock().unwrap_or_else(|e| e.into_inner()).iter() {
+            println!("  {what:<40} {kernel:<5} {value}");
+        }
+        for (kernel, all, documented) in &self.reports {
+            println!(
+                "  {:<40} {kernel:<5} {all} ({documented} of them documented failures of the reference)",
+                "kernel reports (WARNING, BUG, lockdep..)"
+            );
+        }
+    }
+
     /// Records and prints one result.
     pub fn add(&mut self, r: Result) {
         let secs = r.took.as_secs_f64();
@@ -130,6 +170,7 @@ impl Report {
                 self.cell(t, "ref")
             );
         }
+        self.reliability();
         println!();
         println!(
             "{} passed, {} failed ({} of the passed are the reference failing as documented)",

@@ -1,0 +1,278 @@
+// SPDX-License-Identifier: GPL-2.0
+
+//! `fuzz --seed S --secs T`: bad kexec_load() input for preserve-context
+//! images. First the regression cases, each with the errno it must get;
+//! then random segment lists (counts, addresses, sizes, buffers, flags and
+//! entries drawn around the edges the kernel checks) until T seconds have
+//! passed. Anything that loads is unloaded at once, never started. The
+//! kernel must answer every call; the harness checks the console for
+//! reports and then makes a jump.
+
+use crate::sys;
+use std::collections::BTreeMap;
+use std::time::{Duration, Instant};
+
+const PRESERVE: u64 = 0x2;
+const ON_CRASH: u64 = 0x1;
+const RESIDENT: u64 = 0x10;
+const PAGE: u64 = 4096;
+/// A destination in A's RAM that nothing else uses during the test.
+const RAM: u64 = 0x0100_0000;
+
+const EINVAL: i32 = 22;
+const EADDRNOTAVAIL: i32 = 99;
+const EFAULT: i32 = 14;
+
+struct Rng(u64);
+
+impl Rng {
+    fn next(&mut self) -> u64 {
+        self.0 ^= self.0 << 13;
+        self.0 ^= self.0 >> 7;
+        self.0 ^= self.0 << 17;
+        self.0
+    }
+
+    fn below(&mut self, n: u64) -> u64 {
+        self.next() % n
+    }
+}
+
+/// One kexec_load() call: entry, segments (buffer offset or a bogus
+/// pointer, bufsz, mem, memsz), flags.
+struct Case {
+    entry: u64,
+    segs: Vec<(Option<usize>, usize, u64, u64)>,
+    flags: u64,
+}
+
+fn seg(mem: u64, memsz: u64) -> (Option<usize>, usize, u64, u64) {
+    (Some(0), memsz.min(PAGE) as usize, mem, memsz)
+}
+
+/// The named bad inputs and the errno each must get (0: it loads).
+fn regressions() -> Vec<(&'static str, Case, i32)> {
+    let one = |mem, memsz, flags| Case {
+        entry: mem,
+        segs: vec![seg(mem, memsz)],
+        flags,
+    };
+    vec![
+        (
+            "overlapping segments",
+            Case {
+                entry: RAM,
+                segs: vec![seg(RAM, 2 * PAGE), seg(RAM + PAGE, PAGE)],
+                flags: PRESERVE,
+            },
+            EINVAL,
+        ),
+        (
+            "segment outside RAM",
+            one(1 << 40, PAGE, PRESERVE),
+            EADDRNOTAVAIL,
+        ),
+        (
+            "segment in a hole below 1 MiB",
+            one(0xa0000, PAGE, PRESERVE),
+            EADDRNOTAVAIL,
+        ),
+        (
+            "bufsz > memsz",
+            Case {
+                entry: RAM,
+                segs: vec![(Some(0), 2 * PAGE as usize, RAM, PAGE)],
+                flags: PRESERVE,
+            },
+            EINVAL,
+        ),
+        ("unaligned mem", one(RAM + 1, PAGE, PRESERVE), EADDRNOTAVAIL),
+        (
+            "unaligned memsz",
+            one(RAM, PAGE + 1, PRESERVE),
+            EADDRNOTAVAIL,
+        ),
+        (
+            "wrapping segment",
+            one(!(PAGE - 1), 2 * PAGE, PRESERVE),
+            EADDRNOTAVAIL,
+        ),
+        (
+            "17 segments",
+            Case {
+                entry: RAM,
+                segs: (0..17).map(|i| seg(RAM + i * PAGE, PAGE)).collect(),
+                flags: PRESERVE,
+            },
+            EINVAL,
+        ),
+        ("unknown flag 0x20", one(RAM, PAGE, PRESERVE | 0x20), EINVAL),
+        (
+            "foreign architecture",
+            one(RAM, PAGE, PRESERVE | 3 << 16),
+            EINVAL,
+        ),
+        (
+            "resident without preserve-context",
+            one(RAM, PAGE, RESIDENT),
+            EINVAL,
+        ),
+        (
+            "resident for a crash",
+            one(RAM, PAGE, RESIDENT | PRESERVE | ON_CRASH),
+            EINVAL,
+        ),
+        (
+            "resident outside the reservation",
+            one(RAM, PAGE, RESIDENT | PRESERVE),
+            EADDRNOTAVAIL,
+        ),
+        (
+            "bogus buffer pointer",
+            Case {
+                entry: RAM,
+                segs: vec![(None, PAGE as usize, RAM, PAGE)],
+                flags: PRESERVE,
+            },
+            EFAULT,
+        ),
+        (
+            "jump-back helper with entry 0",
+            Case {
+                entry: 0,
+                segs: vec![(Some(0), 0, 0, 0)],
+                flags: PRESERVE,
+            },
+            EINVAL,
+        ),
+        (
+            "entry outside every segment (the helper's shape)",
+            Case {
+                entry: 0x1234_5000,
+                segs: vec![(Some(0), 0, 0, 0)],
+                flags: PRESERVE,
+            },
+            0,
+        ),
+    ]
+}
+
+fn random_case(r: &mut Rng) -> Case {
+    let addr = |r: &mut Rng| -> u64 {
+        match r.below(8) {
+            0 => 0,
+            1 => RAM + r.below(64) * PAGE,
+            2 => r.below(1 << 32) & !(PAGE - 1),
+            3 => r.next(),
+            4 => u64::MAX - r.below(4) * PAGE,
+            5 => 0xa0000 + r.below(0x60) * PAGE,
+            6 => (1 << 40) + r.below(16) * PAGE,
+            _ => RAM + r.below(1 << 16),
+        }
+    };
+    let size = |r: &mut Rng| -> u64 {
+        match r.below(6) {
+            0 => 0,
+            1 => PAGE * (1 + r.below(8)),
+            2 => r.below(3 * PAGE),
+            3 => u64::MAX - r.below(PAGE),
+            4 => 1 << (20 + r.below(30)),
+            _ => PAGE,
+        }
+    };
+    let n = match r.below(10) {
+        0 => 0,
+        1 => 16 + r.below(4),
+        _ => 1 + r.below(4),
+    };
+    let segs = (0..n)
+        .map(|_| {
+            let memsz = size(r);
+            let bufsz = match r.below(4) {
+                0 => 0,
+                1 => size(r),
+                _ => memsz,
+            };
+            let buf = if r.below(8) == 0 { None } else { Some(0) };
+            (buf, bufsz as usize, addr(r), memsz)
+        })
+        .collect();
+    let mut flags = PRESERVE;
+    for bit in [ON_CRASH, RESIDENT, 0x4, 0x8, 0x20, 1 << 16] {
+        if r.below(6) == 0 {
+            flags |= bit;
+        }
+    }
+    if r.below(8) == 0 {
+        flags &= !PRESERVE;
+    }
+    Case {
+        entry: addr(r),
+        segs,
+        flags,
+    }
+}
+
+/// Calls kexec_load() for `c`; a success is unloaded at once.
+fn try_case(c: &Case, buffer: &[u8]) -> i32 {
+    let segs: Vec<sys::RawSegment> = c
+        .segs
+        .iter()
+        .map(|&(buf, bufsz, mem, memsz)| sys::RawSegment {
+            // A bogus pointer, or the buffer when it is large enough.
+            buf: match buf {
+                Some(off) if off + bufsz <= buffer.len() => buffer[off..].as_ptr(),
+                _ => 0x10 as *const u8,
+            },
+            bufsz,
+            mem,
+            memsz,
+        })
+        .collect();
+    match sys::kexec_load(c.entry, &segs, c.flags) {
+        Ok(()) => {
+            let unload = if c.flags & ON_CRASH != 0 {
+                ON_CRASH
+            } else {
+                PRESERVE
+            };
+            let _ = sys::kexec_load(0, &[], unload);
+            0
+        }
+        Err(e) => e.raw_os_error().unwrap_or(-1),
+    }
+}
+
+pub fn run(seed: u64, secs: u64) -> Result<String, String> {
+    let buffer = vec![0x5au8; 64 << 20];
+    let mut bad = Vec::new();
+    let regs = regressions();
+    for (name, case, want) in &regs {
+        let got = try_case(case, &buffer);
+        if got != *want {
+            bad.push(format!("{name}: errno {got}, want {want}"));
+        }
+    }
+    if !bad.is_empty() {
+        return Err(bad.join("; "));
+    }
+    let mut r = Rng(seed | 1);
+    let mut seen: BTreeMap<i32, u64> = BTreeMap::new();
+    let t0 = Instant::now();
+    let mut n = 0;
+    while t0.elapsed() < Duration::from_secs(secs) {
+        *seen
+            .entry(try_case(&random_case(&mut r), &buffer))
+            .or_default() += 1;
+        n += 1;
+    }
+    let tally: Vec<String> = seen
+        .iter()
+        .map(|(e, k)| format!("errno {e}: {k}"))
+        .collect();
+    Ok(format!(
+        "{} regression cases as expected; {n} random cases ({})",
+        regs.len(),
+        tally.join(", ")
+    ))
+}

@@ -1,0 +1,358 @@
+// SPDX-License-Identifier: GPL-2.0
+
+//! The kjump tests: A boots with crashkernel= and nothing else, KASLR on,
+//! and uses only `kjump load`, `kjump exec` and, in B, `kjump back`.
+
+use crate::tests::{
+    base_image, boot_on, boot_sized, number_after, Failure, Guest, TestResult, Verdict,
+};
+use crate::Ctx;
+
+/// A's only boot parameter for kjump (plus the console the harness adds).
+const A_ARGS: &str = "crashkernel=160M";
+
+fn setup(e: String) -> Failure {
+    Failure {
+        reason: e,
+        excerpt: vec![],
+    }
+}
+
+/// The machine and the run.
+struct Shape {
+    cpus: u32,
+    mem_mib: u32,
+    trips: u32,
+    /// CPU that runs `kjump exec`.
+    exec_cpu: u32,
+    /// Trip after which A unloads and reloads B (0: never).
+    reload: u32,
+    /// A's marker page lies above this physical address.
+    mark_above: u64,
+}
+
+/// Boots A with the kjump scenario, B's kernel and initramfs inside.
+fn boot_kjump(ctx: &Ctx, s: &Shape) -> Result<Guest, Failure> {
+    let conf = format!(
+        "TRIPS={}\nMEM_MIB=32\nDUMP=1\nEXEC_CPU={}\nRELOAD={}\nMARK_ABOVE={:#x}\n",
+        s.trips, s.exec_cpu, s.reload, s.mark_above
+    );
+    let script = include_str!("../../../scenarios/kjump.sh");
+    let image = || -> Result<_, Failure> {
+        base_image(ctx)?
+            .host_file(&ctx.kjump_bin, "bin/kjump", 0o755)
+            .and_then(|i| i.host_binary("/usr/bin/makedumpfile", "bin/makedumpfile"))
+            .map(|i| {
+                i.file("init", script.as_bytes(), 0o755)
+                    .file("etc/kj.conf", conf.as_bytes(), 0o644)
+            })
+            .map_err(setup)
+    };
+    let b = image()?.finish();
+    let a = image()?
+        .file("boot/initrd", &b, 0o644)
+        .host_file(&ctx.kernel, "boot/bzImage", 0o644)
+        .map_err(setup)?;
+    boot_sized(ctx, a.finish(), A_ARGS, None, s.cpus, s.mem_mib)
+}
+
+/// B's dump of A: as many bytes of RAM as A has outside the reservation,
+/// A's page-cache marker at the physical address A named, and
+/// makedumpfile -d 31 (which walks A's page structures through
+/// vmcoreinfo) turning it into a filtered dump.
+fn check_dump(g: &mut Guest) -> Result<(), Failure> {
+    let l = g.step("KJ: B vmcore", 300)?;
+    let (ram, expect) = (
+        number_after(&l, "vmcore-ram: "),
+        number_after(&l, "expect="),
+    );
+    match (ram, expect) {
+        (Some(r), Some(e)) if r == e && e > 0 => {
+            println!("    B's /proc/vmcore holds {r} bytes of A's RAM: all of it outside B")
+        }
+        _ => return Err(g.fail(format!("B's dump is not all of A's RAM: {l}"))),
+    }
+    let l = g.step("KJ: B marker", 120)?;
+    if !l.contains("KJMARK-A-PAGE-CACHE") {
+        return Err(g.fail(format!("B's dump lacks A's marker page: {l}")));
+    }
+    let l = g.step("KJ: B makedumpfile", 600)?;
+    let bytes = number_after(&l, "bytes=").unwrap_or(0);
+    if !l.contains("rc=0 ") || bytes < 1 << 20 {
+        return Err(g.fail(format!("makedumpfile -d 31 failed on B's dump: {l}")));
+    }
+    println!("    makedumpfile -d 31 -F wrote {} KiB", bytes >> 10);
+    Ok(())
+}
+
+/// Round trips with kjump; A and B each check a process's memory after
+/// every return, A gets all its CPUs back each time, its monotonic clock
+/// never goes back and a sleeper armed before the jump wakes after it.
+fn kjump_trips(ctx: &Ctx, s: &Shape) -> TestResult {
+    let mut g = boot_kjump(ctx, s)?;
+    let all = format!("cpus=0-{}", s.cpus - 1);
+    let up = g.step("KJ: A up", 120)?;
+    if !up.contains(&all) {
+        return Err(g.fail(format!("want {all} in A: {up}")));
+    }
+    let loaded = g.step("KJ: A loaded", 300)?;
+    if !loaded.contains("resident") {
+        return Err(g.fail(format!("kjump load: {loaded}")));
+    }
+    // B boots on the first trip and after a reload; it is resumed otherwise.
+    let mut b_trips = 0;
+    for i in 1..=s.trips {
+        g.step(&format!("KJ: A jumping {i}"), 60)?;
+        if i == 1 || i == s.reload + 1 {
+            g.step("KJ: B up", 180)?;
+            let st = g.step("KJ: B status", 30)?;
+            if !st.contains("this kernel: B") {
+                return Err(g.fail(format!("kjump status in B: {st}")));
+            }
+            check_dump(&mut g)?;
+            b_trips = 0;
+        } else {
+            let r = g.step("KJ: B back returned", 120)?;
+            if !r.contains("returned 0 kjump: B resumed after") {
+                return Err(g.fail(format!("kjump back: {r}")));
+            }
+            g.step(&format!("KJ: B resumed {b_trips}"), 30)?;
+            g.step("KJ: B memory intact", 60)?;
+        }
+        b_trips += 1;
+        g.step("KJ: B jumping back", 120)?;
+        let back = g.step(&format!("KJ: A resumed {i} "), 180)?;
+        if !back.contains(&all) || !back.contains("kjump: back in A after") {
+            return Err(g.fail(format!(
+                "want {all} and kjump's report after jump {i}: {back}"
+            )));
+        }
+        g.step("KJ: A time ok", 60)?;
+        g.step("KJ: A memory intact", 60)?;
+        if i == s.reload {
+            g.step("KJ: A reloaded B", 120)?;
+        }
+    }
+    g.step("KJ: A done", 60)?;
+    Ok(Verdict::Pass)
+}
+
+/// A (KASLR on, crashkernel= only) loads B with `kjump load`, jumps with
+/// `kjump exec` three times; B's dump is complete and makedumpfile reads
+/// it; B resumes each time with its memory intact.
+pub fn kjump_round_trips(ctx: &Ctx) -> TestResult {
+    kjump_trips(
+        ctx,
+        &Shape {
+            cpus: 2,
+            mem_mib: 1024,
+            trips: 3,
+            exec_cpu: 0,
+            reload: 0,
+            mark_above: 1 << 20,
+        },
+    )
+}
+
+/// The same on a bigger machine: 4 CPUs, `kjump exec` run on CPU 3 (not
+/// the boot CPU), 5 GiB of RAM with A's marker page above 4 GiB (the dump
+/// must hold it), and B unloaded and loaded again after the second trip
+/// (B boots afresh on the third).
+pub fn kjump_4_cpus_5_gib_reload(ctx: &Ctx) -> TestResult {
+    kjump_trips(
+        ctx,
+        &Shape {
+            cpus: 4,
+            mem_mib: 5120,
+            trips: 4,
+            exec_cpu: 3,
+            reload: 2,
+            mark_above: 1 << 32,
+        },
+    )
+}
+
+/// The misuse a person will try, stage by stage (one boot each), and the
+/// line each must get: `(try name, exit code is zero, text in the line)`.
+/// One try: its name, whether it must succeed, text its line must hold.
+type Try = (&'static str, bool, &'static str);
+
+const MISUSE: &[(&str, &str, &[Try])] = &[
+    (
+        "none",
+        "",
+        &[
+            (
+                "load",
+                false,
+                "no memory is reserved for B: boot this kernel with crashkernel=",
+            ),
+            ("exec", false, "nothing is loaded: run kjump load first"),
+            (
+                "back",
+                false,
+                "no kexec_jump_back_entry= on the command line",
+            ),
+            ("status", true, "jumps so far: 0"),
+            ("load-user", false, "run kjump as root"),
+            (
+                "call-user",
+                false,
+                "Operation not permitted (os error 1): needs root (CAP_SYS_BOOT)",
+            ),
+            ("call-entry", false, "entry 0x10 is outside the program"),
+            (
+                "call-raw",
+                false,
+                "is not ELF: give its physical address with --at",
+            ),
+            ("call", true, "kjump: /boot/hello.elf returned after"),
+            ("call-again", true, "kjump: /boot/hello.elf returned after"),
+        ],
+    ),
+    (
+        "small",
+        "crashkernel=16M",
+        &[
+            (
+                "load-small",
+                false,
+                "cannot hold B: boot A with crashkernel=",
+            ),
+            ("load-notkernel", false, "not a bzImage"),
+        ],
+    ),
+    (
+        "busy",
+        "crashkernel=160M",
+        &[
+            ("crash-load", true, ""),
+            (
+                "load-over-crash",
+                false,
+                "a crash kernel is loaded in the reservation",
+            ),
+            ("crash-unload", true, ""),
+            ("load", true, "resident"),
+            ("crash-over-resident", false, "Device or resource busy"),
+            ("shrink", false, "Device or resource busy"),
+            ("unload", true, ""),
+            ("shrink-after-unload", true, ""),
+            ("disable", true, ""),
+            (
+                "load-disabled",
+                false,
+                "kexec_load is disabled until reboot",
+            ),
+        ],
+    ),
+    (
+        "lockdown",
+        "crashkernel=160M lockdown=integrity",
+        &[
+            ("lockdown-mode", true, "[integrity]"),
+            (
+                "load-locked",
+                false,
+                "kernel lockdown (integrity) forbids kexec_load",
+            ),
+            ("kexec-locked", false, "Operation not permitted"),
+            (
+                "call-locked",
+                false,
+                "kernel lockdown (integrity) forbids kexec_load",
+            ),
+        ],
+    ),
+];
+
+/// Each misuse of kjump is refused with one line that names the fix (no
+/// reservation, not root, nothing loaded, not B, a bad program or kernel,
+/// a B too large); a crash image and a resident image exclude each other
+/// in the reservation (EBUSY), also for shrinking it; `kjump call` runs a
+/// program that prints on the UART and returns, twice.
+pub fn kjump_refuses_misuse(ctx: &Ctx) -> TestResult {
+    let script = include_str!("../../../scenarios/kjump_errors.sh");
+    let passwd = "root:x:0:0::/:/bin/sh\nnobody:x:65534:65534::/:/bin/sh\n";
+    let group = "root:x:0:\nnogroup:x:65534:\n";
+    for (stage, args, tries) in MISUSE {
+        let conf = format!("STAGE={stage}\n");
+        let a = base_image(ctx)?
+            .host_file(&ctx.kjump_bin, "bin/kjump", 0o755)
+            .and_then(|i| i.host_file(&ctx.kernel, "boot/bzImage", 0o644))
+            .and_then(|i| i.host_file(&ctx.hello_prog, "boot/hello.elf", 0o644))
+            .map_err(setup)?
+            .file("init", script.as_bytes(), 0o755)
+            .file("etc/kj.conf", conf.as_bytes(), 0o644)
+            .file("etc/passwd", passwd.as_bytes(), 0o644)
+            .file("etc/group", group.as_bytes(), 0o644);
+        let mut g = boot_on(ctx, a.finish(), args, None, 2)?;
+        let mut calls = 0;
+        for (name, ok, text) in *tries {
+            let l = g.step(&format!("KJ: try {name} rc="), 120)?;
+            let rc0 = l.contains(" rc=0:");
+            if rc0 != *ok || !l.contains(text) {
+                return Err(g.fail(format!(
+                    "{stage}/{name}: want rc {}, '{text}': {l}",
+                    if *ok { "0" } else { "!= 0" }
+                )));
+            }
+            if name.starts_with("call") && *ok {
+                // Each call's program printed its line once.
+                calls += 1;
+                let hellos = g
+                    .vm()
+                    .transcript()
+                    .iter()
+                    .filter(|x| x.text.contains("KJ: physical mode says hello"))
+                    .count();
+                if hellos != calls {
+                    return Err(g.fail(format!("{calls} calls, {hellos} lines from the program")));
+                }
+            }
+        }
+        g.step("KJ: done", 30)?;
+        println!(
+            "    {stage}: {} refusals and results as documented",
+            tries.len()
+        );
+    }
+    Ok(Verdict::Pass)
+}
+
+/// kexec_load() with bad preserve-context input: the regression cases
+/// (overlap, outside RAM, a hole below 1 MiB, bufsz > memsz, unaligned,
+/// wrapping, 17 segments, unknown flags and architecture, resident misuse,
+/// a bogus buffer, entry 0), each with its errno, then 20 s of random
+/// input from a fixed seed; no kernel report, and a jump works after.
+pub fn kexec_load_fuzz(ctx: &Ctx) -> TestResult {
+    let conf = "SEED=0x6b6a756d70\nSECS=20\n";
+    let script = include_str!("../../../scenarios/fuzz.sh");
+    let image = || -> Result<_, Failure> {
+        Ok(base_image(ctx)?
+            .host_file(&ctx.kjump_bin, "bin/kjump", 0o755)
+            .map_err(setup)?
+            .file("init", script.as_bytes(), 0o755)
+            .file("etc/kj.conf", conf.as_bytes(), 0o644))
+    };
+    let b = image()?.finish();
+    let a = image()?
+        .file("boot/initrd", &b, 0o644)
+        .host_file(&ctx.kernel, "boot/bzImage", 0o644)
+        .map_err(setup)?;
+    let mut g = boot_on(ctx, a.finish(), A_ARGS, None, 2)?;
+    let l = g.step("KJ: A fuzz:", 180)?;
+    println!("    {}", l.trim_start_matches("KJ: A "));
+    let tried = number_after(&l, "fuzz: ").unwrap_or(0) + number_after(&l, "; ").unwrap_or(0);
+    g.step("KJ: B up", 180)?;
+    let back = g.step("KJ: A resumed", 120)?;
+    if !back.contains("cpus=0-1") {
+        return Err(g.fail(format!("after the fuzzing: {back}")));
+    }
+    crate::report::fact(
+        "bad kexec_load() inputs tried / crashes",
+        ctx.name,
+        format!("{tried} / 0"),
+    );
+    Ok(Verdict::Pass)
+}

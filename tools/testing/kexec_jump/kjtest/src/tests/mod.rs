@@ -1,0 +1,412 @@
+// SPDX-License-Identifier: GPL-2.0
+
+//! The end-to-end tests: each boots a real kernel in QEMU and checks what
+//! it does. One function per behaviour.
+
+use crate::{initramfs::Initramfs, qemu::Vm, qemu::VmConfig, Ctx};
+
+mod basics;
+mod busy;
+mod devices;
+mod jump;
+mod kjump;
+mod physical;
+
+pub use jump::{demo, TIMELINE};
+pub use physical::one_physical_call;
+use std::{fs, time::Duration};
+
+/// A test that did not fail.
+pub enum Verdict {
+    /// It passed.
+    Pass,
+    /// The reference failed exactly as documented.
+    Known(String),
+}
+
+/// Why a test failed, with the console lines around it.
+pub struct Failure {
+    /// One line.
+    pub reason: String,
+    /// Console excerpt.
+    pub excerpt: Vec<String>,
+}
+
+/// A test's result.
+pub type TestResult = Result<Verdict, Failure>;
+
+/// A registered test.
+pub struct TestCase {
+    /// Name, after the behaviour it checks.
+    pub name: &'static str,
+    /// The test.
+    pub run: fn(&Ctx) -> TestResult,
+    /// The kernels it runs on: tests of the Rust test devices need a
+    /// kernel with Rust (not `c`), tests of Rust code need ours.
+    pub kernels: &'static [&'static str],
+    /// The reference is documented to fail it (README): on the reference
+    /// only that exact failure passes, and a pass is reported as wrong.
+    pub ref_fails: bool,
+    /// Kernel reports that are part of the reference's documented failure
+    /// (a piece of each report line); any other report fails the test.
+    pub ref_reports: &'static [&'static str],
+}
+
+/// The reference's B has empty crash notes (nothing fills them at a
+/// jump), so its /proc/vmcore setup asks vmalloc for 0 bytes and WARNs.
+const REF_EMPTY_NOTES: &[&str] = &["at mm/vmalloc.c:3838 __vmalloc_node_range_noprof"];
+
+/// Every kernel: ours, ours without Rust (the C sequence), the reference.
+const ALL: &[&str] = &["ours", "c", "ref"];
+/// The kernels with Rust, so with the test devices.
+const WITH_DEVICES: &[&str] = &["ours", "ref"];
+/// Only ours: the Rust code itself.
+const OURS: &[&str] = &["ours"];
+
+/// All tests, in the order they run.
+pub const TESTS: &[TestCase] = &[
+    TestCase {
+        name: "boot_to_init",
+        run: basics::boot_to_init,
+        kernels: ALL,
+        ref_fails: false,
+        ref_reports: &[],
+    },
+    TestCase {
+        name: "exec_without_image_is_einval",
+        run: basics::exec_without_image_is_einval,
+        kernels: ALL,
+        ref_fails: false,
+        ref_reports: &[],
+    },
+    TestCase {
+        name: "plain_kexec_reboots",
+        run: basics::plain_kexec_reboots,
+        kernels: ALL,
+        ref_fails: false,
+        ref_reports: &[],
+    },
+    TestCase {
+        name: "rust_doctests",
+        run: basics::rust_doctests,
+        kernels: OURS,
+        ref_fails: false,
+        ref_reports: &[],
+    },
+    TestCase {
+        name: "jump_round_trip",
+        run: jump::jump_round_trip,
+        kernels: ALL,
+        ref_fails: true,
+        ref_reports: REF_EMPTY_NOTES,
+    },
+    TestCase {
+        name: "jump_20_round_trips",
+        run: jump::jump_20_round_trips,
+        kernels: ALL,
+        ref_fails: true,
+        ref_reports: REF_EMPTY_NOTES,
+    },
+    TestCase {
+        name: "physical_mode_call_100",
+        run: physical::physical_mode_call_100,
+        kernels: ALL,
+        ref_fails: true,
+        ref_reports: &[],
+    },
+    TestCase {
+        name: "physical_mode_int3_returns",
+        run: physical::physical_mode_int3_returns,
+        kernels: ALL,
+        ref_fails: true,
+        ref_reports: &[],
+    },
+    TestCase {
+        name: "physical_mode_fault_is_reported",
+        run: physical::physical_mode_fault_is_reported,
+        kernels: ALL,
+        ref_fails: true,
+        ref_reports: &[],
+    },
+    TestCase {
+        name: "device_callbacks_in_order",
+        run: devices::device_callbacks_in_order,
+        kernels: WITH_DEVICES,
+        ref_fails: false,
+        ref_reports: &[],
+    },
+    TestCase {
+        name: "failed_step_unwinds",
+        run: devices::failed_step_unwinds,
+        kernels: WITH_DEVICES,
+        ref_fails: true,
+        ref_reports: &[],
+    },
+    TestCase {
+        name: "freeze_failure_unwinds",
+        run: devices::freeze_failure_unwinds,
+        kernels: WITH_DEVICES,
+        ref_fails: false,
+        ref_reports: &[],
+    },
+    TestCase {
+        name: "exec_during_load_is_ebusy",
+        run: busy::exec_during_load_is_ebusy,
+        kernels: ALL,
+        ref_fails: false,
+        ref_reports: &[],
+    },
+    TestCase {
+        name: "concurrent_exec_one_gets_ebusy",
+        run: busy::concurrent_exec_one_gets_ebusy,
+        kernels: ALL,
+        ref_fails: false,
+        ref_reports: &[],
+    },
+    TestCase {
+        name: "jump_without_low_reservation",
+        run: jump::jump_without_low_reservation,
+        kernels: OURS,
+        ref_fails: false,
+        ref_reports: &[],
+    },
+    TestCase {
+        name: "jump_b_kaslr_stays_in_exactmap",
+        run: jump::jump_b_kaslr_stays_in_exactmap,
+        kernels: OURS,
+        ref_fails: false,
+        ref_reports: &[],
+    },
+    TestCase {
+        name: "kjump_round_trips",
+        run: kjump::kjump_round_trips,
+        kernels: OURS,
+        ref_fails: false,
+        ref_reports: &[],
+    },
+    TestCase {
+        name: "kjump_4_cpus_5_gib_reload",
+        run: kjump::kjump_4_cpus_5_gib_reload,
+        kernels: OURS,
+        ref_fails: false,
+        ref_reports: &[],
+    },
+    TestCase {
+        name: "kexec_load_fuzz",
+        run: kjump::kexec_load_fuzz,
+        kernels: &["ours", "c"],
+        ref_fails: false,
+        ref_reports: &[],
+    },
+    TestCase {
+        name: "kjump_refuses_misuse",
+        run: kjump::kjump_refuses_misuse,
+        kernels: OURS,
+        ref_fails: false,
+        ref_reports: &[],
+    },
+];
+
+pub(crate) const SECS: fn(u64) -> Duration = Duration::from_secs;
+
+/// The guest's serial console, with the test's failure conventions.
+pub struct Guest {
+    vm: Vm,
+}
+
+impl Guest {
+    pub(crate) fn fail(&self, reason: String) -> Failure {
+        let t = self.vm.transcript();
+        Failure {
+            reason,
+            excerpt: t[t.len().saturating_sub(25)..]
+                .iter()
+                .map(|l| l.text.clone())
+                .collect(),
+        }
+    }
+
+    /// Waits for `needle`; a "KJ: FAIL" line from the guest fails at once.
+    pub fn step(&mut self, needle: &str, secs: u64) -> Result<String, Failure> {
+        match self.vm.expect_any(&[needle, "KJ: FAIL"], SECS(secs)) {
+            Ok((0, l)) => Ok(l.text),
+            Ok((_, l)) => Err(self.fail(l.text.trim_start_matches("KJ: ").to_string())),
+            Err(e) => Err(self.fail(e)),
+        }
+    }
+
+    /// The console lines holding `what` after the last line holding
+    /// `mark`.
+    pub fn said_since(&self, mark: &str, what: &str) -> Vec<String> {
+        let t = self.vm.transcript();
+        let from = t
+            .iter()
+            .rposition(|l| l.text.contains(mark))
+            .map_or(0, |i| i + 1);
+        t[from..]
+            .iter()
+            .filter(|l| l.text.contains(what))
+            .map(|l| l.text.clone())
+            .collect()
+    }
+
+    /// Whether `why`, a failed wait, is the reference's documented death:
+    /// the guest gone (a triple fault) with nothing from the physical-mode
+    /// program after the last line holding `mark`.
+    fn ref_died_after(&self, ctx: &Ctx, why: &str, mark: &str) -> bool {
+        ctx.name == "ref"
+            && why.starts_with("QEMU exited")
+            && self.said_since(mark, "physcall:").is_empty()
+    }
+
+    /// The console so far.
+    pub fn vm(&self) -> &Vm {
+        &self.vm
+    }
+}
+
+/// The busybox + kexec-tools + kj-guest image every test starts from.
+pub(crate) fn base_image(ctx: &Ctx) -> Result<Initramfs, Failure> {
+    let guest = &ctx.guest_bin;
+    Initramfs::new()
+        .busybox()
+        .and_then(|i| i.host_binary("/usr/sbin/kexec", "sbin/kexec"))
+        .and_then(|i| i.host_file(guest, "bin/kj-guest", 0o755))
+        .map_err(|e| Failure {
+            reason: e,
+            excerpt: vec![],
+        })
+}
+
+/// A test's /init: mounts, then `body`.
+fn init_script(body: &str) -> Vec<u8> {
+    format!(
+        "#!/bin/sh\nmount -t proc proc /proc\nmount -t sysfs sysfs /sys\n\
+         mount -t devtmpfs devtmpfs /dev\n{body}"
+    )
+    .into_bytes()
+}
+
+/// A fresh 16 MiB ext2 image in the test's scratch directory.
+fn ext2_disk(ctx: &Ctx) -> Result<std::path::PathBuf, Failure> {
+    let path = ctx.scratch.join("disk.img");
+    let fail = |reason: String| Failure {
+        reason,
+        excerpt: vec![],
+    };
+    fs::File::create(&path)
+        .and_then(|f| f.set_len(16 << 20))
+        .map_err(|e| fail(format!("{}: {e}", path.display())))?;
+    let out = std::process::Command::new("mke2fs")
+        .args(["-q", "-F", "-t", "ext2"])
+        .arg(&path)
+        .output()
+        .map_err(|e| fail(format!("mke2fs: {e}: run scripts/setup-toolchain.sh")))?;
+    if !out.status.success() {
+        return Err(fail(format!(
+            "mke2fs: {}",
+            String::from_utf8_lossy(&out.stderr)
+        )));
+    }
+    Ok(path)
+}
+
+fn boot(ctx: &Ctx, initrd: Vec<u8>, append: &str) -> Result<Guest, Failure> {
+    boot_with_disk(ctx, initrd, append, None)
+}
+
+fn boot_with_disk(
+    ctx: &Ctx,
+    initrd: Vec<u8>,
+    append: &str,
+    disk: Option<std::path::PathBuf>,
+) -> Result<Guest, Failure> {
+    boot_on(ctx, initrd, append, disk, 2)
+}
+
+/// Boots `ctx`'s kernel with `initrd`, `disk` and `cpus` CPUs.
+pub(crate) fn boot_on(
+    ctx: &Ctx,
+    initrd: Vec<u8>,
+    append: &str,
+    disk: Option<std::path::PathBuf>,
+    cpus: u32,
+) -> Result<Guest, Failure> {
+    boot_sized(ctx, initrd, append, disk, cpus, 1024)
+}
+
+/// Boots `ctx`'s kernel with `initrd`, `disk`, `cpus` CPUs and `mem_mib`
+/// MiB of RAM.
+pub(crate) fn boot_sized(
+    ctx: &Ctx,
+    initrd: Vec<u8>,
+    append: &str,
+    disk: Option<std::path::PathBuf>,
+    cpus: u32,
+    mem_mib: u32,
+) -> Result<Guest, Failure> {
+    let setup = |reason: String| Failure {
+        reason,
+        excerpt: vec![],
+    };
+    if !ctx.kernel.exists() {
+        return Err(setup(format!(
+            "kernel {} missing: run scripts/build-kernel.sh",
+            ctx.kernel.display()
+        )));
+    }
+    let path = ctx.scratch.join("initrd.cpio");
+    fs::write(&path, initrd).map_err(|e| setup(format!("{}: {e}", path.display())))?;
+    let cfg = VmConfig {
+        kernel: ctx.kernel.clone(),
+        initrd: path,
+        append: format!("console=ttyS0 panic=-1 rdinit=/init {append}"),
+        smp: cpus,
+        mem_mib,
+        disk,
+    };
+    let vm = Vm::start(&cfg, &ctx.scratch.join("console.log")).map_err(setup)?;
+    Ok(Guest { vm })
+}
+
+/// Boots with every build of the checksum program (/boot/checksum.elf,
+/// bench.elf, int3.elf, fault.elf) and runs `body` between "KJ: A up" and
+/// "KJ: done".
+fn boot_with_program(ctx: &Ctx, body: &str, append: &str) -> Result<Guest, Failure> {
+    boot_with_program_on(ctx, body, append, 2)
+}
+
+/// [`boot_with_program`] on a guest with `cpus` CPUs.
+fn boot_with_program_on(ctx: &Ctx, body: &str, append: &str, cpus: u32) -> Result<Guest, Failure> {
+    let init = format!("echo \"KJ: A up\"\n{body}\necho \"KJ: done\"\npoweroff -f\n");
+    let progs = ctx.phys_prog.with_file_name("");
+    let image = base_image(ctx)?
+        .file("init", &init_script(&init), 0o755)
+        .host_file(&ctx.phys_prog, "boot/checksum.elf", 0o644)
+        .and_then(|i| i.host_file(&ctx.bench_prog, "boot/bench.elf", 0o644))
+        .and_then(|i| i.host_file(&progs.join("int3.elf"), "boot/int3.elf", 0o644))
+        .and_then(|i| i.host_file(&progs.join("fault.elf"), "boot/fault.elf", 0o644))
+        .map_err(|e| Failure {
+            reason: e,
+            excerpt: vec![],
+        })?;
+    boot_on(ctx, image.finish(), append, None, cpus)
+}
+
+/// The number after `key` in `line`.
+pub(crate) fn number_after(line: &str, key: &str) -> Option<u64> {
+    let rest = &line[line.find(key)? + key.len()..];
+    rest.split_whitespace().next()?.parse().ok()
+}
+
+#[cfg(test)]
+mod unit {
+    use super::*;
+
+    #[test]
+    fn number_after_parses() {
+        let l = "KJ: A MemFree after first free: 812345 kB @3.2";
+        assert_eq!(number_after(l, "MemFree "), None);
+        assert_eq!(number_after(l, "free: "), Some(812345));
+    }
+}

@@ -1,0 +1,109 @@
+// SPDX-License-Identifier: GPL-2.0
+
+//! Programs called in physical mode: calls, int3, a fault, and the
+//! benchmark's single call.
+
+use super::*;
+
+/// A program assembled in this repository is called 100 times in physical
+/// mode: each call hashes a buffer in A's process memory, found by its
+/// physical address, and counts its calls in its own memory; A checks both
+/// after every return.
+pub(super) fn physical_mode_call_100(ctx: &Ctx) -> TestResult {
+    let mut g = boot_with_program(
+        ctx,
+        "kj-guest physcall --elf /boot/checksum.elf --calls 100",
+        "",
+    )?;
+    g.step("physcall: loaded", 120)?;
+    g.step("physcall: call 1 ok", 120)?;
+    g.step("physcall: calling 2", 60)?;
+    match g.step("physcall: 100 calls ok", 900) {
+        // Exactly the documented death: during the second call.
+        Err(f) if g.ref_died_after(ctx, &f.reason, "physcall: calling 2") => {
+            return Ok(Verdict::Known(
+                "the first call returns, the second kills the guest".into(),
+            ));
+        }
+        r => r?,
+    };
+    g.step("KJ: done", 60)?;
+    Ok(Verdict::Pass)
+}
+
+/// A physical-mode program that executes int3 survives it: the
+/// trampoline's own IDT returns from #BP. It is called 10 times, and every
+/// call after the first enters at the re-entry point the program left in
+/// its slot at 8(%rsp) (it counts those entries).
+pub(super) fn physical_mode_int3_returns(ctx: &Ctx) -> TestResult {
+    let mut g = boot_with_program(
+        ctx,
+        "kj-guest physcall --elf /boot/int3.elf --calls 10 --reentry",
+        "",
+    )?;
+    g.step("physcall: loaded", 120)?;
+    match g.step("physcall: call 1 ok", 120) {
+        // No IDT while the 1:1 table is live: #BP triple-faults.
+        Err(f) if g.ref_died_after(ctx, &f.reason, "physcall: loaded") => {
+            return Ok(Verdict::Known(
+                "the program's int3 resets the guest on the first call".into(),
+            ));
+        }
+        r => r?,
+    };
+    g.step("physcall: 10 calls ok", 300)?;
+    g.step("KJ: done", 60)?;
+    Ok(Verdict::Pass)
+}
+
+/// A physical-mode program that reads an unmapped address: the page
+/// fault is reported on the serial console (vector 14, the faulting
+/// address in CR2, the registers) and the CPU halts, where a machine
+/// without an IDT resets silently.
+pub(super) fn physical_mode_fault_is_reported(ctx: &Ctx) -> TestResult {
+    let mut g = boot_with_program(ctx, "kj-guest physcall --elf /boot/fault.elf --calls 1", "")?;
+    g.step("physcall: loaded", 120)?;
+    let l = match g.vm.expect_any(&["kexec_jump: exception "], SECS(120)) {
+        Ok((_, l)) => l.text,
+        Err(e) if g.ref_died_after(ctx, &e, "physcall: loaded") => {
+            return Ok(Verdict::Known(
+                "the page fault resets the guest with nothing on the console".into(),
+            ));
+        }
+        Err(e) => return Err(g.fail(e)),
+    };
+    if !l.contains("exception 000000000000000e") || !l.contains("cr2 00007ff000000000") {
+        return Err(g.fail(format!("want vector 14 at CR2 0x7ff000000000: {l}")));
+    }
+    let regs =
+        g.vm.expect_any(&["kexec_jump: r13 "], SECS(30))
+            .map_err(|e| g.fail(format!("no register dump: {e}")))?;
+    if !regs.1.text.contains(" r15 ") {
+        return Err(g.fail(format!("register dump cut short: {}", regs.1.text)));
+    }
+    if g.vm.wait_exit(SECS(3)).is_ok() {
+        return Err(g.fail("QEMU exited after the report: the CPU did not halt".into()));
+    }
+    Ok(Verdict::Pass)
+}
+
+/// Where the benchmark's build of the program is loaded: it is 1 MiB
+/// bigger than the checksum program's window.
+const BENCH_MEM: &str = "--mem-min 0x1000000 --mem-max 0x1ffffff";
+
+/// The benchmark's sample: boots with the 1 MiB build of the checksum
+/// program, makes one call, reads the test device's switch cycles, then
+/// times a plain copy of `pages` pages. Returns the console.
+pub fn one_physical_call(ctx: &Ctx, pages: usize) -> Result<Vec<String>, Failure> {
+    let body = format!(
+        "kj-guest physcall --elf /boot/bench.elf --calls 1 {BENCH_MEM}\n\
+         echo \"KJ: switch_cycles $(cat /sys/devices/kj_testdev0/switch_cycles)\"\n\
+         kj-guest memcpy --pages {pages}"
+    );
+    let mut g = boot_with_program(ctx, &body, "")?;
+    g.step("physcall: 1 calls ok", 300)?;
+    g.step("KJ: switch_cycles", 60)?;
+    g.step("memcpy:", 120)?;
+    g.step("KJ: done", 60)?;
+    Ok(g.vm.transcript().iter().map(|l| l.text.clone()).collect())
+}

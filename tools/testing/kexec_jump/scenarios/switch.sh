@@ -1,0 +1,63 @@
+#!/bin/sh
+# SPDX-License-Identifier: GPL-2.0
+#
+# /init of the switch benchmark: A loads B with LOADER (kexec: Debian's
+# kexec-tools, B's range swapped at every jump; kjump: resident in the
+# reservation) and makes TRIPS round trips; B jumps back as soon as it is
+# resumed. After each trip A prints the test device's switch_cycles (TSC
+# cycles from its syscore suspend to its syscore resume: the jump out,
+# B's resume and suspend, the jump back), and after the first and the
+# last trip its free memory, slab and page tables (the soak reads them).
+# /etc/kj.conf sets LOADER, TRIPS, B_MIB (B's range above 256 MiB, kexec
+# only).
+
+mount -t proc proc /proc
+mount -t sysfs sysfs /sys
+mount -t devtmpfs devtmpfs /dev 2>/dev/null
+. /etc/kj.conf
+
+mark() { echo "KJ: $*"; }
+# kB of free memory, slab and page tables, after dropping clean caches.
+meminfo() {
+	sync
+	echo 3 >/proc/sys/vm/drop_caches
+	for f in MemFree Slab PageTables; do
+		printf '%s=%s ' $f "$(sed -n "s/^$f: *\([0-9]*\) kB/\1/p" /proc/meminfo)"
+	done
+}
+die() { mark "FAIL $*"; poweroff -f; }
+
+case " $(cat /proc/cmdline) " in
+*" kexec_jump_back_entry="*)
+	if [ "$LOADER" = kexec ]; then
+		entry=$(sed -n 's/.*kexec_jump_back_entry=\(0x[0-9a-fA-F]*\).*/\1/p' /proc/cmdline)
+		kexec --load-jump-back-helper --entry="$entry" || die "B helper load"
+		while :; do kexec -e; done
+	fi
+	while :; do kjump back >/dev/null; done
+	;;
+esac
+
+if [ "$LOADER" = kexec ]; then
+	top=$((0x10000000 + B_MIB * 1048576))
+	kexec --load-preserve-context /boot/bzImage --initrd=/boot/initrd \
+		--mem-min=0x10000000 --mem-max=$(printf '%#x' $((top - 1))) \
+		--append="console=ttyS0 panic=-1 rdinit=/init memmap=exactmap memmap=640K@0 memmap=$((B_MIB - 1))M@256M memmap=1M\$$((256 + B_MIB - 1))M" \
+		>/tmp/load.out 2>&1 || die "load: $(tail -n1 /tmp/load.out)"
+else
+	kjump load /boot/bzImage --initrd /boot/initrd \
+		--append "console=ttyS0 panic=-1 rdinit=/init" >/tmp/load.out 2>&1 ||
+		die "load: $(tail -n1 /tmp/load.out)"
+fi
+mark "A loaded"
+i=0
+while [ $i -lt "$TRIPS" ]; do
+	i=$((i + 1))
+	kj-guest drain
+	if [ "$LOADER" = kexec ]; then kexec -e; else kjump exec >/dev/null; fi
+	mark "A trip $i switch_cycles $(cat /sys/devices/kj_testdev0/switch_cycles) cpus=$(cat /sys/devices/system/cpu/online)"
+	[ $i -eq 1 ] && mark "A meminfo first $(meminfo)"
+done
+mark "A meminfo last $(meminfo)"
+mark "A done"
+poweroff -f
