@@ -4,8 +4,8 @@
 # Everything a fresh Debian machine needs to run all tests: install the
 # toolchain, build the three kernels (ours, ours without Rust, the
 # reference), build the harness, then run the style gates, the
-# compile-fail check of the jump sequence, the unit tests and the
-# end-to-end tests in QEMU on all three kernels.
+# compile-fail check of the jump sequence, the unit tests, the
+# end-to-end tests in QEMU on all three kernels and a short soak.
 set -euo pipefail
 . "$(dirname "$0")/kjenv.sh"
 cd "$KJ_ROOT"
@@ -26,4 +26,9 @@ echo "== unit tests"
 cargo test --workspace --release --quiet
 
 echo "== end-to-end tests"
-exec "$KJ_ROOT/target/release/kjtest" run --kernel all "$@"
+rc=0
+"$KJ_ROOT/target/release/kjtest" run --kernel all "$@" || rc=1
+
+echo "== soak: 30 round trips with kjump on our debug kernel"
+"$KJ_ROOT/target/release/kjtest" soak 30 || rc=1
+exit $rc

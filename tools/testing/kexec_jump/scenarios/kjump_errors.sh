@@ -53,7 +53,7 @@ busy)
 	try unload kexec -u
 	try shrink-after-unload sh -c "echo 0 > /sys/kernel/kexec_crash_size"
 	try disable sh -c "echo 1 > /proc/sys/kernel/kexec_load_disabled"
-	try load-disabled kjump load /boot/bzImage
+	try call-disabled kjump call /boot/hello.elf
 	;;
 lockdown)
 	mount -t securityfs securityfs /sys/kernel/security

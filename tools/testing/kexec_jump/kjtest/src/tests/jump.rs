@@ -13,6 +13,8 @@ pub(crate) struct Recipe {
     b_args: &'static str,
     /// Where B's kernel must end up, if the test checks it.
     b_kernel_in: Option<(u64, u64)>,
+    /// Whether B searches its whole dump for A's marker (one trip only).
+    scan_dump: bool,
 }
 
 /// The recipe upstream kernels need too. B runs in [256, 384) MiB, which
@@ -23,6 +25,7 @@ const UPSTREAM_RECIPE: Recipe = Recipe {
     a_args: "nokaslr crashkernel=128M@256M memmap=64K$576K",
     b_args: "nokaslr memmap=exactmap memmap=64K@576K memmap=127M@256M memmap=1M$383M",
     b_kernel_in: None,
+    scan_dump: true,
 };
 
 /// What a new user types: no low-memory reservation in A, so B's
@@ -31,6 +34,7 @@ const NO_LOW_RESERVATION: Recipe = Recipe {
     a_args: "nokaslr crashkernel=128M@256M",
     b_args: "nokaslr memmap=exactmap memmap=640K@0 memmap=127M@256M memmap=1M$383M",
     b_kernel_in: None,
+    scan_dump: false,
 };
 
 /// B with KASLR on: its decompressor must stay inside the exactmap ranges.
@@ -38,13 +42,16 @@ const B_KASLR: Recipe = Recipe {
     a_args: "nokaslr crashkernel=128M@256M memmap=64K$576K",
     b_args: "memmap=exactmap memmap=64K@576K memmap=127M@256M memmap=1M$383M",
     b_kernel_in: Some((0x1000_0000, 0x17f0_0000)),
+    scan_dump: false,
 };
 
 const JUMP_CONF: &str = "B_MIN=0x10000000\nB_MAX=0x17ffffff\nMEM_MIB=32\n";
 
 /// Boots A with the jump scenario and B's kernel and initramfs inside.
 fn boot_jump(ctx: &Ctx, trips: u32, recipe: &Recipe) -> Result<Guest, Failure> {
-    let vmcore_check = u32::from(trips == 1);
+    // Scanning all of B's dump is slow under TCG: once, for the recipe
+    // the reference is compared on.
+    let vmcore_check = u32::from(trips == 1 && recipe.scan_dump);
     let conf = format!(
         "{JUMP_CONF}TRIPS={trips}\nVMCORE_CHECK={vmcore_check}\nB_ARGS='{}'\n",
         recipe.b_args
@@ -131,7 +138,7 @@ fn jump_trips_with(ctx: &Ctx, trips: u32, recipe: &Recipe) -> TestResult {
             }
             let shows_a = dump.contains("A's marker: find: found")
                 && dump.contains("B's marker: find: not found");
-            if ctx.name != "ref" && trips == 1 && !shows_a {
+            if ctx.name != "ref" && trips == 1 && recipe.scan_dump && !shows_a {
                 return Err(g.fail(format!("B does not see A's memory: {dump}")));
             }
             match g.step("KJ: B helper loaded", 120) {

@@ -104,7 +104,10 @@ fn kjump_trips(ctx: &Ctx, s: &Shape) -> TestResult {
     for i in 1..=s.trips {
         g.step(&format!("KJ: A jumping {i}"), 60)?;
         if i == 1 || i == s.reload + 1 {
-            g.step("KJ: B up", 180)?;
+            let up = g.step("KJ: B up", 180)?;
+            if !up.contains(&all) {
+                return Err(g.fail(format!("want {all} in B: {up}")));
+            }
             let st = g.step("KJ: B status", 30)?;
             if !st.contains("this kernel: B") {
                 return Err(g.fail(format!("kjump status in B: {st}")));
@@ -116,7 +119,10 @@ fn kjump_trips(ctx: &Ctx, s: &Shape) -> TestResult {
             if !r.contains("returned 0 kjump: B resumed after") {
                 return Err(g.fail(format!("kjump back: {r}")));
             }
-            g.step(&format!("KJ: B resumed {b_trips}"), 30)?;
+            let r = g.step(&format!("KJ: B resumed {b_trips}"), 30)?;
+            if !r.contains(&all) {
+                return Err(g.fail(format!("B did not get its CPUs back: {r}")));
+            }
             g.step("KJ: B memory intact", 60)?;
         }
         b_trips += 1;
@@ -240,7 +246,7 @@ const MISUSE: &[(&str, &str, &[Try])] = &[
             ("shrink-after-unload", true, ""),
             ("disable", true, ""),
             (
-                "load-disabled",
+                "call-disabled",
                 false,
                 "kexec_load is disabled until reboot",
             ),
