@@ -76,6 +76,11 @@ fn parse_addr(s: &str) -> Result<u64, String> {
 /// kexec_jump_back_entry= of this kernel's command line: Ok(None) in A.
 fn back_entry() -> Result<Option<u64>> {
     let cmdline = fs::read_to_string("/proc/cmdline").context("/proc/cmdline")?;
+    parse_back_entry(&cmdline)
+}
+
+/// kexec_jump_back_entry= of `cmdline`: a non-zero hex address, or None.
+fn parse_back_entry(cmdline: &str) -> Result<Option<u64>> {
     let Some(v) = cmdline
         .split_whitespace()
         .find_map(|w| w.strip_prefix("kexec_jump_back_entry="))
@@ -195,5 +200,21 @@ fn main() {
     if let Err(e) = r {
         eprintln!("kjump: {e:#}");
         std::process::exit(1);
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn back_entry_is_parsed_or_refused() {
+        let ok = parse_back_entry("console=ttyS0 kexec_jump_back_entry=0x169b149 quiet");
+        assert_eq!(ok.unwrap(), Some(0x169b149));
+        assert_eq!(parse_back_entry("console=ttyS0").unwrap(), None);
+        for bad in ["0x", "0x0", "169b149", "0xzz", ""] {
+            let line = format!("kexec_jump_back_entry={bad}");
+            assert!(parse_back_entry(&line).is_err(), "{line}");
+        }
     }
 }

@@ -9,6 +9,7 @@
 #   busy   A has a reservation: crash image vs resident image, then
 #          kexec_load disabled by sysctl
 #   lockdown  A runs with lockdown=integrity
+#   reference  the unpatched kernel: no resident images
 # Each try prints "KJ: try NAME rc=N: LINE": its error or its last line.
 
 mount -t proc proc /proc
@@ -61,6 +62,9 @@ lockdown)
 	try load-locked kjump load /boot/bzImage
 	try kexec-locked kexec --load-preserve-context /boot/bzImage --mem-min=0x10000000 --mem-max=0x17ffffff
 	try call-locked kjump call /boot/hello.elf
+	;;
+reference)
+	try load-on-reference kjump load /boot/bzImage
 	;;
 esac
 echo "KJ: done"

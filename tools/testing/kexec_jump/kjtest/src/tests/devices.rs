@@ -113,7 +113,10 @@ pub(super) fn failed_step_unwinds(ctx: &Ctx) -> TestResult {
         if !l.contains("cpus=0-3") {
             return Err(g.fail(format!("want all 4 CPUs back: {l}")));
         }
-        let cpus = l.split_whitespace().find(|w| w.starts_with("cpus=")).unwrap_or("");
+        let cpus = l
+            .split_whitespace()
+            .find(|w| w.starts_with("cpus="))
+            .unwrap_or("");
         println!(
             "    fault {step:<22} -> errno 5, {cpus}, dev0=[{}] dev1=[{}]",
             bracketed(&l, "dev0").unwrap_or_default().join(" "),

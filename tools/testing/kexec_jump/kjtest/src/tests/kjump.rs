@@ -278,10 +278,31 @@ const MISUSE: &[(&str, &str, &[Try])] = &[
 /// in the reservation (EBUSY), also for shrinking it; `kjump call` runs a
 /// program that prints on the UART and returns, twice.
 pub fn kjump_refuses_misuse(ctx: &Ctx) -> TestResult {
+    misuse(ctx, MISUSE)
+}
+
+/// The unpatched kernel has no resident images: `kjump load` says the
+/// kernel lacks them, in one line.
+pub fn kjump_refused_by_reference(ctx: &Ctx) -> TestResult {
+    misuse(
+        ctx,
+        &[(
+            "reference",
+            "crashkernel=160M",
+            &[(
+                "load-on-reference",
+                false,
+                "Invalid argument (os error 22): this kernel lacks kexec jump (CONFIG_KEXEC_JUMP) or resident images (KEXEC_RESIDENT)",
+            )],
+        )],
+    )
+}
+
+fn misuse(ctx: &Ctx, stages: &[(&str, &str, &[Try])]) -> TestResult {
     let script = include_str!("../../../scenarios/kjump_errors.sh");
     let passwd = "root:x:0:0::/:/bin/sh\nnobody:x:65534:65534::/:/bin/sh\n";
     let group = "root:x:0:\nnogroup:x:65534:\n";
-    for (stage, args, tries) in MISUSE {
+    for (stage, args, tries) in stages {
         let conf = format!("STAGE={stage}\n");
         let a = base_image(ctx)?
             .host_file(&ctx.kjump_bin, "bin/kjump", 0o755)

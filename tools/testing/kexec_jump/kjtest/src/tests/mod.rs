@@ -205,6 +205,13 @@ pub const TESTS: &[TestCase] = &[
         ref_fails: false,
         ref_reports: &[],
     },
+    TestCase {
+        name: "kjump_refused_by_reference",
+        run: kjump::kjump_refused_by_reference,
+        kernels: &["ref"],
+        ref_fails: false,
+        ref_reports: &[],
+    },
 ];
 
 pub(crate) const SECS: fn(u64) -> Duration = Duration::from_secs;
