@@ -180,8 +180,9 @@ fn run(args: &[String]) -> ExitCode {
 
 fn demo() -> ExitCode {
     let c = ctx("ours", "demo");
-    println!("demo: kernel A boots, loads kernel B with kexec --load-preserve-context,");
-    println!("jumps (kexec -e); B boots, jumps back with --load-jump-back-helper; A resumes.");
+    println!("demo: kernel A boots with crashkernel=160M (KASLR on), loads kernel B with");
+    println!("kjump load (resident in the reservation) and jumps with kjump exec; B boots,");
+    println!("checks A's dump, jumps back with kjump back; A resumes with its memory intact.");
     println!("console: {}", c.scratch.join("console.log").display());
     match tests::demo(&c) {
         Ok(lines) => {

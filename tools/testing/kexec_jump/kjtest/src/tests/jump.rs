@@ -225,11 +225,3 @@ pub const TIMELINE: [&str; 9] = [
     "Run /init",
     "reboot: Power down",
 ];
-
-/// The demo: one round trip on our kernel; returns the console.
-pub fn demo(ctx: &Ctx) -> Result<Vec<crate::qemu::Line>, Failure> {
-    let mut g = boot_jump(ctx, 1, &UPSTREAM_RECIPE)?;
-    g.step("KJ: A done", 600)?;
-    let _ = g.vm.wait_exit(SECS(30));
-    Ok(g.vm().transcript().to_vec())
-}

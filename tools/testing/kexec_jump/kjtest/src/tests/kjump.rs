@@ -4,7 +4,7 @@
 //! and uses only `kjump load`, `kjump exec` and, in B, `kjump back`.
 
 use crate::tests::{
-    base_image, boot_on, boot_sized, number_after, Failure, Guest, TestResult, Verdict,
+    base_image, boot_on, boot_sized, number_after, Failure, Guest, TestResult, Verdict, SECS,
 };
 use crate::Ctx;
 
@@ -382,4 +382,23 @@ pub fn kexec_load_fuzz(ctx: &Ctx) -> TestResult {
         format!("{tried} / 0"),
     );
     Ok(Verdict::Pass)
+}
+
+/// The demo: one kjump round trip on our kernel (A with crashkernel=
+/// only, KASLR on); returns the console.
+pub fn demo(ctx: &Ctx) -> Result<Vec<crate::qemu::Line>, Failure> {
+    let mut g = boot_kjump(
+        ctx,
+        &Shape {
+            cpus: 2,
+            mem_mib: 1024,
+            trips: 1,
+            exec_cpu: 0,
+            reload: 0,
+            mark_above: 1 << 20,
+        },
+    )?;
+    g.step("KJ: A done", 600)?;
+    let _ = g.vm.wait_exit(SECS(30));
+    Ok(g.vm().transcript().to_vec())
 }

@@ -12,7 +12,8 @@ mod jump;
 mod kjump;
 mod physical;
 
-pub use jump::{demo, TIMELINE};
+pub use jump::TIMELINE;
+pub use kjump::demo;
 pub use physical::one_physical_call;
 use std::{fs, time::Duration};
 
