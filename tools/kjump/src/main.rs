@@ -97,17 +97,22 @@ fn loaded() -> bool {
     fs::read_to_string("/sys/kernel/kexec_loaded").is_ok_and(|s| s.trim() == "1")
 }
 
+/// Syncs (the other kernel may never come back), jumps, counts the jump
+/// and returns the seconds this kernel was away (CLOCK_BOOTTIME).
+fn jump(what: &str) -> Result<f64> {
+    // SAFETY: sync(2) takes no arguments and cannot fail.
+    unsafe { libc::sync() };
+    let t0 = sys::boottime();
+    sys::reboot_kexec().map_err(|e| anyhow::anyhow!(sys::explain(what, &e)))?;
+    state::count_jump();
+    Ok(sys::boottime() - t0)
+}
+
 fn exec() -> Result<()> {
     if !loaded() {
         bail!("nothing is loaded: run kjump load first");
     }
-    // B may never come back: A's data on disk first.
-    // SAFETY: sync(2) takes no arguments.
-    unsafe { libc::sync() };
-    let t0 = sys::boottime();
-    sys::reboot_kexec().map_err(|e| anyhow::anyhow!(sys::explain("jump", &e)))?;
-    let away = sys::boottime() - t0;
-    state::count_jump();
+    let away = jump("jump")?;
     println!(
         "kjump: back in A after {away:.3} s away (jump {})",
         state::jumps()
@@ -137,12 +142,7 @@ fn back() -> Result<()> {
     };
     sys::kexec_load(entry, &[seg], sys::KEXEC_PRESERVE_CONTEXT)
         .map_err(|e| anyhow::anyhow!(sys::explain("loading the jump back", &e)))?;
-    // SAFETY: sync(2) takes no arguments.
-    unsafe { libc::sync() };
-    let t0 = sys::boottime();
-    sys::reboot_kexec().map_err(|e| anyhow::anyhow!(sys::explain("jump back", &e)))?;
-    let away = sys::boottime() - t0;
-    state::count_jump();
+    let away = jump("jump back")?;
     println!(
         "kjump: B resumed after {away:.3} s away (jump back {})",
         state::jumps()

@@ -11,15 +11,8 @@
 //! Figures are from an emulated machine (TCG); only the ratios mean
 //! something.
 
-use crate::tests::{base_image, boot_on, Failure};
+use crate::tests::{boot_on, kjump_image, with_b, Failure};
 use crate::Ctx;
-
-fn setup(e: String) -> Failure {
-    Failure {
-        reason: e,
-        excerpt: vec![],
-    }
-}
 
 /// What one boot of the switch scenario measured.
 pub struct Switches {
@@ -34,24 +27,13 @@ pub struct Switches {
 pub fn switches(ctx: &Ctx, loader: &str, b_mib: u32, trips: u32) -> Result<Switches, String> {
     let conf = format!("LOADER={loader}\nTRIPS={trips}\nB_MIB={b_mib}\n");
     let script = include_str!("../../scenarios/switch.sh");
-    let image = || -> Result<_, Failure> {
-        Ok(base_image(ctx)?
-            .host_file(&ctx.kjump_bin, "bin/kjump", 0o755)
-            .map_err(setup)?
-            .file("init", script.as_bytes(), 0o755)
-            .file("etc/kj.conf", conf.as_bytes(), 0o644))
-    };
     let run = || -> Result<Switches, Failure> {
-        let b = image()?.finish();
-        let a = image()?
-            .file("boot/initrd", &b, 0o644)
-            .host_file(&ctx.kernel, "boot/bzImage", 0o644)
-            .map_err(setup)?;
+        let initrd = with_b(ctx, || kjump_image(ctx, script, &conf, false))?;
         let args = match loader {
             "kexec" => format!("nokaslr crashkernel={b_mib}M@256M"),
             _ => format!("crashkernel={b_mib}M"),
         };
-        let mut g = boot_on(ctx, a.finish(), &args, None, 2)?;
+        let mut g = boot_on(ctx, initrd, &args, None, 2)?;
         g.step("KJ: A loaded", 120)?;
         let mut cycles = Vec::new();
         let mut first = String::new();

@@ -4,7 +4,8 @@
 //! and uses only `kjump load`, `kjump exec` and, in B, `kjump back`.
 
 use crate::tests::{
-    base_image, boot_on, boot_sized, number_after, Failure, Guest, TestResult, Verdict, SECS,
+    base_image, boot_on, boot_sized, kjump_image, number_after, with_b, Failure, Guest, TestResult,
+    Verdict, SECS,
 };
 use crate::Ctx;
 
@@ -38,22 +39,8 @@ fn boot_kjump(ctx: &Ctx, s: &Shape) -> Result<Guest, Failure> {
         s.trips, s.exec_cpu, s.reload, s.mark_above
     );
     let script = include_str!("../../../scenarios/kjump.sh");
-    let image = || -> Result<_, Failure> {
-        base_image(ctx)?
-            .host_file(&ctx.kjump_bin, "bin/kjump", 0o755)
-            .and_then(|i| i.host_binary("/usr/bin/makedumpfile", "bin/makedumpfile"))
-            .map(|i| {
-                i.file("init", script.as_bytes(), 0o755)
-                    .file("etc/kj.conf", conf.as_bytes(), 0o644)
-            })
-            .map_err(setup)
-    };
-    let b = image()?.finish();
-    let a = image()?
-        .file("boot/initrd", &b, 0o644)
-        .host_file(&ctx.kernel, "boot/bzImage", 0o644)
-        .map_err(setup)?;
-    boot_sized(ctx, a.finish(), A_ARGS, None, s.cpus, s.mem_mib)
+    let initrd = with_b(ctx, || kjump_image(ctx, script, &conf, true))?;
+    boot_sized(ctx, initrd, A_ARGS, None, s.cpus, s.mem_mib)
 }
 
 /// B's dump of A: as many bytes of RAM as A has outside the reservation,
@@ -355,19 +342,8 @@ fn misuse(ctx: &Ctx, stages: &[(&str, &str, &[Try])]) -> TestResult {
 pub fn kexec_load_fuzz(ctx: &Ctx) -> TestResult {
     let conf = "SEED=0x6b6a756d70\nSECS=20\n";
     let script = include_str!("../../../scenarios/fuzz.sh");
-    let image = || -> Result<_, Failure> {
-        Ok(base_image(ctx)?
-            .host_file(&ctx.kjump_bin, "bin/kjump", 0o755)
-            .map_err(setup)?
-            .file("init", script.as_bytes(), 0o755)
-            .file("etc/kj.conf", conf.as_bytes(), 0o644))
-    };
-    let b = image()?.finish();
-    let a = image()?
-        .file("boot/initrd", &b, 0o644)
-        .host_file(&ctx.kernel, "boot/bzImage", 0o644)
-        .map_err(setup)?;
-    let mut g = boot_on(ctx, a.finish(), A_ARGS, None, 2)?;
+    let initrd = with_b(ctx, || kjump_image(ctx, script, conf, false))?;
+    let mut g = boot_on(ctx, initrd, A_ARGS, None, 2)?;
     let l = g.step("KJ: A fuzz:", 180)?;
     println!("    {}", l.trim_start_matches("KJ: A "));
     let tried = number_after(&l, "fuzz: ").unwrap_or(0) + number_after(&l, "; ").unwrap_or(0);

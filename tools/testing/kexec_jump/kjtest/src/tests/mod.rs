@@ -286,6 +286,46 @@ pub(crate) fn base_image(ctx: &Ctx) -> Result<Initramfs, Failure> {
         })
 }
 
+/// The initramfs of a kjump scenario: the base image, kjump, `script` as
+/// /init and `conf` as /etc/kj.conf; with `dump`, makedumpfile too.
+pub(crate) fn kjump_image(
+    ctx: &Ctx,
+    script: &str,
+    conf: &str,
+    dump: bool,
+) -> Result<Initramfs, Failure> {
+    let mut image = base_image(ctx)?.host_file(&ctx.kjump_bin, "bin/kjump", 0o755);
+    if dump {
+        image = image.and_then(|i| i.host_binary("/usr/bin/makedumpfile", "bin/makedumpfile"));
+    }
+    image
+        .map(|i| {
+            i.file("init", script.as_bytes(), 0o755)
+                .file("etc/kj.conf", conf.as_bytes(), 0o644)
+        })
+        .map_err(|e| Failure {
+            reason: e,
+            excerpt: vec![],
+        })
+}
+
+/// A's initramfs for a jump: `image` as it is, plus this kernel and
+/// another copy of `image` as kernel B and its initramfs.
+pub(crate) fn with_b(
+    ctx: &Ctx,
+    image: impl Fn() -> Result<Initramfs, Failure>,
+) -> Result<Vec<u8>, Failure> {
+    let b = image()?.finish();
+    let a = image()?
+        .file("boot/initrd", &b, 0o644)
+        .host_file(&ctx.kernel, "boot/bzImage", 0o644)
+        .map_err(|e| Failure {
+            reason: e,
+            excerpt: vec![],
+        })?;
+    Ok(a.finish())
+}
+
 /// A test's /init: mounts, then `body`.
 fn init_script(body: &str) -> Vec<u8> {
     format!(
