@@ -19,6 +19,8 @@ pub fn fnv1a(bytes: &[u8]) -> u64 {
 /// The loaded program and the locked page it hashes.
 pub struct Program {
     buf: &'static mut [u8],
+    /// Where the program was told the buffer is.
+    phys: u64,
     calls: u64,
     /// The program leaves its re-entry point for the next call (the int3
     /// build) and counts its re-entries in the high half of the count.
@@ -63,6 +65,7 @@ impl Program {
         sys::drain_stdout();
         Ok(Self {
             buf,
+            phys,
             calls: 0,
             reentry: false,
         })
@@ -71,6 +74,15 @@ impl Program {
     /// How many calls the program has counted, as it last wrote back.
     pub fn counted(&self) -> u64 {
         u64::from_le_bytes(self.buf[BUF_LEN + 8..].try_into().expect("8 bytes"))
+    }
+
+    /// Whether the buffer's page has moved since the program was loaded.
+    fn moved(&self) -> Option<String> {
+        match sys::phys_addr(self.buf.as_ptr() as usize) {
+            Ok(now) if now == self.phys => None,
+            Ok(now) => Some(format!("buffer moved from {:#x} to {now:#x}", self.phys)),
+            Err(e) => Some(format!("buffer's physical address: {e}")),
+        }
     }
 
     /// Fills the buffer, calls the program once and checks what it wrote
@@ -82,7 +94,15 @@ impl Program {
             *b = crate::pattern(call, i as u64) as u8;
         }
         self.buf[BUF_LEN..].fill(0);
+        // mlock() does not pin a page against migration: say so if the
+        // program would hash a page that is no longer ours.
+        if let Some(moved) = self.moved() {
+            return Ok(Err(format!("call {call}: {moved} before the call")));
+        }
         sys::kexec_exec()?;
+        if let Some(moved) = self.moved() {
+            return Ok(Err(format!("call {call}: {moved} during the call")));
+        }
         self.calls = call;
         let word =
             |at: usize| u64::from_le_bytes(self.buf[at..at + 8].try_into().expect("8 bytes"));

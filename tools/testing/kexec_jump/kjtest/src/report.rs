@@ -171,6 +171,16 @@ impl Report {
             );
         }
         self.reliability();
+        // Again at the end, where a log cut to its head and tail keeps it:
+        // each failure with the last console lines before it.
+        for r in &self.results {
+            if let Outcome::Fail(why) = &r.outcome {
+                println!("\nFAIL {}/{}: {why}", r.kernel, r.test);
+                for l in &r.excerpt[r.excerpt.len().saturating_sub(12)..] {
+                    println!("    | {l}");
+                }
+            }
+        }
         println!();
         println!(
             "{} passed, {} failed ({} of the passed are the reference failing as documented)",

@@ -234,9 +234,10 @@ impl Guest {
         }
     }
 
-    /// Waits for `needle`; a "KJ: FAIL" line from the guest fails at once.
+    /// Waits for `needle`; a "KJ: FAIL" line from the guest, or a
+    /// "NAME: FAIL" line from one of kj-guest's commands, fails at once.
     pub fn step(&mut self, needle: &str, secs: u64) -> Result<String, Failure> {
-        match self.vm.expect_any(&[needle, "KJ: FAIL"], SECS(secs)) {
+        match self.vm.expect_any(&[needle, "KJ: FAIL", ": FAIL "], SECS(secs)) {
             Ok((0, l)) => Ok(l.text),
             Ok((_, l)) => Err(self.fail(l.text.trim_start_matches("KJ: ").to_string())),
             Err(e) => Err(self.fail(e)),
