@@ -6,15 +6,22 @@
 //! reserved with crashkernel=; `kjump exec` jumps to B and returns when B
 //! jumps back. In B: `kjump back` jumps back to A. `kjump call` runs a
 //! physical-mode program and returns; `kjump status` says what is loaded.
+//! `kjump hibernate` saves A to a disk through B and powers off;
+//! `kjump resume`, in the next boot, brings A back from it.
 
 mod bzimage;
 mod call;
+mod cpio;
 mod elfcore;
+mod hibernate;
+mod image;
 mod load;
 mod memmap;
 mod purgatory;
+mod resume;
 mod state;
 mod sys;
+mod vmcore;
 
 use anyhow::{bail, Context, Result};
 use clap::{Parser, Subcommand};
@@ -63,6 +70,24 @@ enum Cmd {
     },
     /// What is loaded, where B lives, whether this is A or B, jumps so far
     Status,
+    /// Save this kernel to DEVICE through a jump to B, and power off
+    Hibernate {
+        /// Block device the image is written to (its contents are lost)
+        #[arg(long)]
+        device: String,
+        /// B's bzImage (default: this kernel's, /boot/vmlinuz-RELEASE)
+        #[arg(long)]
+        kernel: Option<String>,
+        /// More of B's command line
+        #[arg(long, default_value = "")]
+        append: String,
+    },
+    /// Resume the kernel saved on DEVICE; returns if there is nothing to resume
+    Resume {
+        /// Block device holding the image
+        #[arg(long)]
+        device: String,
+    },
 }
 
 fn parse_addr(s: &str) -> Result<u64, String> {
@@ -74,7 +99,7 @@ fn parse_addr(s: &str) -> Result<u64, String> {
 }
 
 /// kexec_jump_back_entry= of this kernel's command line: Ok(None) in A.
-fn back_entry() -> Result<Option<u64>> {
+pub(crate) fn back_entry() -> Result<Option<u64>> {
     let cmdline = fs::read_to_string("/proc/cmdline").context("/proc/cmdline")?;
     parse_back_entry(&cmdline)
 }
@@ -99,7 +124,7 @@ fn loaded() -> bool {
 
 /// Syncs (the other kernel may never come back), jumps, counts the jump
 /// and returns the seconds this kernel was away (CLOCK_BOOTTIME).
-fn jump(what: &str) -> Result<f64> {
+pub(crate) fn jump(what: &str) -> Result<f64> {
     // SAFETY: sync(2) takes no arguments and cannot fail.
     unsafe { libc::sync() };
     let t0 = sys::boottime();
@@ -128,7 +153,7 @@ fn unload() -> Result<()> {
     Ok(())
 }
 
-fn back() -> Result<()> {
+pub(crate) fn back() -> Result<()> {
     let Some(entry) = back_entry()? else {
         bail!(
             "no kexec_jump_back_entry= on the command line: this kernel was not started by a jump"
@@ -179,7 +204,17 @@ fn status() -> Result<()> {
     Ok(())
 }
 
+/// /boot/vmlinuz-RELEASE of the running kernel.
+fn default_kernel() -> String {
+    let release = fs::read_to_string("/proc/sys/kernel/osrelease").unwrap_or_default();
+    format!("/boot/vmlinuz-{}", release.trim())
+}
+
 fn main() {
+    // As B's init (kjump hibernate's initramfs): write A's image.
+    if std::process::id() == 1 {
+        hibernate::run_as_init();
+    }
     let cli = Cli::parse();
     let r = match cli.cmd {
         Cmd::Load {
@@ -196,6 +231,13 @@ fn main() {
         Cmd::Back => back(),
         Cmd::Call { program, at, entry } => call::call(&program, at, entry),
         Cmd::Status => status(),
+        Cmd::Hibernate {
+            device,
+            kernel,
+            append,
+        } => hibernate::hibernate(&device, &kernel.unwrap_or_else(default_kernel), &append),
+        Cmd::Resume { device } => resume::resume(&device)
+            .with_context(|| format!("no resume from {device}, booting normally")),
     };
     if let Err(e) = r {
         eprintln!("kjump: {e:#}");

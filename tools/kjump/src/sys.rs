@@ -10,6 +10,10 @@ use std::io;
 pub const KEXEC_PRESERVE_CONTEXT: u64 = 0x2;
 /// Load in place into the crash kernel reservation; jumps swap nothing.
 pub const KEXEC_RESIDENT: u64 = 0x10;
+/// Declare a ranges image: destinations only, filled later.
+pub const KEXEC_RANGES: u64 = 0x20;
+/// Copy data into the loaded ranges image.
+pub const KEXEC_FILL: u64 = 0x40;
 
 const LINUX_REBOOT_MAGIC1: libc::c_int = 0xfee1_dead_u32 as libc::c_int;
 const LINUX_REBOOT_MAGIC2: libc::c_int = 672_274_793;
@@ -42,8 +46,19 @@ pub fn kexec_load(entry: u64, segments: &[Segment], flags: u64) -> io::Result<()
             memsz: s.memsz,
         })
         .collect();
-    // SAFETY: `raw` points into `segments`, which outlive the call; the
-    // kernel only reads `raw.len()` entries and their buffers.
+    // SAFETY: `raw` points into `segments`, which outlive the call.
+    unsafe { kexec_load_raw(entry, &raw, flags) }
+}
+
+/// kexec_load(2) with segments as the kernel takes them.
+///
+/// # Safety
+///
+/// Every `buf` in `raw` points to `bufsz` readable bytes (or is null with
+/// `bufsz` 0) for the duration of the call.
+pub unsafe fn kexec_load_raw(entry: u64, raw: &[KexecSegment], flags: u64) -> io::Result<()> {
+    // SAFETY: the kernel only reads `raw.len()` entries and, by the
+    // caller's promise, valid buffers.
     let rc = unsafe {
         libc::syscall(
             libc::SYS_kexec_load,
@@ -71,6 +86,39 @@ pub fn reboot_kexec() -> io::Result<()> {
             LINUX_REBOOT_MAGIC2,
             LINUX_REBOOT_CMD_KEXEC,
             0usize,
+        )
+    };
+    if rc == 0 {
+        Ok(())
+    } else {
+        Err(io::Error::last_os_error())
+    }
+}
+
+/// Powers the machine off (syncs first); returns only on failure.
+pub fn power_off() -> io::Error {
+    // SAFETY: sync(2) and reboot(2) with the power-off command take no
+    // pointer argument.
+    unsafe {
+        libc::sync();
+        libc::reboot(libc::LINUX_REBOOT_CMD_POWER_OFF);
+    }
+    io::Error::last_os_error()
+}
+
+/// mount(2) of a pseudo filesystem (`fstype` on `target`, no options).
+pub fn mount(fstype: &str, target: &str) -> io::Result<()> {
+    let c = |s: &str| std::ffi::CString::new(s).expect("no NUL in a mount argument");
+    let (fstype, target) = (c(fstype), c(target));
+    let _ = std::fs::create_dir_all(target.to_str().unwrap_or("/"));
+    // SAFETY: all pointers are NUL-terminated strings that outlive the call.
+    let rc = unsafe {
+        libc::mount(
+            fstype.as_ptr(),
+            target.as_ptr(),
+            fstype.as_ptr(),
+            0,
+            std::ptr::null(),
         )
     };
     if rc == 0 {

@@ -24,8 +24,8 @@ pub struct VmConfig {
     pub smp: u32,
     /// Memory in MiB.
     pub mem_mib: u32,
-    /// A raw disk image attached as virtio-blk.
-    pub disk: Option<PathBuf>,
+    /// Raw disk images attached as virtio-blk (/dev/vda, /dev/vdb, ...).
+    pub disks: Vec<PathBuf>,
 }
 
 /// A console line and when it arrived, since the guest started.
@@ -84,7 +84,7 @@ impl Vm {
             .args(["-append", &cfg.append])
             .args(["-display", "none", "-monitor", "none", "-serial", "stdio"])
             .arg("-no-reboot");
-        if let Some(disk) = &cfg.disk {
+        for disk in &cfg.disks {
             cmd.arg("-drive")
                 .arg(format!("file={},format=raw,if=virtio", disk.display()));
         }

@@ -8,6 +8,7 @@ use crate::{initramfs::Initramfs, qemu::Vm, qemu::VmConfig, Ctx};
 mod basics;
 mod busy;
 mod devices;
+mod hibernate;
 mod jump;
 mod kjump;
 mod physical;
@@ -207,6 +208,20 @@ pub const TESTS: &[TestCase] = &[
         ref_reports: &[],
     },
     TestCase {
+        name: "hibernate_resume_round_trip",
+        run: hibernate::hibernate_resume_round_trip,
+        kernels: OURS,
+        ref_fails: false,
+        ref_reports: &[],
+    },
+    TestCase {
+        name: "hibernate_refuses_bad_images",
+        run: hibernate::hibernate_refuses_bad_images,
+        kernels: OURS,
+        ref_fails: false,
+        ref_reports: &[],
+    },
+    TestCase {
         name: "kjump_refused_by_reference",
         run: kjump::kjump_refused_by_reference,
         kernels: &["ref"],
@@ -237,7 +252,10 @@ impl Guest {
     /// Waits for `needle`; a "KJ: FAIL" line from the guest, or a
     /// "NAME: FAIL" line from one of kj-guest's commands, fails at once.
     pub fn step(&mut self, needle: &str, secs: u64) -> Result<String, Failure> {
-        match self.vm.expect_any(&[needle, "KJ: FAIL", ": FAIL "], SECS(secs)) {
+        match self
+            .vm
+            .expect_any(&[needle, "KJ: FAIL", ": FAIL "], SECS(secs))
+        {
             Ok((0, l)) => Ok(l.text),
             Ok((_, l)) => Err(self.fail(l.text.trim_start_matches("KJ: ").to_string())),
             Err(e) => Err(self.fail(e)),
@@ -394,6 +412,26 @@ pub(crate) fn boot_sized(
     cpus: u32,
     mem_mib: u32,
 ) -> Result<Guest, Failure> {
+    boot_disks(
+        ctx,
+        initrd,
+        append,
+        disk.into_iter().collect(),
+        cpus,
+        mem_mib,
+    )
+}
+
+/// Boots `ctx`'s kernel with `initrd`, `disks` (/dev/vda first), `cpus`
+/// CPUs and `mem_mib` MiB of RAM.
+pub(crate) fn boot_disks(
+    ctx: &Ctx,
+    initrd: Vec<u8>,
+    append: &str,
+    disks: Vec<std::path::PathBuf>,
+    cpus: u32,
+    mem_mib: u32,
+) -> Result<Guest, Failure> {
     let setup = |reason: String| Failure {
         reason,
         excerpt: vec![],
@@ -412,9 +450,18 @@ pub(crate) fn boot_sized(
         append: format!("console=ttyS0 panic=-1 rdinit=/init {append}"),
         smp: cpus,
         mem_mib,
-        disk,
+        disks,
     };
-    let vm = Vm::start(&cfg, &ctx.scratch.join("console.log")).map_err(setup)?;
+    // A test that boots more than once keeps every console, for the
+    // report check: console.log, console-2.log, ...
+    let log = (1..)
+        .map(|n| match n {
+            1 => ctx.scratch.join("console.log"),
+            n => ctx.scratch.join(format!("console-{n}.log")),
+        })
+        .find(|p| !p.exists())
+        .expect("a free log name");
+    let vm = Vm::start(&cfg, &log).map_err(setup)?;
     Ok(Guest { vm })
 }
 

@@ -1,0 +1,411 @@
+// SPDX-License-Identifier: GPL-2.0
+
+//! `kjump hibernate`: in A, load B (resident, with an initramfs that is
+//! kjump itself) and jump; in B, kjump runs as init, writes A's used pages
+//! to the device and powers off. When A runs again (resumed by
+//! `kjump resume` after a cold boot, or because B came back), it unloads
+//! B and says which.
+
+use crate::{
+    cpio, image,
+    image::{Chunk, Header, Run, CHUNK_RAW, PAGE},
+    load, sys,
+    vmcore::{FreeMap, Vmcore},
+};
+use anyhow::{bail, Context, Result};
+use std::{
+    fs::{self, File, OpenOptions},
+    io::{Seek, SeekFrom, Write},
+    os::unix::fs::{FileExt, FileTypeExt},
+    time::Instant,
+};
+
+/// Pages below 1 MiB are not A's to restore: A reserves them at boot
+/// (BIOS data, its real-mode trampoline, which the jump itself saves and
+/// restores), and B and C use them for their own trampolines.
+const FIRST_PFN: u64 = (1 << 20) / PAGE;
+
+/// The kernel's build id, from /sys/kernel/notes (the GNU build-id note).
+pub fn own_build_id() -> Result<Vec<u8>> {
+    let notes = fs::read("/sys/kernel/notes").context("/sys/kernel/notes")?;
+    let mut at = 0;
+    let word = |o: usize| u32::from_le_bytes(notes[o..o + 4].try_into().unwrap()) as usize;
+    while at + 12 <= notes.len() {
+        let (namesz, descsz, kind) = (word(at), word(at + 4), word(at + 8));
+        let name = at + 12;
+        let desc = name + namesz.div_ceil(4) * 4;
+        if desc + descsz > notes.len() {
+            break;
+        }
+        if kind == 3 && &notes[name..name + namesz] == b"GNU\0" {
+            return Ok(notes[desc..desc + descsz].to_vec());
+        }
+        at = desc + descsz.div_ceil(4) * 4;
+    }
+    bail!("this kernel has no build id (CONFIG_BUILD_ID / --build-id): images cannot be matched to it")
+}
+
+pub fn hex(b: &[u8]) -> String {
+    b.iter().map(|x| format!("{x:02x}")).collect()
+}
+
+fn unhex(s: &str) -> Option<Vec<u8>> {
+    (0..s.len() / 2)
+        .map(|i| u8::from_str_radix(s.get(2 * i..2 * i + 2)?, 16).ok())
+        .collect()
+}
+
+fn random_u64() -> u64 {
+    let mut v = 0u64;
+    // SAFETY: getrandom(2) writes at most 8 bytes into `v`.
+    unsafe { libc::getrandom(&mut v as *mut u64 as *mut libc::c_void, 8, 0) };
+    v
+}
+
+/// A value `key=` on this kernel's command line.
+pub fn cmdline_value(key: &str) -> Option<String> {
+    let c = fs::read_to_string("/proc/cmdline").ok()?;
+    c.split_whitespace()
+        .find_map(|w| w.strip_prefix(key)?.strip_prefix('='))
+        .map(String::from)
+}
+
+fn block_device(dev: &str) -> Result<()> {
+    let m = fs::metadata(dev).with_context(|| dev.to_string())?;
+    if !m.file_type().is_block_device() {
+        bail!("{dev} is not a block device");
+    }
+    Ok(())
+}
+
+/// In A: hibernate to `dev` through a kexec jump to `kernel`.
+pub fn hibernate(dev: &str, kernel: &str, append: &str) -> Result<()> {
+    block_device(dev)?;
+    own_build_id()?;
+    let exe = fs::read("/proc/self/exe").context("/proc/self/exe")?;
+    let initrd = cpio::newc(&[
+        cpio::Entry::Dir("dev"),
+        cpio::Entry::CharDev("dev/console", 5, 1),
+        cpio::Entry::Dir("proc"),
+        cpio::Entry::Dir("sys"),
+        cpio::Entry::File("init", &exe, 0o755),
+    ]);
+    fs::create_dir_all("/run/kjump").context("/run/kjump")?;
+    let initrd_path = "/run/kjump/hibernate-initrd.cpio";
+    fs::write(initrd_path, &initrd).context(initrd_path)?;
+    let consoles: Vec<String> = fs::read_to_string("/proc/cmdline")
+        .unwrap_or_default()
+        .split_whitespace()
+        .filter(|w| w.starts_with("console="))
+        .map(String::from)
+        .collect();
+    let nonce = random_u64();
+    let b_cmdline = format!(
+        "{} rdinit=/init panic=10 kjump.hibernate={dev} kjump.nonce={nonce:x} {append}",
+        consoles.join(" ")
+    );
+    load::load(&load::Request {
+        kernel,
+        initrd: Some(initrd_path),
+        append: &b_cmdline,
+    })?;
+    let _ = fs::remove_file(initrd_path);
+    println!("kjump: hibernating to {dev}");
+    let jumped = crate::jump("hibernate");
+    // Whatever happened, B is spent: a cold boot overwrote it, or it gave up.
+    let unloaded = sys::kexec_load(0, &[], sys::KEXEC_PRESERVE_CONTEXT);
+    crate::state::clear();
+    let away = jumped?;
+    unloaded.map_err(|e| anyhow::anyhow!(sys::explain("unloading B", &e)))?;
+    let mut hb = vec![0u8; PAGE as usize];
+    File::open(dev)
+        .and_then(|f| f.read_exact_at(&mut hb, 0))
+        .with_context(|| dev.to_string())?;
+    let resumed = &hb[..8] == image::MAGIC_RESUMED
+        && u64::from_le_bytes(hb[72..80].try_into().unwrap()) == nonce;
+    if !resumed {
+        bail!("B came back without a resumed image on {dev} (see B's messages above)");
+    }
+    println!("kjump: resumed from the image on {dev} after {away:.1} s");
+    Ok(())
+}
+
+/// Appends pages to chunks and writes full chunks to the device.
+struct Writer {
+    file: File,
+    dev_len: u64,
+    off: u64,
+    raw: Vec<u8>,
+    /// Where the open run's header is in `raw`, and its next page frame.
+    run: Option<(usize, u64)>,
+    chunks: Vec<Chunk>,
+}
+
+impl Writer {
+    fn write(&mut self, bytes: &[u8]) -> Result<u64> {
+        let at = self.off;
+        if at + bytes.len() as u64 > self.dev_len {
+            bail!(
+                "the device is too small for A's image: {} MiB written and more to come, the device has {} MiB",
+                at >> 20,
+                self.dev_len >> 20
+            );
+        }
+        self.file
+            .write_all_at(bytes, at)
+            .context("writing the image")?;
+        self.off += bytes.len() as u64;
+        Ok(at)
+    }
+
+    fn page(&mut self, pfn: u64, data: &[u8]) -> Result<()> {
+        match self.run {
+            Some((hdr, next)) if next == pfn => {
+                let pages = u64::from_le_bytes(self.raw[hdr + 8..hdr + 16].try_into().unwrap());
+                self.raw[hdr + 8..hdr + 16].copy_from_slice(&(pages + 1).to_le_bytes());
+            }
+            _ => {
+                let hdr = self.raw.len();
+                self.raw
+                    .extend_from_slice(&image::encode_runs(&[Run { pfn, pages: 1 }]));
+                self.run = Some((hdr, pfn));
+            }
+        }
+        self.raw.extend_from_slice(data);
+        self.run = self.run.map(|(h, _)| (h, pfn + 1));
+        if self.raw.len() >= CHUNK_RAW {
+            self.flush_chunk()?;
+        }
+        Ok(())
+    }
+
+    fn flush_chunk(&mut self) -> Result<()> {
+        if self.raw.is_empty() {
+            return Ok(());
+        }
+        let comp = lz4_flex::block::compress(&self.raw);
+        let off = self.write(&comp)?;
+        self.chunks.push(Chunk {
+            off,
+            comp_len: comp.len() as u32,
+            raw_len: self.raw.len() as u32,
+            sum: image::sum(&comp),
+        });
+        self.raw.clear();
+        self.run = None;
+        Ok(())
+    }
+}
+
+/// Prints progress every tenth of the work, and at 99%.
+struct Progress {
+    total: u64,
+    done: u64,
+    next_tenth: u64,
+    said_99: bool,
+    start: Instant,
+}
+
+impl Progress {
+    fn add(&mut self, pages: u64, bytes_out: u64) {
+        self.done += pages;
+        let pct = self.done * 100 / self.total.max(1);
+        let at_99 = pct >= 99 && !self.said_99;
+        if pct < self.next_tenth * 10 && !at_99 {
+            return;
+        }
+        while self.next_tenth * 10 <= pct {
+            self.next_tenth += 1;
+        }
+        self.said_99 |= pct >= 99;
+        let secs = self.start.elapsed().as_secs_f64().max(1e-3);
+        let rate = (self.done * PAGE) as f64 / secs / 1e6;
+        let eta = secs * (self.total.saturating_sub(self.done)) as f64 / self.done.max(1) as f64;
+        println!(
+            "kjump: hibernate {pct}% {}/{} pages, {rate:.1} MB/s, {} MiB written, ETA {eta:.0} s",
+            self.done,
+            self.total,
+            bytes_out >> 20
+        );
+    }
+}
+
+/// A's pages to consider: every page frame of the dump's RAM from 1 MiB
+/// on, in ascending runs.
+fn candidate_runs(core: &Vmcore) -> Vec<(u64, u64, u64)> {
+    core.loads
+        .iter()
+        .filter_map(|l| {
+            let first = l.paddr.div_ceil(PAGE).max(FIRST_PFN);
+            let end = (l.paddr + l.len) / PAGE;
+            (end > first).then_some((first, end, l.offset + (first * PAGE - l.paddr)))
+        })
+        .collect()
+}
+
+/// In B: writes A's image to `dev`. A's used pages are those outside the
+/// free map; zero pages are listed in the page map but carry no data.
+pub fn write_image(dev: &str, nonce: u64, entry: u64) -> Result<Header> {
+    let core = Vmcore::open("/proc/vmcore")?;
+    let build_id = core
+        .info("BUILD-ID")
+        .and_then(unhex)
+        .context("A's VMCOREINFO has no BUILD-ID")?;
+    let free = core.free_map()?;
+    if free.is_none() {
+        println!("kjump: A recorded no free-page map: saving all of its RAM");
+    }
+    let is_free = |pfn| free.as_ref().is_some_and(|f: &FreeMap| f.is_free(pfn));
+    let runs = candidate_runs(&core);
+    let total: u64 = runs
+        .iter()
+        .map(|&(a, b, _)| (a..b).filter(|&p| !is_free(p)).count() as u64)
+        .sum();
+
+    let mut file = OpenOptions::new()
+        .read(true)
+        .write(true)
+        .open(dev)
+        .with_context(|| dev.to_string())?;
+    let dev_len = file.seek(SeekFrom::End(0))?;
+    // No header until everything else is on the device.
+    file.write_all_at(&[0u8; PAGE as usize], 0)
+        .and_then(|_| file.sync_all())
+        .with_context(|| format!("invalidating {dev}"))?;
+    let mut w = Writer {
+        file,
+        dev_len,
+        off: PAGE,
+        raw: Vec::with_capacity(CHUNK_RAW + 2 * PAGE as usize),
+        run: None,
+        chunks: Vec::new(),
+    };
+    let mut progress = Progress {
+        total,
+        done: 0,
+        next_tenth: 1,
+        said_99: false,
+        start: Instant::now(),
+    };
+    let mut used: Vec<Run> = Vec::new();
+    let (mut data_pages, mut free_pages) = (0u64, 0u64);
+    let mut buf = vec![0u8; 256 * PAGE as usize];
+    for (first, end, offset) in runs {
+        let mut pfn = first;
+        while pfn < end {
+            if is_free(pfn) {
+                free_pages += 1;
+                pfn += 1;
+                continue;
+            }
+            // A run of used pages, at most 1 MiB.
+            let mut n = 1;
+            while n < 256 && pfn + n < end && !is_free(pfn + n) {
+                n += 1;
+            }
+            let bytes = &mut buf[..(n * PAGE) as usize];
+            core.read_at(offset + (pfn - first) * PAGE, bytes)?;
+            for i in 0..n {
+                let page = &bytes[(i * PAGE) as usize..((i + 1) * PAGE) as usize];
+                let p = pfn + i;
+                match used.last_mut() {
+                    Some(r) if r.pfn + r.pages == p => r.pages += 1,
+                    _ => used.push(Run { pfn: p, pages: 1 }),
+                }
+                if page.iter().any(|&b| b != 0) {
+                    w.page(p, page)?;
+                    data_pages += 1;
+                }
+            }
+            progress.add(n, w.off);
+            pfn += n;
+        }
+    }
+    w.flush_chunk()?;
+    let map = image::encode_runs(&used);
+    let map_off = w.write(&map)?;
+    let index = image::encode_index(&w.chunks);
+    let index_off = w.write(&index)?;
+    let header = Header {
+        build_id,
+        entry,
+        nonce,
+        nr_ranges: used.len() as u64,
+        map_off,
+        map_len: map.len() as u64,
+        map_sum: image::sum(&map),
+        nr_chunks: w.chunks.len() as u64,
+        index_off,
+        index_len: index.len() as u64,
+        index_sum: image::sum(&index),
+        image_end: w.off,
+        used_pages: used.iter().map(|r| r.pages).sum(),
+        data_pages,
+        free_pages,
+    };
+    // Everything else first, then the header, each flushed.
+    w.file.sync_all().context("flushing the image")?;
+    w.file
+        .write_all_at(&header.encode(), 0)
+        .and_then(|_| w.file.sync_all())
+        .context("writing the image header")?;
+    w.file.flush()?;
+    Ok(header)
+}
+
+/// kjump as B's init: mounts what it needs, writes A's image to the
+/// device named by kjump.hibernate= and powers off. If it cannot, it says
+/// why and jumps back to A, which goes on running.
+pub fn run_as_init() -> ! {
+    for (fs, at) in [("proc", "/proc"), ("sysfs", "/sys"), ("devtmpfs", "/dev")] {
+        if let Err(e) = sys::mount(fs, at) {
+            println!("kjump: mounting {fs} on {at}: {e}");
+        }
+    }
+    let r = (|| -> Result<Header> {
+        let dev =
+            cmdline_value("kjump.hibernate").context("no kjump.hibernate= on the command line")?;
+        let nonce = cmdline_value("kjump.nonce")
+            .and_then(|n| u64::from_str_radix(&n, 16).ok())
+            .context("no kjump.nonce= on the command line")?;
+        let entry =
+            crate::back_entry()?.context("no kexec_jump_back_entry= on the command line")?;
+        // Built-in drivers have probed by now; give a slow disk a moment.
+        for _ in 0..50 {
+            if fs::metadata(&dev).is_ok() {
+                break;
+            }
+            std::thread::sleep(std::time::Duration::from_millis(100));
+        }
+        let t = Instant::now();
+        let h = write_image(&dev, nonce, entry)?;
+        println!(
+            "kjump: image written to {dev} in {:.1} s: {} used pages in {} ranges, {} with data, {} zero, {} free left out, {} MiB",
+            t.elapsed().as_secs_f64(),
+            h.used_pages,
+            h.nr_ranges,
+            h.data_pages,
+            h.used_pages - h.data_pages,
+            h.free_pages,
+            h.image_end >> 20
+        );
+        Ok(h)
+    })();
+    match r {
+        Ok(_) => {
+            println!("kjump: powering off");
+            let e = sys::power_off();
+            println!("kjump: power off failed: {e}");
+        }
+        Err(e) => {
+            println!("kjump: hibernate failed in B: {e:#}; jumping back to A");
+            if let Err(e) = crate::back() {
+                println!("kjump: {e:#}; powering off");
+                sys::power_off();
+            }
+        }
+    }
+    loop {
+        std::thread::sleep(std::time::Duration::from_secs(3600));
+    }
+}

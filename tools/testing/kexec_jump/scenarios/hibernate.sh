@@ -1,0 +1,47 @@
+#!/bin/sh
+# SPDX-License-Identifier: GPL-2.0
+#
+# /init of the hibernation tests: one boot entry. The repository's
+# initramfs hook runs first: with a valid image on the resume device it
+# resumes A (which then carries on below "kjump hibernate"), otherwise it
+# says why not and this is a normal boot. /etc/kj.conf sets:
+#   MEM_MIB  MiB of process memory A fills before and checks after
+#   DATA     1: A keeps a file open for writing on the ext2 disk /dev/vdb
+#   HIBERNATE  0: stop after the normal boot (a check that no resume ran)
+
+mount -t proc proc /proc
+mount -t sysfs sysfs /sys
+mount -t devtmpfs devtmpfs /dev 2>/dev/null
+. /etc/kj.conf
+
+mark() { echo "KJ: $* @$(cut -d' ' -f1 /proc/uptime)"; }
+die() { mark "FAIL $*"; poweroff -f; }
+
+sh /scripts/local-premount/kjump
+mark "normal boot"
+[ "$HIBERNATE" = 0 ] && { mark "done"; poweroff -f; }
+
+rm -f /tmp/go
+kj-guest memhold --mib "$MEM_MIB" --seed 77 --check /tmp/go >/tmp/memhold.out 2>&1 &
+HOLD_PID=$!
+until grep -q filled /tmp/memhold.out 2>/dev/null; do sleep 0.1; done
+mark "A holds $MEM_MIB MiB"
+if [ "$DATA" = 1 ]; then
+	mkdir -p /mnt
+	mount -t ext2 /dev/vdb /mnt || die "mount /dev/vdb"
+	exec 3>>/mnt/log.txt
+	echo "written before hibernation" >&3
+fi
+kjump hibernate --device /dev/vda --kernel /boot/bzImage || die "kjump hibernate"
+mark "A resumed cpus=$(cat /sys/devices/system/cpu/online)"
+touch /tmp/go
+wait "$HOLD_PID"
+grep -q intact /tmp/memhold.out || die "memory: $(cat /tmp/memhold.out)"
+mark "A memory intact"
+if [ "$DATA" = 1 ]; then
+	echo "written after resume" >&3
+	exec 3>&-
+	umount /mnt || die "umount /mnt"
+fi
+mark "done"
+poweroff -f
