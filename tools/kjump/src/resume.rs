@@ -184,6 +184,7 @@ pub fn resume(dev: &str) -> Result<()> {
         })
         .collect();
     let flags = sys::KEXEC_PRESERVE_CONTEXT;
+    let free_before = mem_free_kib();
     // SAFETY: the ranges carry no buffers.
     unsafe { sys::kexec_load_raw(h.entry, &ranges, flags | sys::KEXEC_RANGES) }
         .map_err(|e| anyhow::anyhow!(sys::explain("declaring A's pages", &e)))?;
@@ -204,6 +205,12 @@ pub fn resume(dev: &str) -> Result<()> {
             unsafe { sys::kexec_load_raw(0, &segs, flags | sys::KEXEC_FILL) }
                 .map_err(|e| anyhow::anyhow!(sys::explain("loading A's pages", &e)))?;
         }
+        let taken = free_before.saturating_sub(mem_free_kib()) >> 10;
+        let pages = (h.used_pages * PAGE) >> 20;
+        println!(
+            "kjump: loading A took {taken} MiB of this kernel's memory for {pages} MiB of A's pages ({:+} MiB)",
+            taken as i64 - pages as i64
+        );
         println!("kjump: resuming A");
         crate::jump("resume").map(|_| ())
     })();
@@ -211,4 +218,16 @@ pub fn resume(dev: &str) -> Result<()> {
     let _ = sys::kexec_load(0, &[], flags);
     filled?;
     bail!("A came back to this kernel instead of resuming")
+}
+
+/// MemFree of /proc/meminfo, in KiB.
+fn mem_free_kib() -> u64 {
+    std::fs::read_to_string("/proc/meminfo")
+        .ok()
+        .and_then(|m| {
+            m.lines()
+                .find_map(|l| l.strip_prefix("MemFree:"))
+                .and_then(|v| v.split_whitespace().next()?.parse().ok())
+        })
+        .unwrap_or(0)
 }

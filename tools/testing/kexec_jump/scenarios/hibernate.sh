@@ -6,6 +6,7 @@
 # resumes A (which then carries on below "kjump hibernate"), otherwise it
 # says why not and this is a normal boot. /etc/kj.conf sets:
 #   MEM_MIB  MiB of process memory A fills before and checks after
+#   MLOCK    1: that memory is mlock()ed
 #   DATA     1: A keeps a file open for writing on the ext2 disk /dev/vdb
 #   HIBERNATE  0: stop after the normal boot (a check that no resume ran)
 
@@ -22,9 +23,12 @@ mark "normal boot"
 [ "$HIBERNATE" = 0 ] && { mark "done"; poweroff -f; }
 
 rm -f /tmp/go
-kj-guest memhold --mib "$MEM_MIB" --seed 77 --check /tmp/go >/tmp/memhold.out 2>&1 &
+lock=""
+[ "$MLOCK" = 1 ] && lock=--mlock
+kj-guest memhold --mib "$MEM_MIB" --seed 77 --check /tmp/go $lock >/tmp/memhold.out 2>&1 &
 HOLD_PID=$!
-until grep -q filled /tmp/memhold.out 2>/dev/null; do sleep 0.1; done
+until grep -q -e filled -e mlock: /tmp/memhold.out 2>/dev/null; do sleep 0.1; done
+grep -q filled /tmp/memhold.out || die "memhold: $(cat /tmp/memhold.out)"
 mark "A holds $MEM_MIB MiB"
 if [ "$DATA" = 1 ]; then
 	mkdir -p /mnt
@@ -32,6 +36,7 @@ if [ "$DATA" = 1 ]; then
 	exec 3>>/mnt/log.txt
 	echo "written before hibernation" >&3
 fi
+mark "hibernate start"
 kjump hibernate --device /dev/vda --kernel /boot/bzImage || die "kjump hibernate"
 mark "A resumed cpus=$(cat /sys/devices/system/cpu/online)"
 touch /tmp/go

@@ -42,7 +42,7 @@ use std::{env, fs, path::Path, process::ExitCode, thread, time::Duration};
 
 fn usage() -> ExitCode {
     eprintln!(
-        "usage: kj-guest memhold --mib N --seed S --check FILE | meminfo FIELD | free | \
+        "usage: kj-guest memhold --mib N --seed S --check FILE [--mlock] | meminfo FIELD | free | \
          find FILE TEXT | drain | exec | physcall --elf FILE --calls N [--reentry] | events --elf FILE | \
          unwind --elf FILE --steps LIST | race --elf FILE | markfile DIR TEXT ABOVE | vmcore-at ADDR | vmcore-ram | fuzz --seed S --secs T | clock | busy --mem ADDR --size BYTES | memcpy --pages N"
     );
@@ -87,12 +87,21 @@ fn first_mismatch(words: &[u64], seed: u64) -> Option<usize> {
         .map(|(i, _)| i)
 }
 
-fn memhold(mib: usize, seed: u64, check: &Path) -> ExitCode {
+fn memhold(mib: usize, seed: u64, check: &Path, lock: bool) -> ExitCode {
     let mut words: Vec<u64> = (0..mib * (1 << 17))
         .map(|i| pattern(seed, i as u64))
         .collect();
     std::hint::black_box(&mut words);
-    println!("memhold: filled {mib} MiB seed {seed}");
+    if lock {
+        if let Err(e) = sys::mlock_range(words.as_ptr().cast(), words.len() * 8) {
+            println!("memhold: mlock: {e}");
+            return ExitCode::FAILURE;
+        }
+    }
+    println!(
+        "memhold: filled {mib} MiB seed {seed}{}",
+        if lock { " (mlocked)" } else { "" }
+    );
     while !check.exists() {
         thread::sleep(Duration::from_millis(100));
     }
@@ -217,7 +226,12 @@ fn main() -> ExitCode {
             ) else {
                 return usage();
             };
-            memhold(mib, seed, Path::new(&check))
+            memhold(
+                mib,
+                seed,
+                Path::new(&check),
+                args.iter().any(|a| a == "--mlock"),
+            )
         }
         Some("meminfo") if args.len() == 2 => meminfo(&args[1]),
         Some("free") => free(),

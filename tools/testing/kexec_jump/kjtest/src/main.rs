@@ -230,6 +230,16 @@ fn main() -> ExitCode {
                 }
             }
         }
+        Some("hibernate-bench") => {
+            let mib = args.get(1).and_then(|r| r.parse().ok()).unwrap_or(256);
+            match tests::hibernate_bench(&ctx("ours", "hibernate-bench"), mib) {
+                Ok(()) => ExitCode::SUCCESS,
+                Err(e) => {
+                    eprintln!("kjtest hibernate-bench: {e}");
+                    ExitCode::FAILURE
+                }
+            }
+        }
         Some("switch-bench") => {
             let trips = args.get(1).and_then(|r| r.parse().ok()).unwrap_or(6);
             match switch_bench::run(&ctx("ours", "switch-bench"), trips) {
@@ -242,7 +252,7 @@ fn main() -> ExitCode {
         }
         _ => {
             eprintln!(
-                "usage: kjtest run [--kernel ours|c|ref|both|all] [--only NAME] [--list] | kjtest demo | kjtest bench [ROUNDS] | kjtest switch-bench [TRIPS] | kjtest soak [TRIPS]"
+                "usage: kjtest run [--kernel ours|c|ref|both|all] [--only NAME] [--list] | kjtest demo | kjtest bench [ROUNDS] | kjtest switch-bench [TRIPS] | kjtest hibernate-bench [MIB] | kjtest soak [TRIPS]"
             );
             ExitCode::from(2)
         }

@@ -160,10 +160,10 @@ impl Report {
             }
         }
         println!();
-        println!("{:<32} {:<8} {:<8} {:<20}", "test", "ours", "c", "ref");
+        println!("{:<36} {:<8} {:<8} {:<20}", "test", "ours", "c", "ref");
         for t in tests {
             println!(
-                "{:<32} {:<8} {:<8} {:<20}",
+                "{:<36} {:<8} {:<8} {:<20}",
                 t,
                 self.cell(t, "ours"),
                 self.cell(t, "c"),

@@ -69,13 +69,27 @@ fn host(cmd: &mut Command) -> Result<String, Failure> {
 }
 
 fn boot(ctx: &Ctx, initrd: &[u8], disks: &[&PathBuf]) -> Result<Guest, Failure> {
+    boot_args(ctx, initrd, disks, ARGS)
+}
+
+fn boot_args(ctx: &Ctx, initrd: &[u8], disks: &[&PathBuf], args: &str) -> Result<Guest, Failure> {
+    boot_mem(ctx, initrd, disks, args, 1024)
+}
+
+fn boot_mem(
+    ctx: &Ctx,
+    initrd: &[u8],
+    disks: &[&PathBuf],
+    args: &str,
+    mem_mib: u32,
+) -> Result<Guest, Failure> {
     boot_disks(
         ctx,
         initrd.to_vec(),
-        ARGS,
+        args,
         disks.iter().map(|d| d.to_path_buf()).collect(),
         2,
-        1024,
+        mem_mib,
     )
 }
 
@@ -204,4 +218,225 @@ pub(super) fn hibernate_refuses_bad_images(ctx: &Ctx) -> TestResult {
         println!("    {what}: {}", l.trim_start_matches("kjump: "));
     }
     Ok(Verdict::Pass)
+}
+
+/// The power is cut (QEMU killed) while B writes the image over an older,
+/// complete image, after 10%, 50% and 99% of the pages: each next boot
+/// finds no image and boots normally. (A's boot here lacks kjump.resume=,
+/// so that the older image is there to be wrongly resumed.)
+pub(super) fn hibernate_power_cut_never_resumes(ctx: &Ctx) -> TestResult {
+    let resume = raw_disk(ctx, "resume.img", 1024)?;
+    let initrd = image(ctx, "MEM_MIB=64\nDATA=0\nHIBERNATE=1\n")?;
+    let no_resume = "crashkernel=160M";
+    let mut g = boot_args(ctx, &initrd, &[&resume], no_resume)?;
+    hibernate(&mut g)?;
+    let complete = fs::read(&resume).map_err(|e| setup(format!("{}: {e}", resume.display())))?;
+    let check = image(ctx, "MEM_MIB=0\nDATA=0\nHIBERNATE=0\n")?;
+    for pct in [10, 50, 99] {
+        fs::write(&resume, &complete).map_err(|e| setup(format!("{}: {e}", resume.display())))?;
+        let mut g = boot_args(ctx, &initrd, &[&resume], no_resume)?;
+        g.step("kjump: hibernating to /dev/vda", 300)?;
+        g.step(&format!("kjump: hibernate {pct}%"), 600)?;
+        drop(g);
+        let mut g = boot(ctx, &check, &[&resume])?;
+        let l = g.step("no resume from /dev/vda", 300)?;
+        if !l.contains("no hibernation image there") {
+            return Err(g.fail(format!("after a cut at {pct}%: {l}")));
+        }
+        g.step("KJ: normal boot", 60)?;
+        g.step("KJ: done", 60)?;
+        println!("    cut at {pct}%: {}", l.trim_start_matches("kjump: "));
+    }
+    Ok(Verdict::Pass)
+}
+
+const KERNEL_SCRIPT: &str = include_str!("../../../scenarios/kernel_hibernate.sh");
+
+/// The kernel's own hibernation (swap on /dev/vdb) with `conf`; /dev/vda
+/// is an unused disk, so that the swap disk is vdb as in the kjump runs.
+fn kernel_image(ctx: &Ctx, conf: &str) -> Result<Vec<u8>, Failure> {
+    Ok(kjump_image(ctx, KERNEL_SCRIPT, conf, false)?.finish())
+}
+
+/// What the kernel's hibernation did: "failed: ..." with its reason, or
+/// "powered off" once it wrote an image.
+fn kernel_hibernation_outcome(g: &mut Guest) -> Result<String, Failure> {
+    g.step("KJ: hibernate start", 300)?;
+    match g
+        .vm
+        .expect_any(&["KJ: kernel hibernation failed", "KJ: FAIL"], SECS(900))
+    {
+        Ok((0, l)) => {
+            let why: Vec<String> = g
+                .said_since("KJ: hibernate start", "PM: hibernation:")
+                .into_iter()
+                .filter(|l| {
+                    ["rror", "free", "ailed", "short"]
+                        .iter()
+                        .any(|w| l.contains(w))
+                })
+                .map(|l| l.split("] ").last().unwrap_or(&l).to_string())
+                .collect();
+            Ok(format!(
+                "failed: {} [{}]",
+                l.text.split("failed: ").last().unwrap_or(""),
+                why.join("; ")
+            ))
+        }
+        Ok((_, l)) => Err(g.fail(l.text)),
+        Err(e) if e.starts_with("QEMU exited") => Ok("powered off with an image".into()),
+        Err(e) => Err(g.fail(e)),
+    }
+}
+
+/// A mlocks 70% of RAM (1.5 GiB guest) with known data, hibernates with
+/// kjump and resumes intact; loading A's pages costs the resuming kernel
+/// no more than their size plus 64 MiB. The kernel's own hibernation on
+/// the same guest and load is shown beside it (it needs as much free
+/// memory as the image and is expected to fail).
+pub(super) fn hibernate_70_percent_of_ram(ctx: &Ctx) -> TestResult {
+    const MEM: u32 = 1536;
+    let hold = MEM * 70 / 100;
+    let conf = format!("MEM_MIB={hold}\nMLOCK=1\nDATA=0\nHIBERNATE=1\n");
+    let resume = raw_disk(ctx, "resume.img", u64::from(MEM))?;
+    let initrd = image(ctx, &conf)?;
+    let mut g = boot_mem(ctx, &initrd, &[&resume], ARGS, MEM)?;
+    let written = hibernate(&mut g)?;
+    let mut g = boot_mem(ctx, &initrd, &[&resume], ARGS, MEM)?;
+    let l = g.step("kjump: loading A took", 600)?;
+    let extra: i64 = l
+        .rsplit_once('(')
+        .and_then(|(_, x)| x.split_whitespace().next()?.parse().ok())
+        .ok_or_else(|| g.fail(format!("unreadable: {l}")))?;
+    if extra > 64 {
+        return Err(g.fail(format!(
+            "loading A's pages cost more than 64 MiB over their size: {l}"
+        )));
+    }
+    println!("    {}", l.trim_start_matches("kjump: "));
+    g.step("kjump: resuming A", 600)?;
+    g.step("KJ: A resumed", 600)?;
+    g.step("KJ: A memory intact", 300)?;
+    g.step("KJ: done", 60)?;
+    let image_mib = number_after(&written, "free left out, ").unwrap_or(0);
+    println!("    kjump:  {hold} MiB mlocked of {MEM} MiB: hibernated ({image_mib} MiB image), resumed intact");
+
+    let unused = raw_disk(ctx, "unused.img", 1)?;
+    let swap = raw_disk(ctx, "swap.img", u64::from(MEM))?;
+    let mut g = boot_mem(ctx, &kernel_image(ctx, &conf)?, &[&unused, &swap], "", MEM)?;
+    let outcome = kernel_hibernation_outcome(&mut g)?;
+    println!("    kernel: {hold} MiB mlocked of {MEM} MiB: echo disk > /sys/power/state {outcome}");
+    Ok(Verdict::Pass)
+}
+
+/// Bytes of `path` in non-zero 4 KiB blocks: what an image occupies on
+/// its device, measured the same way for both.
+fn used_bytes(path: &PathBuf) -> Result<u64, Failure> {
+    let data = fs::read(path).map_err(|e| setup(format!("{}: {e}", path.display())))?;
+    Ok(data
+        .chunks(4096)
+        .filter(|b| b.iter().any(|&x| x != 0))
+        .count() as u64
+        * 4096)
+}
+
+/// When the first console line holding `what` arrived, in seconds since
+/// the guest started.
+fn seconds_at(g: &Guest, what: &str) -> Result<f64, Failure> {
+    g.vm.transcript()
+        .iter()
+        .find(|l| l.text.contains(what))
+        .map(|l| l.at.as_secs_f64())
+        .ok_or_else(|| g.fail(format!("no line holding {what:?}")))
+}
+
+/// One hibernation and resume: seconds from "hibernate start" to the
+/// guest gone, seconds from the next guest's start to A running again,
+/// bytes of the image on its device.
+struct Sample {
+    to_off: f64,
+    to_a: f64,
+    bytes: u64,
+}
+
+/// Both sides' second boot: A back, its memory intact.
+fn resumed(g: &mut Guest) -> Result<f64, Failure> {
+    g.step("KJ: A resumed", 600)?;
+    g.step("KJ: A memory intact", 300)?;
+    g.step("KJ: done", 60)?;
+    seconds_at(g, "KJ: A resumed")
+}
+
+fn powered_off(g: &mut Guest) -> Result<f64, Failure> {
+    g.vm.wait_exit(SECS(900)).map_err(|e| g.fail(e))?;
+    let start = seconds_at(g, "KJ: hibernate start")?;
+    let end = g.vm.transcript().last().map_or(0.0, |l| l.at.as_secs_f64());
+    Ok(end - start)
+}
+
+fn kjump_sample(ctx: &Ctx, conf: &str) -> Result<Sample, Failure> {
+    let resume = raw_disk(ctx, "resume.img", 1024)?;
+    let initrd = image(ctx, conf)?;
+    let mut g = boot(ctx, &initrd, &[&resume])?;
+    hibernate(&mut g)?;
+    let to_off = powered_off(&mut g)?;
+    let bytes = used_bytes(&resume)?;
+    let mut g = boot(ctx, &initrd, &[&resume])?;
+    let to_a = resumed(&mut g)?;
+    Ok(Sample {
+        to_off,
+        to_a,
+        bytes,
+    })
+}
+
+fn kernel_sample(ctx: &Ctx, conf: &str) -> Result<Sample, Failure> {
+    let unused = raw_disk(ctx, "unused.img", 1)?;
+    let swap = raw_disk(ctx, "swap.img", 1024)?;
+    let initrd = kernel_image(ctx, conf)?;
+    let mut g = boot_args(ctx, &initrd, &[&unused, &swap], "")?;
+    g.step("KJ: hibernate start", 300)?;
+    let to_off = powered_off(&mut g)?;
+    if !g
+        .said_since("KJ: hibernate start", "KJ: kernel hibernation failed")
+        .is_empty()
+    {
+        return Err(g.fail("the kernel's hibernation failed".into()));
+    }
+    let bytes = used_bytes(&swap)?;
+    let mut g = boot_args(ctx, &initrd, &[&unused, &swap], "")?;
+    let to_a = resumed(&mut g)?;
+    Ok(Sample {
+        to_off,
+        to_a,
+        bytes,
+    })
+}
+
+/// `kjtest hibernate-bench`: kjump hibernate + resume against the
+/// kernel's own hibernation to a swap device, same guest (1 GiB, 2 CPUs,
+/// TCG), same load (a process holding `mib` MiB), one run of each, with
+/// the ratios. Prints the table; fails if either side fails.
+pub fn bench(ctx: &Ctx, mib: u32) -> Result<(), String> {
+    let conf = format!("MEM_MIB={mib}\nMLOCK=0\nDATA=0\nHIBERNATE=1\n");
+    let k = kjump_sample(ctx, &conf).map_err(|f| format!("kjump: {}", f.reason))?;
+    let c = kernel_sample(ctx, &conf).map_err(|f| format!("kernel: {}", f.reason))?;
+    println!("hibernate-bench: 1 GiB guest, 2 CPUs, QEMU TCG, A holds {mib} MiB; one run each");
+    println!(
+        "{:<34} {:>12} {:>14} {:>14}",
+        "", "kjump", "kernel (swap)", "kjump/kernel"
+    );
+    let row = |what: &str, a: f64, b: f64, unit: &str| {
+        println!(
+            "{what:<34} {:>10.1} {unit} {:>12.1} {unit} {:>14.2}",
+            a,
+            b,
+            a / b
+        )
+    };
+    row("hibernate start -> powered off", k.to_off, c.to_off, "s");
+    row("boot -> A running again", k.to_a, c.to_a, "s");
+    let mib = |b: u64| b as f64 / f64::from(1 << 20);
+    row("image on the device", mib(k.bytes), mib(c.bytes), "MiB");
+    Ok(())
 }

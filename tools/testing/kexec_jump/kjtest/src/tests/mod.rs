@@ -13,6 +13,7 @@ mod jump;
 mod kjump;
 mod physical;
 
+pub use hibernate::bench as hibernate_bench;
 pub use jump::TIMELINE;
 pub use kjump::demo;
 pub use physical::one_physical_call;
@@ -217,6 +218,20 @@ pub const TESTS: &[TestCase] = &[
     TestCase {
         name: "hibernate_refuses_bad_images",
         run: hibernate::hibernate_refuses_bad_images,
+        kernels: OURS,
+        ref_fails: false,
+        ref_reports: &[],
+    },
+    TestCase {
+        name: "hibernate_power_cut_never_resumes",
+        run: hibernate::hibernate_power_cut_never_resumes,
+        kernels: OURS,
+        ref_fails: false,
+        ref_reports: &[],
+    },
+    TestCase {
+        name: "hibernate_70_percent_of_ram",
+        run: hibernate::hibernate_70_percent_of_ram,
         kernels: OURS,
         ref_fails: false,
         ref_reports: &[],
