@@ -7,6 +7,7 @@
 //! B and says which.
 
 use crate::{
+    aligned::AlignedBuf,
     cpio, image,
     image::{Chunk, Header, Run, CHUNK_RAW, PAGE},
     load, sys,
@@ -14,9 +15,11 @@ use crate::{
 };
 use anyhow::{bail, Context, Result};
 use std::{
+    collections::BTreeMap,
     fs::{self, File, OpenOptions},
     io::{Seek, SeekFrom, Write},
-    os::unix::fs::{FileExt, FileTypeExt},
+    os::unix::fs::{FileExt, FileTypeExt, OpenOptionsExt},
+    sync::{mpsc, Mutex},
     time::Instant,
 };
 
@@ -130,35 +133,72 @@ pub fn hibernate(dev: &str, kernel: &str, append: &str) -> Result<()> {
     Ok(())
 }
 
-/// Appends pages to chunks and writes full chunks to the device.
+/// Writes the image's pieces one after another on the device, each
+/// padded to whole pages, through a page-aligned buffer (the device is
+/// opened with O_DIRECT where it allows: no copy into B's small page
+/// cache, no writeback behind it).
 struct Writer {
     file: File,
     dev_len: u64,
     off: u64,
-    raw: Vec<u8>,
-    /// Where the open run's header is in `raw`, and its next page frame.
-    run: Option<(usize, u64)>,
     chunks: Vec<Chunk>,
+    buf: AlignedBuf,
 }
 
 impl Writer {
-    fn write(&mut self, bytes: &[u8]) -> Result<u64> {
-        let at = self.off;
-        if at + bytes.len() as u64 > self.dev_len {
+    /// Writes `bytes` at `at`, padded with zeros to whole pages.
+    fn write_at(&mut self, bytes: &[u8], at: u64) -> Result<u64> {
+        let padded = (bytes.len() as u64).div_ceil(PAGE) * PAGE;
+        if at + padded > self.dev_len {
             bail!(
                 "the device is too small for A's image: {} MiB written and more to come, the device has {} MiB",
                 at >> 20,
                 self.dev_len >> 20
             );
         }
-        self.file
-            .write_all_at(bytes, at)
-            .context("writing the image")?;
-        self.off += bytes.len() as u64;
+        let cap = self.buf.cap;
+        for (i, piece) in bytes.chunks(cap).enumerate() {
+            let len = piece.len().div_ceil(PAGE as usize) * PAGE as usize;
+            let b = self.buf.bytes_mut();
+            b[..piece.len()].copy_from_slice(piece);
+            b[piece.len()..len].fill(0);
+            self.file
+                .write_all_at(&self.buf.bytes()[..len], at + (i * cap) as u64)
+                .context("writing the image")?;
+        }
+        Ok(padded)
+    }
+
+    /// Appends `bytes`; returns where they start.
+    fn write(&mut self, bytes: &[u8]) -> Result<u64> {
+        let at = self.off;
+        self.off += self.write_at(bytes, at)?;
         Ok(at)
     }
 
-    fn page(&mut self, pfn: u64, data: &[u8]) -> Result<()> {
+    fn chunk(&mut self, c: Compressed) -> Result<()> {
+        let off = self.write(&c.comp)?;
+        self.chunks.push(Chunk {
+            off,
+            comp_len: c.comp.len() as u32,
+            raw_len: c.raw_len,
+            sum: c.sum,
+        });
+        Ok(())
+    }
+}
+
+/// Gathers data pages into a chunk's runs.
+#[derive(Default)]
+struct ChunkBuilder {
+    raw: Vec<u8>,
+    /// Where the open run's header is in `raw`, and its next page frame.
+    run: Option<(usize, u64)>,
+}
+
+impl ChunkBuilder {
+    /// Adds a page; returns the chunk once it is full.
+    fn page(&mut self, pfn: u64, data: &[u8]) -> Option<Vec<u8>> {
         match self.run {
             Some((hdr, next)) if next == pfn => {
                 let pages = u64::from_le_bytes(self.raw[hdr + 8..hdr + 16].try_into().unwrap());
@@ -173,27 +213,33 @@ impl Writer {
         }
         self.raw.extend_from_slice(data);
         self.run = self.run.map(|(h, _)| (h, pfn + 1));
-        if self.raw.len() >= CHUNK_RAW {
-            self.flush_chunk()?;
-        }
-        Ok(())
+        (self.raw.len() >= CHUNK_RAW).then(|| self.take())
     }
 
-    fn flush_chunk(&mut self) -> Result<()> {
-        if self.raw.is_empty() {
-            return Ok(());
-        }
-        let comp = lz4_flex::block::compress(&self.raw);
-        let off = self.write(&comp)?;
-        self.chunks.push(Chunk {
-            off,
-            comp_len: comp.len() as u32,
-            raw_len: self.raw.len() as u32,
-            sum: image::sum(&comp),
-        });
-        self.raw.clear();
+    fn take(&mut self) -> Vec<u8> {
         self.run = None;
-        Ok(())
+        std::mem::replace(
+            &mut self.raw,
+            Vec::with_capacity(CHUNK_RAW + 2 * PAGE as usize),
+        )
+    }
+}
+
+/// A chunk compressed by a worker.
+struct Compressed {
+    seq: usize,
+    comp: Vec<u8>,
+    raw_len: u32,
+    sum: u64,
+}
+
+fn compress(seq: usize, raw: &[u8]) -> Compressed {
+    let comp = lz4_flex::block::compress(raw);
+    Compressed {
+        seq,
+        sum: image::sum(&comp),
+        comp,
+        raw_len: raw.len() as u32,
     }
 }
 
@@ -245,6 +291,8 @@ fn candidate_runs(core: &Vmcore) -> Vec<(u64, u64, u64)> {
 
 /// In B: writes A's image to `dev`. A's used pages are those outside the
 /// free map; zero pages are listed in the page map but carry no data.
+/// This thread reads A's pages (mapped) and gathers chunks; one worker
+/// per CPU compresses them; chunks are written in order.
 pub fn write_image(dev: &str, nonce: u64, entry: u64) -> Result<Header> {
     let core = Vmcore::open("/proc/vmcore")?;
     let build_id = core
@@ -261,25 +309,31 @@ pub fn write_image(dev: &str, nonce: u64, entry: u64) -> Result<Header> {
         .iter()
         .map(|&(a, b, _)| (a..b).filter(|&p| !is_free(p)).count() as u64)
         .sum();
+    let map = core.map()?;
+    let a_mem = map.bytes();
 
-    let mut file = OpenOptions::new()
-        .read(true)
-        .write(true)
-        .open(dev)
+    let open = |direct: bool| {
+        OpenOptions::new()
+            .read(true)
+            .write(true)
+            .custom_flags(if direct { libc::O_DIRECT } else { 0 })
+            .open(dev)
+    };
+    let mut file = open(true)
+        .or_else(|_| open(false))
         .with_context(|| dev.to_string())?;
     let dev_len = file.seek(SeekFrom::End(0))?;
-    // No header until everything else is on the device.
-    file.write_all_at(&[0u8; PAGE as usize], 0)
-        .and_then(|_| file.sync_all())
-        .with_context(|| format!("invalidating {dev}"))?;
     let mut w = Writer {
         file,
         dev_len,
         off: PAGE,
-        raw: Vec::with_capacity(CHUNK_RAW + 2 * PAGE as usize),
-        run: None,
         chunks: Vec::new(),
+        buf: AlignedBuf::new(CHUNK_RAW + 16 * PAGE as usize),
     };
+    // No header until everything else is on the device.
+    w.write_at(&[0u8; PAGE as usize], 0)
+        .and_then(|_| w.file.sync_all().context("flushing"))
+        .with_context(|| format!("invalidating {dev}"))?;
     let mut progress = Progress {
         total,
         done: 0,
@@ -289,39 +343,83 @@ pub fn write_image(dev: &str, nonce: u64, entry: u64) -> Result<Header> {
     };
     let mut used: Vec<Run> = Vec::new();
     let (mut data_pages, mut free_pages) = (0u64, 0u64);
-    let mut buf = vec![0u8; 256 * PAGE as usize];
-    for (first, end, offset) in runs {
-        let mut pfn = first;
-        while pfn < end {
-            if is_free(pfn) {
-                free_pages += 1;
-                pfn += 1;
-                continue;
-            }
-            // A run of used pages, at most 1 MiB.
-            let mut n = 1;
-            while n < 256 && pfn + n < end && !is_free(pfn + n) {
-                n += 1;
-            }
-            let bytes = &mut buf[..(n * PAGE) as usize];
-            core.read_at(offset + (pfn - first) * PAGE, bytes)?;
-            for i in 0..n {
-                let page = &bytes[(i * PAGE) as usize..((i + 1) * PAGE) as usize];
-                let p = pfn + i;
-                match used.last_mut() {
-                    Some(r) if r.pfn + r.pages == p => r.pages += 1,
-                    _ => used.push(Run { pfn: p, pages: 1 }),
+    let workers = std::thread::available_parallelism()
+        .map_or(1, |n| n.get())
+        .min(8);
+
+    let (job_tx, job_rx) = mpsc::sync_channel::<(usize, Vec<u8>)>(workers);
+    let job_rx = Mutex::new(job_rx);
+    let (done_tx, done_rx) = mpsc::channel::<Compressed>();
+    std::thread::scope(|scope| -> Result<()> {
+        for _ in 0..workers {
+            let (rx, tx) = (&job_rx, done_tx.clone());
+            scope.spawn(move || loop {
+                let job = rx
+                    .lock()
+                    .map_err(|_| ())
+                    .and_then(|r| r.recv().map_err(|_| ()));
+                let Ok((seq, raw)) = job else { break };
+                if tx.send(compress(seq, &raw)).is_err() {
+                    break;
                 }
-                if page.iter().any(|&b| b != 0) {
-                    w.page(p, page)?;
-                    data_pages += 1;
-                }
-            }
-            progress.add(n, w.off);
-            pfn += n;
+            });
         }
-    }
-    w.flush_chunk()?;
+        drop(done_tx);
+        // Chunks come back in any order: write them in sequence.
+        let mut pending = BTreeMap::new();
+        let mut write_ready = |w: &mut Writer, c: Option<Compressed>| -> Result<()> {
+            if let Some(c) = c {
+                pending.insert(c.seq, c);
+            }
+            while let Some(c) = pending.remove(&w.chunks.len()) {
+                w.chunk(c)?;
+            }
+            Ok(())
+        };
+        let mut chunks = ChunkBuilder::default();
+        let (mut seq, mut since) = (0, 0);
+        for (first, end, offset) in runs {
+            for pfn in first..end {
+                if is_free(pfn) {
+                    free_pages += 1;
+                    continue;
+                }
+                let at = (offset + (pfn - first) * PAGE) as usize;
+                let page = &a_mem[at..at + PAGE as usize];
+                match used.last_mut() {
+                    Some(r) if r.pfn + r.pages == pfn => r.pages += 1,
+                    _ => used.push(Run { pfn, pages: 1 }),
+                }
+                since += 1;
+                if page.iter().any(|&b| b != 0) {
+                    data_pages += 1;
+                    if let Some(raw) = chunks.page(pfn, page) {
+                        job_tx.send((seq, raw)).context("a compressor stopped")?;
+                        seq += 1;
+                        while let Ok(c) = done_rx.try_recv() {
+                            write_ready(&mut w, Some(c))?;
+                        }
+                    }
+                }
+                if since == 256 {
+                    progress.add(since, w.off);
+                    since = 0;
+                }
+            }
+        }
+        progress.add(since, w.off);
+        if !chunks.raw.is_empty() {
+            job_tx
+                .send((seq, chunks.take()))
+                .context("a compressor stopped")?;
+        }
+        drop(job_tx);
+        for c in done_rx {
+            write_ready(&mut w, Some(c))?;
+        }
+        write_ready(&mut w, None)
+    })?;
+
     let map = image::encode_runs(&used);
     let map_off = w.write(&map)?;
     let index = image::encode_index(&w.chunks);
@@ -345,9 +443,8 @@ pub fn write_image(dev: &str, nonce: u64, entry: u64) -> Result<Header> {
     };
     // Everything else first, then the header, each flushed.
     w.file.sync_all().context("flushing the image")?;
-    w.file
-        .write_all_at(&header.encode(), 0)
-        .and_then(|_| w.file.sync_all())
+    w.write_at(&header.encode(), 0)
+        .and_then(|_| w.file.sync_all().context("flushing"))
         .context("writing the image header")?;
     w.file.flush()?;
     Ok(header)

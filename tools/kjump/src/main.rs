@@ -9,6 +9,7 @@
 //! `kjump hibernate` saves A to a disk through B and powers off;
 //! `kjump resume`, in the next boot, brings A back from it.
 
+mod aligned;
 mod bzimage;
 mod call;
 mod cpio;

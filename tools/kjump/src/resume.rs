@@ -6,6 +6,7 @@
 //! time) and jump back into A.
 
 use crate::{
+    aligned::AlignedBuf,
     hibernate::{hex, own_build_id},
     image::{self, Chunk, Header, Run, PAGE},
     sys::{self, KexecSegment},
@@ -14,7 +15,7 @@ use anyhow::{bail, Context, Result};
 use std::{
     fs::{File, OpenOptions},
     io::{Seek, SeekFrom},
-    os::unix::{fs::FileExt, io::AsRawFd},
+    os::unix::fs::{FileExt, OpenOptionsExt},
 };
 
 struct Image {
@@ -25,32 +26,29 @@ struct Image {
 }
 
 impl Image {
-    fn read(&self, off: u64, len: u64) -> Result<Vec<u8>> {
-        let mut b = vec![0u8; len as usize];
+    /// Reads `len` bytes at `off` (a page boundary: every piece of the
+    /// image starts on one and is padded to whole pages). The device is
+    /// read with O_DIRECT where it allows, so the page cache does not add
+    /// the image's size to this kernel's memory while A's pages are
+    /// loaded; the buffer holds the padded length.
+    fn read(&self, off: u64, len: u64) -> Result<AlignedBuf> {
+        let padded = len.div_ceil(PAGE) * PAGE;
+        let mut b = AlignedBuf::new(padded as usize);
         self.file
-            .read_exact_at(&mut b, off)
+            .read_exact_at(&mut b.bytes_mut()[..padded as usize], off)
             .with_context(|| format!("reading the image at {off:#x}"))?;
-        // Read once per pass: keep the page cache out of C's peak memory.
-        // SAFETY: posix_fadvise(2) on our own descriptor takes no pointer.
-        unsafe {
-            libc::posix_fadvise(
-                self.file.as_raw_fd(),
-                off as i64,
-                len as i64,
-                libc::POSIX_FADV_DONTNEED,
-            )
-        };
         Ok(b)
     }
 
     /// A chunk, checked against its checksum and decompressed.
     fn chunk(&self, i: usize) -> Result<Vec<u8>> {
         let c = self.chunks[i];
-        let comp = self.read(c.off, u64::from(c.comp_len))?;
-        if image::sum(&comp) != c.sum {
+        let buf = self.read(c.off, u64::from(c.comp_len))?;
+        let comp = &buf.bytes()[..c.comp_len as usize];
+        if image::sum(comp) != c.sum {
             bail!("chunk {i} of the image is corrupt (checksum)");
         }
-        lz4_flex::block::decompress(&comp, c.raw_len as usize)
+        lz4_flex::block::decompress(comp, c.raw_len as usize)
             .ok()
             .filter(|raw| raw.len() == c.raw_len as usize)
             .with_context(|| format!("chunk {i} of the image does not decompress"))
@@ -67,16 +65,21 @@ impl Image {
 
 /// Opens and checks everything but the chunks.
 fn open(dev: &str) -> Result<Image> {
-    let mut file = OpenOptions::new()
-        .read(true)
-        .write(true)
-        .open(dev)
+    let open = |direct: bool| {
+        OpenOptions::new()
+            .read(true)
+            .write(true)
+            .custom_flags(if direct { libc::O_DIRECT } else { 0 })
+            .open(dev)
+    };
+    let mut file = open(true)
+        .or_else(|_| open(false))
         .with_context(|| dev.to_string())?;
     let dev_len = file.seek(SeekFrom::End(0))?;
-    let mut hb = vec![0u8; PAGE as usize];
-    file.read_exact_at(&mut hb, 0)
+    let mut hb = AlignedBuf::new(PAGE as usize);
+    file.read_exact_at(hb.bytes_mut(), 0)
         .map_err(|_| anyhow::anyhow!("the device is shorter than one block"))?;
-    let header = Header::decode(&hb)?;
+    let header = Header::decode(hb.bytes())?;
     let own = own_build_id()?;
     if header.build_id != own {
         bail!(
@@ -104,15 +107,17 @@ fn open(dev: &str) -> Result<Image> {
         chunks: Vec::new(),
     };
     let map = img.read(header.map_off, header.map_len)?;
-    if image::sum(&map) != header.map_sum {
+    let map = &map.bytes()[..header.map_len as usize];
+    if image::sum(map) != header.map_sum {
         bail!("the image's page map is corrupt (checksum)");
     }
-    img.map = image::decode_runs(&map)?;
+    img.map = image::decode_runs(map)?;
     let index = img.read(header.index_off, header.index_len)?;
-    if image::sum(&index) != header.index_sum {
+    let index = &index.bytes()[..header.index_len as usize];
+    if image::sum(index) != header.index_sum {
         bail!("the image's chunk index is corrupt (checksum)");
     }
-    img.chunks = image::decode_index(&index)?;
+    img.chunks = image::decode_index(index)?;
     let used: u64 = img.map.iter().map(|r| r.pages).sum();
     if img.map.len() as u64 != header.nr_ranges
         || img.chunks.len() as u64 != header.nr_chunks
@@ -131,48 +136,67 @@ fn open(dev: &str) -> Result<Image> {
     Ok(img)
 }
 
-/// Every chunk: checksum, decompression, runs inside the map and
-/// ascending; the data pages add up. Nothing is changed yet.
-fn check_chunks(img: &Image) -> Result<()> {
-    let (mut next, mut pages) = (0u64, 0u64);
-    for i in 0..img.chunks.len() {
-        let raw = img.chunk(i)?;
-        for (run, _) in image::chunk_runs(&raw)? {
-            if run.pfn < next || !img.in_map(run.pfn, run.pages) {
-                bail!("chunk {i} holds pages outside the image's page map");
+/// Checks and loads every chunk: checksum, decompression, runs inside
+/// the map and ascending, then KEXEC_FILL. A second thread reads and
+/// decompresses the next chunk while this one fills. The data pages must
+/// add up to the header's count.
+fn load_chunks(img: &Image) -> Result<()> {
+    let flags = sys::KEXEC_PRESERVE_CONTEXT | sys::KEXEC_FILL;
+    let (tx, rx) = std::sync::mpsc::sync_channel::<Result<Vec<u8>>>(1);
+    std::thread::scope(|scope| {
+        scope.spawn(move || {
+            for i in 0..img.chunks.len() {
+                let c = img.chunk(i);
+                let stop = c.is_err();
+                if tx.send(c).is_err() || stop {
+                    break;
+                }
             }
-            next = run.pfn + run.pages;
-            pages += run.pages;
+        });
+        let (mut next, mut pages) = (0u64, 0u64);
+        for i in 0..img.chunks.len() {
+            let raw = rx.recv().context("the chunk reader stopped")??;
+            let runs = image::chunk_runs(&raw)?;
+            let mut segs = Vec::with_capacity(runs.len());
+            for (run, at) in runs {
+                if run.pfn < next || !img.in_map(run.pfn, run.pages) {
+                    bail!("chunk {i} holds pages outside the image's page map");
+                }
+                next = run.pfn + run.pages;
+                pages += run.pages;
+                segs.push(KexecSegment {
+                    buf: raw[at..].as_ptr(),
+                    bufsz: (run.pages * PAGE) as usize,
+                    mem: run.pfn * PAGE,
+                    memsz: run.pages * PAGE,
+                });
+            }
+            // SAFETY: each buffer is a run's bytes inside `raw`, which
+            // chunk_runs() bounded and which outlives the call.
+            unsafe { sys::kexec_load_raw(0, &segs, flags) }
+                .map_err(|e| anyhow::anyhow!(sys::explain("loading A's pages", &e)))?;
         }
-    }
-    if pages != img.header.data_pages {
-        bail!(
-            "the image holds {pages} data pages, its header says {}",
-            img.header.data_pages
-        );
-    }
-    Ok(())
+        if pages != img.header.data_pages {
+            bail!(
+                "the image holds {pages} data pages, its header says {}",
+                img.header.data_pages
+            );
+        }
+        Ok(())
+    })
 }
 
 /// Checks the image on `dev` and, if it is valid, resumes A from it:
 /// returns only if there is nothing to resume or the resume failed.
+///
+/// The whole image is checked while it is loaded into a ranges image,
+/// before the device is written or anything runs from it: a bad image is
+/// unloaded and refused with the device untouched. A valid one is marked
+/// resumed on the device before the jump.
 pub fn resume(dev: &str) -> Result<()> {
     let img = open(dev)?;
-    check_chunks(&img)?;
     let h = &img.header;
-    println!(
-        "kjump: image on {dev} is valid: {} pages in {} ranges, {} with data, {} MiB",
-        h.used_pages,
-        h.nr_ranges,
-        h.data_pages,
-        h.image_end >> 20
-    );
-    // At most once: mark it resumed before anything can run from it.
-    img.file
-        .write_all_at(image::MAGIC_RESUMED, 0)
-        .and_then(|_| img.file.sync_all())
-        .with_context(|| format!("marking the image on {dev} resumed"))?;
-
+    let flags = sys::KEXEC_PRESERVE_CONTEXT;
     let ranges: Vec<KexecSegment> = img
         .map
         .iter()
@@ -183,40 +207,41 @@ pub fn resume(dev: &str) -> Result<()> {
             memsz: r.pages * PAGE,
         })
         .collect();
-    let flags = sys::KEXEC_PRESERVE_CONTEXT;
     let free_before = mem_free_kib();
     // SAFETY: the ranges carry no buffers.
     unsafe { sys::kexec_load_raw(h.entry, &ranges, flags | sys::KEXEC_RANGES) }
         .map_err(|e| anyhow::anyhow!(sys::explain("declaring A's pages", &e)))?;
-    let filled = (|| -> Result<()> {
-        for i in 0..img.chunks.len() {
-            let raw = img.chunk(i)?;
-            let segs: Vec<KexecSegment> = image::chunk_runs(&raw)?
-                .into_iter()
-                .map(|(run, at)| KexecSegment {
-                    buf: raw[at..].as_ptr(),
-                    bufsz: (run.pages * PAGE) as usize,
-                    mem: run.pfn * PAGE,
-                    memsz: run.pages * PAGE,
-                })
-                .collect();
-            // SAFETY: each buffer is a run's bytes inside `raw`, which
-            // chunk_runs() bounded and which outlives the call.
-            unsafe { sys::kexec_load_raw(0, &segs, flags | sys::KEXEC_FILL) }
-                .map_err(|e| anyhow::anyhow!(sys::explain("loading A's pages", &e)))?;
-        }
+    let jumped = (|| -> Result<()> {
+        load_chunks(&img)?;
+        println!(
+            "kjump: image on {dev} is valid: {} pages in {} ranges, {} with data, {} MiB",
+            h.used_pages,
+            h.nr_ranges,
+            h.data_pages,
+            h.image_end >> 20
+        );
         let taken = free_before.saturating_sub(mem_free_kib()) >> 10;
         let pages = (h.used_pages * PAGE) >> 20;
         println!(
             "kjump: loading A took {taken} MiB of this kernel's memory for {pages} MiB of A's pages ({:+} MiB)",
             taken as i64 - pages as i64
         );
+        // At most once: marked resumed before anything runs from it.
+        let mut block = AlignedBuf::new(PAGE as usize);
+        img.file
+            .read_exact_at(block.bytes_mut(), 0)
+            .and_then(|_| {
+                block.bytes_mut()[..8].copy_from_slice(image::MAGIC_RESUMED);
+                img.file.write_all_at(block.bytes(), 0)
+            })
+            .and_then(|_| img.file.sync_all())
+            .with_context(|| format!("marking the image on {dev} resumed"))?;
         println!("kjump: resuming A");
         crate::jump("resume").map(|_| ())
     })();
     // Only a failure comes back here: leave nothing half-loaded behind.
     let _ = sys::kexec_load(0, &[], flags);
-    filled?;
+    jumped?;
     bail!("A came back to this kernel instead of resuming")
 }
 

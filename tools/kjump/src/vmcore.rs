@@ -5,7 +5,10 @@
 //! (kernel/kexec_free_map.c).
 
 use anyhow::{bail, Context, Result};
-use std::{fs::File, os::unix::fs::FileExt};
+use std::{
+    fs::File,
+    os::unix::{fs::FileExt, io::AsRawFd},
+};
 
 const PT_LOAD: u32 = 1;
 const PT_NOTE: u32 = 4;
@@ -103,11 +106,35 @@ impl Vmcore {
             .find_map(|l| l.strip_prefix(key)?.strip_prefix('='))
     }
 
-    /// Reads /proc/vmcore at file offset `offset`.
-    pub fn read_at(&self, offset: u64, buf: &mut [u8]) -> Result<()> {
-        self.file
-            .read_exact_at(buf, offset)
-            .with_context(|| format!("reading /proc/vmcore at {offset:#x}"))
+    /// All of /proc/vmcore mapped read-only: A's pages read as memory,
+    /// without a copy and a temporary mapping per page as read() makes.
+    pub fn map(&self) -> Result<Mapping> {
+        let len = self
+            .loads
+            .iter()
+            .map(|l| l.offset + l.len)
+            .max()
+            .unwrap_or(0);
+        let len = len.div_ceil(4096) * 4096;
+        // SAFETY: a fresh read-only private mapping of our own descriptor;
+        // the kernel checks the range.
+        let ptr = unsafe {
+            libc::mmap(
+                std::ptr::null_mut(),
+                len as usize,
+                libc::PROT_READ,
+                libc::MAP_PRIVATE,
+                self.file.as_raw_fd(),
+                0,
+            )
+        };
+        if ptr == libc::MAP_FAILED {
+            return Err(std::io::Error::last_os_error()).context("mmap /proc/vmcore");
+        }
+        Ok(Mapping {
+            ptr: ptr.cast(),
+            len: len as usize,
+        })
     }
 
     /// Reads A's bytes at physical address `paddr`.
@@ -225,5 +252,31 @@ mod tests {
             n.resize(n.len().div_ceil(4) * 4, 0);
         }
         assert_eq!(find_vmcoreinfo(&n).as_deref(), Some("A=1\nB=2\n"));
+    }
+}
+
+/// /proc/vmcore, mapped by [`Vmcore::map`]; unmapped on drop.
+pub struct Mapping {
+    ptr: *const u8,
+    len: usize,
+}
+
+// SAFETY: a read-only mapping nobody writes: sharing it between threads
+// is sharing a `&[u8]`.
+unsafe impl Sync for Mapping {}
+// SAFETY: as above; the mapping belongs to the process, not the thread.
+unsafe impl Send for Mapping {}
+
+impl Mapping {
+    pub fn bytes(&self) -> &[u8] {
+        // SAFETY: `ptr` maps `len` readable bytes until drop.
+        unsafe { std::slice::from_raw_parts(self.ptr, self.len) }
+    }
+}
+
+impl Drop for Mapping {
+    fn drop(&mut self) {
+        // SAFETY: unmaps exactly what `map` mapped, once.
+        unsafe { libc::munmap(self.ptr as *mut libc::c_void, self.len) };
     }
 }

@@ -7,6 +7,7 @@
 # says why not and this is a normal boot. /etc/kj.conf sets:
 #   MEM_MIB  MiB of process memory A fills before and checks after
 #   MLOCK    1: that memory is mlock()ed
+#   FRAGMENT_MIB  MiB of which A keeps every other 64 KiB (many ranges)
 #   DATA     1: A keeps a file open for writing on the ext2 disk /dev/vdb
 #   HIBERNATE  0: stop after the normal boot (a check that no resume ran)
 
@@ -30,6 +31,13 @@ HOLD_PID=$!
 until grep -q -e filled -e mlock: /tmp/memhold.out 2>/dev/null; do sleep 0.1; done
 grep -q filled /tmp/memhold.out || die "memhold: $(cat /tmp/memhold.out)"
 mark "A holds $MEM_MIB MiB"
+# Used memory in many small pieces (after the big allocation, which would
+# fill the holes): an image of many ranges.
+if [ "${FRAGMENT_MIB:-0}" -gt 0 ]; then
+	kj-guest fragment --mib "$FRAGMENT_MIB" >/tmp/fragment.out 2>&1 &
+	until grep -q fragment: /tmp/fragment.out 2>/dev/null; do sleep 0.1; done
+	mark "A $(cat /tmp/fragment.out)"
+fi
 if [ "$DATA" = 1 ]; then
 	mkdir -p /mnt
 	mount -t ext2 /dev/vdb /mnt || die "mount /dev/vdb"

@@ -17,13 +17,16 @@ mount -t devtmpfs devtmpfs /dev 2>/dev/null
 . /etc/kj.conf
 
 mark() { echo "KJ: $*"; }
-# kB of free memory, slab and page tables, after dropping clean caches.
+# kB of free memory (also counting the pages on per-CPU free lists, which
+# MemFree leaves out), and of what holds memory, after dropping clean
+# caches.
 meminfo() {
 	sync
 	echo 3 >/proc/sys/vm/drop_caches
-	for f in MemFree Slab PageTables; do
+	for f in MemFree Cached Shmem Slab PageTables KernelStack Percpu VmallocUsed; do
 		printf '%s=%s ' $f "$(sed -n "s/^$f: *\([0-9]*\) kB/\1/p" /proc/meminfo)"
 	done
+	printf 'FreeWithPcp=%s ' "$(kj-guest free | sed -n 's/^free: \([0-9]*\) kB/\1/p')"
 }
 die() { mark "FAIL $*"; poweroff -f; }
 

@@ -15,6 +15,8 @@ use std::time::{Duration, Instant};
 const PRESERVE: u64 = 0x2;
 const ON_CRASH: u64 = 0x1;
 const RESIDENT: u64 = 0x10;
+const RANGES: u64 = 0x20;
+const FILL: u64 = 0x40;
 const PAGE: u64 = 4096;
 /// A destination in A's RAM that nothing else uses during the test.
 const RAM: u64 = 0x0100_0000;
@@ -22,6 +24,11 @@ const RAM: u64 = 0x0100_0000;
 const EINVAL: i32 = 22;
 const EADDRNOTAVAIL: i32 = 99;
 const EFAULT: i32 = 14;
+const ENOENT: i32 = 2;
+
+/// A segment's buffer: an offset into the test buffer, a bogus pointer
+/// (None), or NULL (`NULL_BUF`, for ranges, which carry no data).
+const NULL_BUF: Option<usize> = Some(usize::MAX);
 
 struct Rng(u64);
 
@@ -48,6 +55,11 @@ struct Case {
 
 fn seg(mem: u64, memsz: u64) -> (Option<usize>, usize, u64, u64) {
     (Some(0), memsz.min(PAGE) as usize, mem, memsz)
+}
+
+/// A range of a ranges image: destination only.
+fn range(mem: u64, memsz: u64) -> (Option<usize>, usize, u64, u64) {
+    (NULL_BUF, 0, mem, memsz)
 }
 
 /// The named bad inputs and the errno each must get (0: it loads).
@@ -106,7 +118,116 @@ fn regressions() -> Vec<(&'static str, Case, i32)> {
             },
             EINVAL,
         ),
-        ("unknown flag 0x20", one(RAM, PAGE, PRESERVE | 0x20), EINVAL),
+        ("unknown flag 0x80", one(RAM, PAGE, PRESERVE | 0x80), EINVAL),
+        (
+            "ranges with data",
+            one(RAM, PAGE, PRESERVE | RANGES),
+            EINVAL,
+        ),
+        (
+            "ranges out of order",
+            Case {
+                entry: RAM,
+                segs: vec![range(RAM + PAGE, PAGE), range(RAM, PAGE)],
+                flags: PRESERVE | RANGES,
+            },
+            EINVAL,
+        ),
+        (
+            "overlapping ranges",
+            Case {
+                entry: RAM,
+                segs: vec![range(RAM, 2 * PAGE), range(RAM + PAGE, PAGE)],
+                flags: PRESERVE | RANGES,
+            },
+            EINVAL,
+        ),
+        (
+            "range outside RAM",
+            Case {
+                entry: RAM,
+                segs: vec![range(1 << 40, PAGE)],
+                flags: PRESERVE | RANGES,
+            },
+            EADDRNOTAVAIL,
+        ),
+        (
+            "unaligned range",
+            Case {
+                entry: RAM,
+                segs: vec![range(RAM + 1, PAGE)],
+                flags: PRESERVE | RANGES,
+            },
+            EADDRNOTAVAIL,
+        ),
+        (
+            "range of no memory",
+            Case {
+                entry: RAM,
+                segs: vec![range(RAM, 0)],
+                flags: PRESERVE | RANGES,
+            },
+            EADDRNOTAVAIL,
+        ),
+        (
+            "ranges for a crash",
+            Case {
+                entry: RAM,
+                segs: vec![range(RAM, PAGE)],
+                flags: PRESERVE | RANGES | ON_CRASH,
+            },
+            EINVAL,
+        ),
+        (
+            "ranges and resident",
+            Case {
+                entry: RAM,
+                segs: vec![range(RAM, PAGE)],
+                flags: PRESERVE | RANGES | RESIDENT,
+            },
+            EINVAL,
+        ),
+        (
+            "ranges without preserve-context",
+            Case {
+                entry: RAM,
+                segs: vec![range(RAM, PAGE)],
+                flags: RANGES,
+            },
+            EINVAL,
+        ),
+        (
+            "ranges and fill at once",
+            Case {
+                entry: RAM,
+                segs: vec![range(RAM, PAGE)],
+                flags: PRESERVE | RANGES | FILL,
+            },
+            EINVAL,
+        ),
+        (
+            "fill with no ranges image",
+            one(RAM, PAGE, PRESERVE | FILL),
+            ENOENT,
+        ),
+        (
+            "ranges with entry 0",
+            Case {
+                entry: 0,
+                segs: vec![range(RAM, PAGE)],
+                flags: PRESERVE | RANGES,
+            },
+            EINVAL,
+        ),
+        (
+            "20 ranges (more than 16: loads)",
+            Case {
+                entry: RAM,
+                segs: (0..20).map(|i| range(RAM + 2 * i * PAGE, PAGE)).collect(),
+                flags: PRESERVE | RANGES,
+            },
+            0,
+        ),
         (
             "foreign architecture",
             one(RAM, PAGE, PRESERVE | 3 << 16),
@@ -193,12 +314,16 @@ fn random_case(r: &mut Rng) -> Case {
                 1 => size(r),
                 _ => memsz,
             };
-            let buf = if r.below(8) == 0 { None } else { Some(0) };
+            let buf = match r.below(8) {
+                0 => None,
+                1 => NULL_BUF,
+                _ => Some(0),
+            };
             (buf, bufsz as usize, addr(r), memsz)
         })
         .collect();
     let mut flags = PRESERVE;
-    for bit in [ON_CRASH, RESIDENT, 0x4, 0x8, 0x20, 1 << 16] {
+    for bit in [ON_CRASH, RESIDENT, 0x4, 0x8, RANGES, FILL, 0x80, 1 << 16] {
         if r.below(6) == 0 {
             flags |= bit;
         }
@@ -213,6 +338,77 @@ fn random_case(r: &mut Rng) -> Case {
     }
 }
 
+/// KEXEC_FILL against a loaded ranges image (two ranges with a gap):
+/// each fill's name, the errno it got and the one it must get.
+fn fill_cases(buffer: &[u8]) -> Vec<(&'static str, i32, i32)> {
+    let ranges = [
+        sys::RawSegment {
+            buf: std::ptr::null(),
+            bufsz: 0,
+            mem: RAM,
+            memsz: 2 * PAGE,
+        },
+        sys::RawSegment {
+            buf: std::ptr::null(),
+            bufsz: 0,
+            mem: RAM + 3 * PAGE,
+            memsz: PAGE,
+        },
+    ];
+    if let Err(e) = sys::kexec_load(RAM, &ranges, PRESERVE | RANGES) {
+        return vec![(
+            "a ranges image of two ranges",
+            e.raw_os_error().unwrap_or(-1),
+            0,
+        )];
+    }
+    let fill = |buf: *const u8, bufsz: usize, mem: u64, memsz: u64| {
+        let s = [sys::RawSegment {
+            buf,
+            bufsz,
+            mem,
+            memsz,
+        }];
+        match sys::kexec_load(0, &s, PRESERVE | FILL) {
+            Ok(()) => 0,
+            Err(e) => e.raw_os_error().unwrap_or(-1),
+        }
+    };
+    let p = buffer.as_ptr();
+    let page = PAGE as usize;
+    let cases = [
+        ("fill inside a range", fill(p, 2 * page, RAM, 2 * PAGE), 0),
+        (
+            "fill across a gap",
+            fill(p, 4 * page, RAM, 4 * PAGE),
+            EADDRNOTAVAIL,
+        ),
+        (
+            "fill outside the ranges",
+            fill(p, page, RAM + 2 * PAGE, PAGE),
+            EADDRNOTAVAIL,
+        ),
+        (
+            "fill with bufsz != memsz",
+            fill(p, page, RAM, 2 * PAGE),
+            EINVAL,
+        ),
+        (
+            "fill unaligned",
+            fill(p, page, RAM + 1, PAGE),
+            EADDRNOTAVAIL,
+        ),
+        ("fill of no bytes", fill(p, 0, RAM, 0), EINVAL),
+        (
+            "fill from a bogus buffer",
+            fill(0x10 as *const u8, page, RAM, PAGE),
+            EFAULT,
+        ),
+    ];
+    let _ = sys::kexec_load(0, &[], PRESERVE);
+    cases.to_vec()
+}
+
 /// Calls kexec_load() for `c`; a success is unloaded at once.
 fn try_case(c: &Case, buffer: &[u8]) -> i32 {
     let segs: Vec<sys::RawSegment> = c
@@ -221,6 +417,7 @@ fn try_case(c: &Case, buffer: &[u8]) -> i32 {
         .map(|&(buf, bufsz, mem, memsz)| sys::RawSegment {
             // A bogus pointer, or the buffer when it is large enough.
             buf: match buf {
+                NULL_BUF => std::ptr::null(),
                 Some(off) if off + bufsz <= buffer.len() => buffer[off..].as_ptr(),
                 _ => 0x10 as *const u8,
             },
@@ -253,6 +450,12 @@ pub fn run(seed: u64, secs: u64) -> Result<String, String> {
             bad.push(format!("{name}: errno {got}, want {want}"));
         }
     }
+    let fills = fill_cases(&buffer);
+    for (name, got, want) in &fills {
+        if got != want {
+            bad.push(format!("{name}: errno {got}, want {want}"));
+        }
+    }
     if !bad.is_empty() {
         return Err(bad.join("; "));
     }
@@ -272,7 +475,7 @@ pub fn run(seed: u64, secs: u64) -> Result<String, String> {
         .collect();
     Ok(format!(
         "{} regression cases as expected; {n} random cases ({})",
-        regs.len(),
+        regs.len() + fills.len(),
         tally.join(", ")
     ))
 }

@@ -42,7 +42,7 @@ use std::{env, fs, path::Path, process::ExitCode, thread, time::Duration};
 
 fn usage() -> ExitCode {
     eprintln!(
-        "usage: kj-guest memhold --mib N --seed S --check FILE [--mlock] | meminfo FIELD | free | \
+        "usage: kj-guest memhold --mib N --seed S --check FILE [--mlock] | fragment --mib N | meminfo FIELD | free | \
          find FILE TEXT | drain | exec | physcall --elf FILE --calls N [--reentry] | events --elf FILE | \
          unwind --elf FILE --steps LIST | race --elf FILE | markfile DIR TEXT ABOVE | vmcore-at ADDR | vmcore-ram | fuzz --seed S --secs T | clock | busy --mem ADDR --size BYTES | memcpy --pages N"
     );
@@ -119,6 +119,31 @@ fn memhold(mib: usize, seed: u64, check: &Path, lock: bool) -> ExitCode {
             );
             ExitCode::FAILURE
         }
+    }
+}
+
+/// `fragment --mib N`: touches N MiB, gives back every other 64 KiB of it
+/// and holds the rest until killed: A's used memory in many small
+/// pieces, so that a hibernation image of A has many ranges.
+fn fragment(mib: usize) -> ExitCode {
+    const PIECE: usize = 64 << 10;
+    let mut buf = vec![0u8; (mib << 20) + 4096];
+    let off = buf.as_ptr().align_offset(4096);
+    let buf = &mut buf[off..off + (mib << 20)];
+    for page in buf.chunks_mut(4096) {
+        page[0] = 1;
+    }
+    for piece in buf.chunks_mut(2 * PIECE) {
+        if piece.len() == 2 * PIECE {
+            if let Err(e) = sys::discard(&mut piece[PIECE..]) {
+                println!("fragment: madvise: {e}");
+                return ExitCode::FAILURE;
+            }
+        }
+    }
+    println!("fragment: holding {} KiB in 64 KiB pieces", (mib << 10) / 2);
+    loop {
+        thread::sleep(Duration::from_secs(3600));
     }
 }
 
@@ -234,6 +259,10 @@ fn main() -> ExitCode {
             )
         }
         Some("meminfo") if args.len() == 2 => meminfo(&args[1]),
+        Some("fragment") => match opt("--mib").and_then(|v| v.parse().ok()) {
+            Some(mib) => fragment(mib),
+            None => usage(),
+        },
         Some("free") => free(),
         Some("fuzz") => {
             let seed = opt("--seed").and_then(|v| parse_num(&v)).unwrap_or(1);

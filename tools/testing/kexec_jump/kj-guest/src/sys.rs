@@ -12,6 +12,20 @@ extern "C" {
     fn tcdrain(fd: i32) -> i32;
     fn mmap(addr: *mut u8, len: usize, prot: i32, flags: i32, fd: i32, off: i64) -> *mut u8;
     fn clock_gettime(clock: i32, ts: *mut [i64; 2]) -> i32;
+    fn madvise(addr: *mut u8, len: usize, advice: i32) -> i32;
+}
+
+/// Gives the pages of `buf` back to the kernel (MADV_DONTNEED): they read
+/// as zero afterwards.
+pub fn discard(buf: &mut [u8]) -> Result<(), Error> {
+    const MADV_DONTNEED: i32 = 4;
+    // SAFETY: `buf` is ours and page aligned by the caller; DONTNEED only
+    // drops its pages, which we no longer read.
+    if unsafe { madvise(buf.as_mut_ptr(), buf.len(), MADV_DONTNEED) } == 0 {
+        Ok(())
+    } else {
+        Err(errno())
+    }
 }
 
 /// CLOCK_MONOTONIC in nanoseconds.

@@ -104,7 +104,8 @@ fn hibernate(g: &mut Guest) -> Result<String, Failure> {
     Ok(written)
 }
 
-/// A hibernates holding 256 MiB and a file open for writing; the next
+/// A hibernates holding 256 MiB, 16 MiB more in 64 KiB pieces (so the image
+/// has many ranges) and a file open for writing; the next
 /// boot (same kernel, command line and initramfs) resumes it: the memory
 /// is intact, A writes more and closes the file; the host's e2fsck finds
 /// the disk clean and the file holds both writes. The boot after that is
@@ -112,7 +113,7 @@ fn hibernate(g: &mut Guest) -> Result<String, Failure> {
 pub(super) fn hibernate_resume_round_trip(ctx: &Ctx) -> TestResult {
     let resume = raw_disk(ctx, "resume.img", 1024)?;
     let data = ext2_disk(ctx)?;
-    let initrd = image(ctx, "MEM_MIB=256\nDATA=1\nHIBERNATE=1\n")?;
+    let initrd = image(ctx, "MEM_MIB=256\nDATA=1\nHIBERNATE=1\nFRAGMENT_MIB=32\n")?;
 
     let mut g = boot(ctx, &initrd, &[&resume, &data])?;
     let written = hibernate(&mut g)?;

@@ -520,4 +520,32 @@ mod unit {
         assert_eq!(number_after(l, "MemFree "), None);
         assert_eq!(number_after(l, "free: "), Some(812345));
     }
+
+    /// Every guest script parses (`sh -n`): a syntax error would
+    /// otherwise show only as a dead init in a guest.
+    #[test]
+    fn guest_scripts_parse() {
+        let dir = std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("../scenarios");
+        let hook = std::path::Path::new(env!("CARGO_MANIFEST_DIR"))
+            .join("../../../kjump/initramfs-tools/scripts/local-premount/kjump");
+        let mut scripts: Vec<_> = fs::read_dir(&dir)
+            .expect("scenarios/")
+            .map(|e| e.expect("an entry").path())
+            .collect();
+        scripts.push(hook);
+        assert!(scripts.len() > 5);
+        for s in scripts {
+            let out = std::process::Command::new("sh")
+                .arg("-n")
+                .arg(&s)
+                .output()
+                .expect("sh");
+            assert!(
+                out.status.success(),
+                "{}: {}",
+                s.display(),
+                String::from_utf8_lossy(&out.stderr)
+            );
+        }
+    }
 }
