@@ -217,6 +217,32 @@ impl FreeMap {
     }
 }
 
+/// /proc/vmcore, mapped by [`Vmcore::map`]; unmapped on drop.
+pub struct Mapping {
+    ptr: *const u8,
+    len: usize,
+}
+
+// SAFETY: a read-only mapping nobody writes: sharing it between threads
+// is sharing a `&[u8]`.
+unsafe impl Sync for Mapping {}
+// SAFETY: as above; the mapping belongs to the process, not the thread.
+unsafe impl Send for Mapping {}
+
+impl Mapping {
+    pub fn bytes(&self) -> &[u8] {
+        // SAFETY: `ptr` maps `len` readable bytes until drop.
+        unsafe { std::slice::from_raw_parts(self.ptr, self.len) }
+    }
+}
+
+impl Drop for Mapping {
+    fn drop(&mut self) {
+        // SAFETY: unmaps exactly what `map` mapped, once.
+        unsafe { libc::munmap(self.ptr as *mut libc::c_void, self.len) };
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -252,31 +278,5 @@ mod tests {
             n.resize(n.len().div_ceil(4) * 4, 0);
         }
         assert_eq!(find_vmcoreinfo(&n).as_deref(), Some("A=1\nB=2\n"));
-    }
-}
-
-/// /proc/vmcore, mapped by [`Vmcore::map`]; unmapped on drop.
-pub struct Mapping {
-    ptr: *const u8,
-    len: usize,
-}
-
-// SAFETY: a read-only mapping nobody writes: sharing it between threads
-// is sharing a `&[u8]`.
-unsafe impl Sync for Mapping {}
-// SAFETY: as above; the mapping belongs to the process, not the thread.
-unsafe impl Send for Mapping {}
-
-impl Mapping {
-    pub fn bytes(&self) -> &[u8] {
-        // SAFETY: `ptr` maps `len` readable bytes until drop.
-        unsafe { std::slice::from_raw_parts(self.ptr, self.len) }
-    }
-}
-
-impl Drop for Mapping {
-    fn drop(&mut self) {
-        // SAFETY: unmaps exactly what `map` mapped, once.
-        unsafe { libc::munmap(self.ptr as *mut libc::c_void, self.len) };
     }
 }
