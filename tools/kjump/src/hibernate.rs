@@ -28,6 +28,9 @@ use std::{
 /// restores), and B and C use them for their own trampolines.
 const FIRST_PFN: u64 = (1 << 20) / PAGE;
 
+/// The most ranges `kexec_load(KEXEC_RANGES)` takes.
+const KEXEC_RANGES_MAX: usize = 1 << 18;
+
 /// The kernel's build id, from /sys/kernel/notes (the GNU build-id note).
 pub fn own_build_id() -> Result<Vec<u8>> {
     let notes = fs::read("/sys/kernel/notes").context("/sys/kernel/notes")?;
@@ -420,6 +423,12 @@ pub fn write_image(dev: &str, nonce: u64, entry: u64) -> Result<Header> {
         write_ready(&mut w, None)
     })?;
 
+    if used.len() > KEXEC_RANGES_MAX {
+        bail!(
+            "A's used pages form {} ranges, more than a ranges image takes ({KEXEC_RANGES_MAX})",
+            used.len()
+        );
+    }
     let map = image::encode_runs(&used);
     let map_off = w.write(&map)?;
     let index = image::encode_index(&w.chunks);

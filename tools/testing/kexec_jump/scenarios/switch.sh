@@ -27,6 +27,10 @@ meminfo() {
 		printf '%s=%s ' $f "$(sed -n "s/^$f: *\([0-9]*\) kB/\1/p" /proc/meminfo)"
 	done
 	printf 'FreeWithPcp=%s ' "$(kj-guest free | sed -n 's/^free: \([0-9]*\) kB/\1/p')"
+	# Tasks, and kernel workers among them: a worker pool grown by the
+	# jumps' work holds kernel stacks until its idle workers are reaped.
+	printf 'Tasks=%s ' "$(ls -d /proc/[0-9]* | wc -l)"
+	printf 'Kworkers=%s ' "$(cat /proc/[0-9]*/comm 2>/dev/null | grep -c kworker)"
 }
 die() { mark "FAIL $*"; poweroff -f; }
 
@@ -59,7 +63,7 @@ while [ $i -lt "$TRIPS" ]; do
 	kj-guest drain
 	if [ "$LOADER" = kexec ]; then kexec -e; else kjump exec >/dev/null; fi
 	mark "A trip $i switch_cycles $(cat /sys/devices/kj_testdev0/switch_cycles) cpus=$(cat /sys/devices/system/cpu/online)"
-	[ $i -eq 1 ] && mark "A meminfo first $(meminfo)"
+	[ $i -eq "${MEMINFO_AT:-1}" ] && mark "A meminfo first $(meminfo)"
 done
 mark "A meminfo last $(meminfo)"
 mark "A done"

@@ -24,8 +24,14 @@ pub struct Switches {
 
 /// Boots ours with the switch scenario: `trips` round trips with B loaded
 /// by `loader` in a `b_mib` MiB range.
-pub fn switches(ctx: &Ctx, loader: &str, b_mib: u32, trips: u32) -> Result<Switches, String> {
-    let conf = format!("LOADER={loader}\nTRIPS={trips}\nB_MIB={b_mib}\n");
+pub fn switches(
+    ctx: &Ctx,
+    loader: &str,
+    b_mib: u32,
+    trips: u32,
+    meminfo_at: u32,
+) -> Result<Switches, String> {
+    let conf = format!("LOADER={loader}\nTRIPS={trips}\nB_MIB={b_mib}\nMEMINFO_AT={meminfo_at}\n");
     let script = include_str!("../../scenarios/switch.sh");
     let run = || -> Result<Switches, Failure> {
         let initrd = with_b(ctx, || kjump_image(ctx, script, &conf, false))?;
@@ -46,7 +52,8 @@ pub fn switches(ctx: &Ctx, loader: &str, b_mib: u32, trips: u32) -> Result<Switc
                 .ok_or_else(|| g.fail(format!("no figure: {l}")))?;
             if i > 1 {
                 cycles.push(c as f64);
-            } else {
+            }
+            if i == meminfo_at {
                 first = g.step("KJ: A meminfo first", 60)?;
             }
         }
@@ -75,8 +82,8 @@ pub fn run(ctx: &Ctx, trips: u32) -> Result<(), String> {
         "B's range", "kexec-tools", "kjump", "kexec/kjump"
     );
     for b_mib in [128, 384] {
-        let swap = median(switches(ctx, "kexec", b_mib, trips)?.cycles);
-        let resident = median(switches(ctx, "kjump", b_mib, trips)?.cycles);
+        let swap = median(switches(ctx, "kexec", b_mib, trips, 1)?.cycles);
+        let resident = median(switches(ctx, "kjump", b_mib, trips, 1)?.cycles);
         println!(
             "{:<10} {swap:>16.0} {resident:>16.0} {:>13.2}x",
             format!("{b_mib} MiB"),

@@ -209,6 +209,13 @@ pub const TESTS: &[TestCase] = &[
         ref_reports: &[],
     },
     TestCase {
+        name: "soak_round_trips",
+        run: kjump::soak_round_trips,
+        kernels: OURS,
+        ref_fails: false,
+        ref_reports: &[],
+    },
+    TestCase {
         name: "hibernate_resume_round_trip",
         run: hibernate::hibernate_resume_round_trip,
         kernels: OURS,
