@@ -86,6 +86,7 @@ fn block_device(dev: &str) -> Result<()> {
 
 /// In A: hibernate to `dev` through a kexec jump to `kernel`.
 pub fn hibernate(dev: &str, kernel: &str, append: &str) -> Result<()> {
+    let t0 = Instant::now();
     block_device(dev)?;
     own_build_id()?;
     let exe = fs::read("/proc/self/exe").context("/proc/self/exe")?;
@@ -106,8 +107,10 @@ pub fn hibernate(dev: &str, kernel: &str, append: &str) -> Result<()> {
         .map(String::from)
         .collect();
     let nonce = random_u64();
+    // loglevel=5: B's boot chatter stays off the (possibly slow, serial)
+    // console; warnings and errors still show.
     let b_cmdline = format!(
-        "{} rdinit=/init panic=10 kjump.hibernate={dev} kjump.nonce={nonce:x} {append}",
+        "{} loglevel=5 rdinit=/init panic=10 kjump.hibernate={dev} kjump.nonce={nonce:x} {append}",
         consoles.join(" ")
     );
     load::load(&load::Request {
@@ -116,7 +119,10 @@ pub fn hibernate(dev: &str, kernel: &str, append: &str) -> Result<()> {
         append: &b_cmdline,
     })?;
     let _ = fs::remove_file(initrd_path);
-    println!("kjump: hibernating to {dev}");
+    println!(
+        "kjump: hibernating to {dev} (B loaded in {:.2} s)",
+        t0.elapsed().as_secs_f64()
+    );
     let jumped = crate::jump("hibernate");
     // Whatever happened, B is spent: a cold boot overwrote it, or it gave up.
     let unloaded = sys::kexec_load(0, &[], sys::KEXEC_PRESERVE_CONTEXT);

@@ -232,7 +232,8 @@ fn main() -> ExitCode {
         }
         Some("hibernate-bench") => {
             let mib = args.get(1).and_then(|r| r.parse().ok()).unwrap_or(256);
-            match tests::hibernate_bench(&ctx("ours", "hibernate-bench"), mib) {
+            let rounds = args.get(2).and_then(|r| r.parse().ok()).unwrap_or(3);
+            match tests::hibernate_bench(&ctx("ours", "hibernate-bench"), mib, rounds) {
                 Ok(()) => ExitCode::SUCCESS,
                 Err(e) => {
                     eprintln!("kjtest hibernate-bench: {e}");
@@ -252,7 +253,7 @@ fn main() -> ExitCode {
         }
         _ => {
             eprintln!(
-                "usage: kjtest run [--kernel ours|c|ref|both|all] [--only NAME] [--list] | kjtest demo | kjtest bench [ROUNDS] | kjtest switch-bench [TRIPS] | kjtest hibernate-bench [MIB] | kjtest soak [TRIPS]"
+                "usage: kjtest run [--kernel ours|c|ref|both|all] [--only NAME] [--list] | kjtest demo | kjtest bench [ROUNDS] | kjtest switch-bench [TRIPS] | kjtest hibernate-bench [MIB] [ROUNDS] | kjtest soak [TRIPS]"
             );
             ExitCode::from(2)
         }

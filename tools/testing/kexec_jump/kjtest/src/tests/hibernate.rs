@@ -414,15 +414,33 @@ fn kernel_sample(ctx: &Ctx, conf: &str) -> Result<Sample, Failure> {
     })
 }
 
+fn median(mut v: Vec<f64>) -> f64 {
+    v.sort_by(f64::total_cmp);
+    v[v.len() / 2]
+}
+
 /// `kjtest hibernate-bench`: kjump hibernate + resume against the
 /// kernel's own hibernation to a swap device, same guest (1 GiB, 2 CPUs,
-/// TCG), same load (a process holding `mib` MiB), one run of each, with
-/// the ratios. Prints the table; fails if either side fails.
-pub fn bench(ctx: &Ctx, mib: u32) -> Result<(), String> {
+/// TCG), same load (a process holding `mib` MiB), `rounds` runs of each,
+/// alternating, with the medians and their ratios. Prints the table;
+/// fails if either side fails.
+pub fn bench(ctx: &Ctx, mib: u32, rounds: u32) -> Result<(), String> {
     let conf = format!("MEM_MIB={mib}\nMLOCK=0\nDATA=0\nHIBERNATE=1\n");
-    let k = kjump_sample(ctx, &conf).map_err(|f| format!("kjump: {}", f.reason))?;
-    let c = kernel_sample(ctx, &conf).map_err(|f| format!("kernel: {}", f.reason))?;
-    println!("hibernate-bench: 1 GiB guest, 2 CPUs, QEMU TCG, A holds {mib} MiB; one run each");
+    let (mut ks, mut cs) = (Vec::new(), Vec::new());
+    for _ in 0..rounds.max(1) {
+        ks.push(kjump_sample(ctx, &conf).map_err(|f| format!("kjump: {}", f.reason))?);
+        cs.push(kernel_sample(ctx, &conf).map_err(|f| format!("kernel: {}", f.reason))?);
+    }
+    let med = |v: &[Sample]| Sample {
+        to_off: median(v.iter().map(|s| s.to_off).collect()),
+        to_a: median(v.iter().map(|s| s.to_a).collect()),
+        bytes: median(v.iter().map(|s| s.bytes as f64).collect()) as u64,
+    };
+    let (k, c) = (med(&ks), med(&cs));
+    println!(
+        "hibernate-bench: 1 GiB guest, 2 CPUs, QEMU TCG, A holds {mib} MiB; median of {} runs each",
+        ks.len()
+    );
     println!(
         "{:<34} {:>12} {:>14} {:>14}",
         "", "kjump", "kernel (swap)", "kjump/kernel"
