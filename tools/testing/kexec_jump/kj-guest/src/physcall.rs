@@ -9,6 +9,15 @@ use std::{fs, path::Path};
 /// Bytes of the buffer the program hashes; its results follow them.
 const BUF_LEN: usize = 4096 - 16;
 
+/// A kexec-tools address argument (decimal or 0x-prefixed hexadecimal).
+fn parse_addr(s: &str) -> Result<u64, String> {
+    match s.strip_prefix("0x") {
+        Some(h) => u64::from_str_radix(h, 16),
+        None => s.parse(),
+    }
+    .map_err(|_| format!("'{s}' is not an address"))
+}
+
 /// FNV-1a, 64 bit: what the physical-mode program computes.
 pub fn fnv1a(bytes: &[u8]) -> u64 {
     bytes.iter().fold(0xcbf2_9ce4_8422_2325, |h, b| {
@@ -32,12 +41,26 @@ impl Program {
     /// physical address of a locked page of this process.
     pub fn load(elf: &Path, mem_min: &str, mem_max: &str) -> Result<Self, String> {
         // One locked page: the program reads and writes it by physical
-        // address. Leaked on purpose: it must outlive every call.
-        let buf: &'static mut [u8] = Box::leak(vec![0u8; 2 * 4096].into_boxed_slice());
-        let off = buf.as_ptr().align_offset(4096);
-        let buf = &mut buf[off..off + 4096];
-        sys::mlock_range(buf.as_ptr(), 4096).map_err(|e| format!("mlock: {e}"))?;
-        let phys = sys::phys_addr(buf.as_ptr() as usize)?;
+        // address. Not one inside the window the image is loaded into: the
+        // jump would swap it with one of the image's pages, and the program
+        // would hash that instead. Leaked on purpose: it must outlive every
+        // call (and a page refused stays taken, so it is not handed back).
+        let (lo, hi) = (parse_addr(mem_min)?, parse_addr(mem_max)?);
+        let (buf, phys) = (0..64)
+            .find_map(|_| {
+                let buf: &'static mut [u8] = Box::leak(vec![0u8; 2 * 4096].into_boxed_slice());
+                let off = buf.as_ptr().align_offset(4096);
+                let buf = &mut buf[off..off + 4096];
+                buf.fill(1);
+                let phys = sys::mlock_range(buf.as_ptr(), 4096)
+                    .map_err(|e| format!("mlock: {e}"))
+                    .and_then(|_| sys::phys_addr(buf.as_ptr() as usize));
+                match phys {
+                    Ok(p) if (lo..=hi).contains(&p) => None,
+                    r => Some(r.map(|p| (buf, p))),
+                }
+            })
+            .unwrap_or_else(|| Err("no page outside the image's window".into()))?;
 
         let mut image = fs::read(elf).map_err(|e| format!("{}: {e}", elf.display()))?;
         let at = image
