@@ -166,6 +166,11 @@ struct page *kimage_range_alloc_page(struct kimage *image, gfp_t gfp_mask,
 			old_page = boot_pfn_to_page(*old >> PAGE_SHIFT);
 			copy_highpage(page, old_page);
 			*old = addr | (*old & ~PAGE_MASK);
+			/* An indirection page must not be highmem (32-bit). */
+			if (!(gfp_mask & __GFP_HIGHMEM) && PageHighMem(old_page)) {
+				kimage_free_pages(old_page);
+				continue;
+			}
 			return old_page;
 		}
 		err = xa_err(xa_store(&image->range_parked, addr >> PAGE_SHIFT,

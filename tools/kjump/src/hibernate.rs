@@ -7,7 +7,7 @@
 //! B and says which.
 
 use crate::{
-    aligned::AlignedBuf,
+    aligned::{open_direct, AlignedBuf},
     cpio, image,
     image::{Chunk, Header, Run, CHUNK_RAW, PAGE},
     load, sys,
@@ -16,9 +16,9 @@ use crate::{
 use anyhow::{bail, Context, Result};
 use std::{
     collections::BTreeMap,
-    fs::{self, File, OpenOptions},
+    fs::{self, File},
     io::{Seek, SeekFrom, Write},
-    os::unix::fs::{FileExt, FileTypeExt, OpenOptionsExt},
+    os::unix::fs::{FileExt, FileTypeExt},
     sync::{mpsc, Mutex},
     time::Instant,
 };
@@ -321,16 +321,7 @@ pub fn write_image(dev: &str, nonce: u64, entry: u64) -> Result<Header> {
     let map = core.map()?;
     let a_mem = map.bytes();
 
-    let open = |direct: bool| {
-        OpenOptions::new()
-            .read(true)
-            .write(true)
-            .custom_flags(if direct { libc::O_DIRECT } else { 0 })
-            .open(dev)
-    };
-    let mut file = open(true)
-        .or_else(|_| open(false))
-        .with_context(|| dev.to_string())?;
+    let mut file = open_direct(dev).with_context(|| dev.to_string())?;
     let dev_len = file.seek(SeekFrom::End(0))?;
     let mut w = Writer {
         file,

@@ -6,16 +6,16 @@
 //! time) and jump back into A.
 
 use crate::{
-    aligned::AlignedBuf,
+    aligned::{open_direct, AlignedBuf},
     hibernate::{hex, own_build_id},
     image::{self, Chunk, Header, Run, PAGE},
     sys::{self, KexecSegment},
 };
 use anyhow::{bail, Context, Result};
 use std::{
-    fs::{File, OpenOptions},
+    fs::File,
     io::{Seek, SeekFrom},
-    os::unix::fs::{FileExt, OpenOptionsExt},
+    os::unix::fs::FileExt,
 };
 
 struct Image {
@@ -65,16 +65,7 @@ impl Image {
 
 /// Opens and checks everything but the chunks.
 fn open(dev: &str) -> Result<Image> {
-    let open = |direct: bool| {
-        OpenOptions::new()
-            .read(true)
-            .write(true)
-            .custom_flags(if direct { libc::O_DIRECT } else { 0 })
-            .open(dev)
-    };
-    let mut file = open(true)
-        .or_else(|_| open(false))
-        .with_context(|| dev.to_string())?;
+    let mut file = open_direct(dev).with_context(|| dev.to_string())?;
     let dev_len = file.seek(SeekFrom::End(0))?;
     let mut hb = AlignedBuf::new(PAGE as usize);
     file.read_exact_at(hb.bytes_mut(), 0)
