@@ -16,17 +16,23 @@ RUSTFLAGS="-C target-feature=+crt-static" \
 # The physical-mode program, linked where kj-guest physcall loads it: its
 # benchmark build with 1 MiB of payload for the jump to swap, a build that
 # executes int3 and leaves a re-entry point, and one that page-faults.
+# The builds linked at 256 MiB live in a crashkernel=...@256M reservation
+# (kjump call --resident): the checksum program, and the switch
+# benchmark's with 16, 64 and 256 MiB of zeroed memory.
 mkdir -p target/kj
-for prog in checksum bench int3 fault; do
+for prog in checksum bench int3 fault checksum-256m switch-16m switch-64m switch-256m; do
 	defs=()
+	at=0x1000000
 	case $prog in
 	bench) defs=(--defsym KJ_PAYLOAD=0x100000) ;;
 	int3) defs=(--defsym KJ_INT3=1) ;;
 	fault) defs=(--defsym KJ_FAULT=1) ;;
+	checksum-256m) at=0x10000000 ;;
+	switch-*) at=0x10000000 defs=(--defsym KJ_ZEROS=$((${prog//[^0-9]/} << 20))) ;;
 	esac
 	as --64 "${defs[@]}" -o target/kj/$prog.o tools/testing/kexec_jump/phys_call/checksum.S ||
 		die "assembling the physical-mode program failed (binutils installed?)"
-	ld -N -nostdlib -static --no-warn-rwx-segments -Ttext=0x1000000 -e _start \
+	ld -N -nostdlib -static --no-warn-rwx-segments -Ttext=$at -e _start \
 		-o target/kj/$prog.elf target/kj/$prog.o ||
 		die "linking the physical-mode program failed"
 done

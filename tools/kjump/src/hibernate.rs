@@ -87,8 +87,10 @@ fn block_device(dev: &str) -> Result<()> {
 /// In A: hibernate to `dev` through a kexec jump to `kernel`.
 pub fn hibernate(dev: &str, kernel: &str, append: &str) -> Result<()> {
     let t0 = Instant::now();
+    crate::trace("hibernate start");
     block_device(dev)?;
     own_build_id()?;
+    crate::trace("checks done");
     let exe = fs::read("/proc/self/exe").context("/proc/self/exe")?;
     let initrd = cpio::newc(&[
         cpio::Entry::Dir("dev"),
@@ -97,6 +99,7 @@ pub fn hibernate(dev: &str, kernel: &str, append: &str) -> Result<()> {
         cpio::Entry::Dir("sys"),
         cpio::Entry::File("init", &exe, 0o755),
     ]);
+    crate::trace("initramfs built");
     fs::create_dir_all("/run/kjump").context("/run/kjump")?;
     let initrd_path = "/run/kjump/hibernate-initrd.cpio";
     fs::write(initrd_path, &initrd).context(initrd_path)?;
@@ -113,16 +116,19 @@ pub fn hibernate(dev: &str, kernel: &str, append: &str) -> Result<()> {
         "{} loglevel=5 rdinit=/init panic=10 kjump.hibernate={dev} kjump.nonce={nonce:x} {append}",
         consoles.join(" ")
     );
+    crate::trace("initramfs written");
     load::load(&load::Request {
         kernel,
         initrd: Some(initrd_path),
         append: &b_cmdline,
     })?;
+    crate::trace("load returned");
     let _ = fs::remove_file(initrd_path);
     println!(
         "kjump: hibernating to {dev} (B loaded in {:.2} s)",
         t0.elapsed().as_secs_f64()
     );
+    crate::trace("jumping");
     let jumped = crate::jump("hibernate");
     // Whatever happened, B is spent: a cold boot overwrote it, or it gave up.
     let unloaded = sys::kexec_load(0, &[], sys::KEXEC_PRESERVE_CONTEXT);

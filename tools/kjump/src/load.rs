@@ -56,12 +56,14 @@ fn mib(x: u64) -> u64 {
 }
 
 pub fn load(req: &Request) -> Result<()> {
+    crate::trace("load start");
     let iomem = memmap::iomem()?;
     let res = memmap::reservation(&iomem)?;
     if fs::read_to_string("/sys/kernel/kexec_crash_loaded").is_ok_and(|s| s.trim() == "1") {
         bail!("a crash kernel is loaded in the reservation: unload it first (kexec -p -u)");
     }
     let image = fs::read(req.kernel).with_context(|| req.kernel.to_string())?;
+    crate::trace("kernel read");
     let kernel = bzimage::parse(&image).with_context(|| req.kernel.to_string())?;
     let initrd = match req.initrd {
         Some(p) => Some(fs::read(p).with_context(|| p.to_string())?),
@@ -69,10 +71,12 @@ pub fn load(req: &Request) -> Result<()> {
     };
 
     // The dump header's size depends only on how many ranges it has.
+    crate::trace("initrd read");
     let notes = elfcore::notes()?;
     let maps = elfcore::kernel_maps()?;
     let a_ram = memmap::subtract(&iomem.ram, res);
     let elfhdr = elfcore::build(&notes, &maps, &a_ram)?;
+    crate::trace("dump header built");
     let top_len = up(PAGE + elfhdr.len() as u64, PAGE);
     if res.len() < top_len + kernel.init_size {
         bail!(
@@ -150,6 +154,7 @@ pub fn load(req: &Request) -> Result<()> {
     top_seg.resize(PAGE as usize, 0);
     top_seg.extend_from_slice(&elfhdr);
 
+    crate::trace("boot params and purgatory built");
     let mut segs = vec![
         sys::Segment {
             memsz: kernel_len,
@@ -174,6 +179,7 @@ pub fn load(req: &Request) -> Result<()> {
         bytes: top_seg,
         mem: top,
     });
+    crate::trace("segments ready");
     sys::kexec_load(
         purg_at,
         &segs,
@@ -181,6 +187,7 @@ pub fn load(req: &Request) -> Result<()> {
     )
     .map_err(|e| anyhow::anyhow!(sys::explain("loading B", &e)))?;
 
+    crate::trace("kexec_load returned");
     let dumped: u64 = a_ram.iter().map(Range::len).sum();
     state::save(&state::State {
         kernel: req.kernel.to_string(),
@@ -197,5 +204,6 @@ pub fn load(req: &Request) -> Result<()> {
         dumped >> 20,
         a_ram.len()
     );
+    crate::trace("load done");
     Ok(())
 }

@@ -68,6 +68,10 @@ enum Cmd {
         /// Entry address (default: the ELF entry, or --at)
         #[arg(long, value_parser = parse_addr)]
         entry: Option<u64>,
+        /// Load it in place into the reservation and keep it loaded:
+        /// `kjump exec` calls it again, copying nothing
+        #[arg(long)]
+        resident: bool,
     },
     /// What is loaded, where B lives, whether this is A or B, jumps so far
     Status,
@@ -116,6 +120,16 @@ fn parse_back_entry(cmdline: &str) -> Result<Option<u64>> {
     match v.strip_prefix("0x").map(|h| u64::from_str_radix(h, 16)) {
         Some(Ok(e)) if e != 0 => Ok(Some(e)),
         _ => bail!("malformed kexec_jump_back_entry={v} on the command line"),
+    }
+}
+
+/// With KJUMP_TRACE set: prints `what` and the seconds since the first
+/// call, on stderr (where the time of a slow step goes).
+pub(crate) fn trace(what: &str) {
+    static START: std::sync::OnceLock<std::time::Instant> = std::sync::OnceLock::new();
+    if std::env::var_os("KJUMP_TRACE").is_some() {
+        let t = START.get_or_init(std::time::Instant::now).elapsed();
+        eprintln!("kjump: trace {:.3} {what}", t.as_secs_f64());
     }
 }
 
@@ -230,7 +244,17 @@ fn main() {
         Cmd::Exec => exec(),
         Cmd::Unload => unload(),
         Cmd::Back => back(),
-        Cmd::Call { program, at, entry } => call::call(&program, at, entry),
+        Cmd::Call {
+            program,
+            at,
+            entry,
+            resident,
+        } => call::call(&call::Request {
+            path: &program,
+            at,
+            entry,
+            resident,
+        }),
         Cmd::Status => status(),
         Cmd::Hibernate {
             device,

@@ -11,6 +11,9 @@
  *
  * Assembled with --defsym KJ_PAYLOAD=N it carries N more bytes that it
  * never reads: the benchmark's build, so that the jump has pages to swap.
+ * With --defsym KJ_ZEROS=N it takes N more bytes of zeroed memory (.bss:
+ * in memory, not in the file): the switch benchmark's builds, whose image
+ * is 16 to 256 MiB.
  *
  * With --defsym KJ_INT3=1 it executes int3 first (the trampoline's #BP
  * handler returns) and leaves its re-entry point in the slot at 8(%rsp)
@@ -74,4 +77,9 @@ kj_reentries:
 	.ifdef	KJ_PAYLOAD
 	.data
 	.fill	KJ_PAYLOAD, 1, 0xa5
+	.endif
+
+	.ifdef	KJ_ZEROS
+	.bss
+	.skip	KJ_ZEROS
 	.endif

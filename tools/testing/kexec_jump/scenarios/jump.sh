@@ -6,9 +6,12 @@
 # /etc/kj.conf (written by the harness) sets:
 #   TRIPS    round trips A -> B -> A to make in one boot of A
 #   MEM_MIB  MiB of process memory A (and B) fill before and check after
-#   VMCORE_CHECK  1: B searches A's memory in /proc/vmcore (slow under TCG)
+#   VMCORE_CHECK  1: B searches A's memory in /proc/vmcore (slow under TCG),
+#                 finds A's tagged pages (TAG_MIB MiB) and runs makedumpfile
 #   B_MIN, B_MAX, B_ARGS   the physical range B runs in, and B's options
-#                          that keep it there (memmap=, nokaslr)
+#                          that keep it there (memmap=, nokaslr); B_MIN=
+#                          crashkernel: A's crashkernel= reservation, and
+#                          B_ARGS the exactmap a user computes from it
 # Every line for the harness starts with "KJ: ".
 
 mount -t proc proc /proc
@@ -18,6 +21,7 @@ mount -t devtmpfs devtmpfs /dev 2>/dev/null
 
 mark() { echo "KJ: $* @$(cut -d' ' -f1 /proc/uptime)"; }
 die() { mark "FAIL $*"; poweroff -f; }
+. /etc/kj-dump.sh
 
 # Start a process holding a known pattern; checked by check_memory().
 hold_memory() {
@@ -58,6 +62,7 @@ case " $(cat /proc/cmdline) " in
 		a=$(kj-guest find /proc/vmcore "KJMARK$(echo -A-PAGE-CACHE)")
 		b=$(kj-guest find /proc/vmcore "KJMARK$(echo -B-ONLY-MEMORY)")
 		mark "B vmcore present, A's marker: $a, B's marker: $b"
+		check_dump_of_a
 	elif [ -e /proc/vmcore ]; then
 		mark "B vmcore present, not searched"
 	else
@@ -79,7 +84,23 @@ case " $(cat /proc/cmdline) " in
 	;;
 esac
 
-mark "A up cpus=$(cat /sys/devices/system/cpu/online)"
+code=$(sed -n 's/^ *\([0-9a-f]*\)-\([0-9a-f]*\) : Kernel code$/\1-\2/p' /proc/iomem)
+mark "A up cpus=$(cat /sys/devices/system/cpu/online) code=$code"
+
+# What a user reads off /proc/iomem: the reservation, in MiB, and B's
+# memory map inside it (the last MiB reserved: kexec-tools puts the ELF
+# core header there), with all of A's RAM below 640 KiB.
+if [ "$B_MIN" = crashkernel ]; then
+	r=$(sed -n 's/^ *\([0-9a-f]*\)-\([0-9a-f]*\) : Crash kernel$/\1 \2/p' /proc/iomem)
+	[ -n "$r" ] || die "no Crash kernel in /proc/iomem"
+	set -- $r
+	B_MIN=0x$1
+	B_MAX=0x$2
+	start=$((B_MIN >> 20))
+	mib=$(((B_MAX + 1 - B_MIN) >> 20))
+	B_ARGS="memmap=exactmap memmap=640K@0 memmap=$((mib - 1))M@${start}M memmap=1M\$$((start + mib - 1))M"
+	mark "A reservation $B_MIN-$B_MAX: B_ARGS $B_ARGS"
+fi
 echo "written by A before the jump" >/tmp/a.txt
 
 # The virtio disk: a file written and synced before the first jump must
@@ -106,12 +127,17 @@ check_disk() {
 # headers as if B owned all memory from 1 MiB to B_MAX and adds back only
 # A's kernel image, so the marker's page must lie above B_MAX or in the
 # kernel image (freed init memory).
-marker_at=$(kj-guest markfile /tmp/marker "KJMARK$(echo -A-PAGE-CACHE)" "$B_MAX") ||
-	die "marker: $marker_at"
-mark "A marker page at $marker_at"
+TAG_OPTS=
+marker_at=none
+if [ "$VMCORE_CHECK" = 1 ]; then
+	marker_at=$(kj-guest markfile /tmp/marker "KJMARK$(echo -A-PAGE-CACHE)" "$B_MAX") ||
+		die "marker: $marker_at"
+	mark "A marker page at $marker_at"
+	tag_a_memory "$TAG_MIB"
+fi
 kexec --load-preserve-context /boot/bzImage --initrd=/boot/initrd \
 	--mem-min="$B_MIN" --mem-max="$B_MAX" \
-	--append="console=ttyS0 panic=-1 rdinit=/init $B_ARGS kj_marker=$marker_at" >/tmp/load.out 2>&1 ||
+	--append="console=ttyS0 panic=-1 rdinit=/init $B_ARGS kj_marker=$marker_at $TAG_OPTS" >/tmp/load.out 2>&1 ||
 	die "A load: $(tail -n1 /tmp/load.out)"
 mark "A loaded"
 
@@ -123,6 +149,7 @@ while [ $i -lt "$TRIPS" ]; do
 	jump A
 	mark "A resumed $i cpus=$(cat /sys/devices/system/cpu/online)"
 	check_memory A
+	[ $i -eq 1 ] && [ -n "$TAG_OPTS" ] && tags_stayed
 	[ "$(cat /tmp/a.txt)" = "written by A before the jump" ] || die "A file changed"
 	check_disk A
 	free=$(kj-guest free)

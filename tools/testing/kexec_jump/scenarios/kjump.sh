@@ -6,7 +6,10 @@
 # /etc/kj.conf (written by the harness) sets:
 #   TRIPS    round trips A -> B -> A in one boot of A
 #   MEM_MIB  MiB of process memory A and B fill before and check after
-#   DUMP     1: B checks A's dump (size, marker, makedumpfile -d 31)
+#   DUMP     1: B checks A's dump (size, marker, A's tagged pages,
+#            makedumpfile -d 31 and --dump-dmesg)
+#   TAG_MIB  MiB of A's memory tagged with its addresses (auto: most of
+#            what is free; 0: none)
 #   MARK_ABOVE  the marker page lies above this physical address
 #   EXEC_CPU  CPU that runs kjump exec
 #   RELOAD   trip after which A unloads B and loads it again (0: never)
@@ -21,6 +24,7 @@ mount -t devtmpfs devtmpfs /dev 2>/dev/null
 
 mark() { echo "KJ: $* @$(cut -d' ' -f1 /proc/uptime)"; }
 die() { mark "FAIL $*"; poweroff -f; }
+. /etc/kj-dump.sh
 
 hold_memory() {
 	rm -f /tmp/go
@@ -57,11 +61,7 @@ case " $(cat /proc/cmdline) " in
 		at=$(sed -n 's/.*kj_marker=\(0x[0-9a-f]*\).*/\1/p' /proc/cmdline)
 		mark "B vmcore $(kj-guest vmcore-ram) expect=$expect"
 		mark "B marker $(kj-guest vmcore-at "$at")"
-		{
-			makedumpfile -F -d 31 /proc/vmcore 2>/tmp/md.err
-			echo $? >/tmp/md.rc
-		} | wc -c >/tmp/md.bytes
-		mark "B makedumpfile rc=$(cat /tmp/md.rc) bytes=$(cat /tmp/md.bytes) $(tail -n1 /tmp/md.err)"
+		check_dump_of_a
 	fi
 	hold_memory 11
 	n=0
@@ -82,8 +82,10 @@ mark "A up cpus=$(cat /sys/devices/system/cpu/online) $(grep -m1 'Kernel code' /
 expect=$(ram_outside_reservation)
 marker_at=$(kj-guest markfile /tmp/marker "KJMARK$(echo -A-PAGE-CACHE)" "$MARK_ABOVE") ||
 	die "marker: $marker_at"
+TAG_OPTS=
+[ "$DUMP" = 1 ] && [ "${TAG_MIB:-0}" != 0 ] && tag_a_memory "$TAG_MIB"
 kjump load /boot/bzImage --initrd /boot/initrd \
-	--append "console=ttyS0 panic=-1 rdinit=/init kj_expect=$expect kj_marker=$marker_at" \
+	--append "console=ttyS0 panic=-1 rdinit=/init kj_expect=$expect kj_marker=$marker_at $TAG_OPTS" \
 	>/tmp/load.out 2>&1 || die "A load: $(tail -n1 /tmp/load.out)"
 mark "A loaded: $(tail -n1 /tmp/load.out)"
 mark "A status: $(kjump status | tr '\n' ';')"
@@ -108,6 +110,7 @@ while [ $i -lt "$TRIPS" ]; do
 	[ -e /tmp/woke ] || die "the sleeper armed before jump $i did not wake"
 	mark "A time ok: monotonic +$(((after - before) / 1000000)) ms, sleeper woke"
 	check_memory A
+	[ $i -eq 1 ] && [ -n "$TAG_OPTS" ] && tags_stayed
 	[ $i -eq 1 ] && mark "A MemFree after first $(kj-guest free)"
 	if [ $i -eq "$RELOAD" ]; then
 		kjump unload >/tmp/unload.out 2>&1 || die "A unload: $(tail -n1 /tmp/unload.out)"

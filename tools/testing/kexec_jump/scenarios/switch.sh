@@ -6,7 +6,8 @@
 # reservation) and makes TRIPS round trips; B jumps back as soon as it is
 # resumed. After each trip A prints the test device's switch_cycles (TSC
 # cycles from its syscore suspend to its syscore resume: the jump out,
-# B's resume and suspend, the jump back), and after the first and the
+# B's resume and suspend, the jump back) and the TSC cycles it was away
+# (around kexec -e / kjump exec), and after the first and the
 # last trip its free memory, slab and page tables (the soak reads them).
 # /etc/kj.conf sets LOADER, TRIPS, B_MIB (B's range above 256 MiB, kexec
 # only).
@@ -17,6 +18,7 @@ mount -t devtmpfs devtmpfs /dev 2>/dev/null
 . /etc/kj.conf
 
 mark() { echo "KJ: $*"; }
+tsc() { kj-guest tsc | sed 's/tsc: //'; }
 # kB of free memory (also counting the pages on per-CPU free lists, which
 # MemFree leaves out), and of what holds memory, after dropping clean
 # caches.
@@ -45,6 +47,9 @@ case " $(cat /proc/cmdline) " in
 	;;
 esac
 
+# Cycles from reset to here: a cold boot of this kernel to /init.
+mark "A init tsc $(tsc)"
+
 if [ "$LOADER" = kexec ]; then
 	top=$((0x10000000 + B_MIB * 1048576))
 	kexec --load-preserve-context /boot/bzImage --initrd=/boot/initrd \
@@ -61,8 +66,10 @@ i=0
 while [ $i -lt "$TRIPS" ]; do
 	i=$((i + 1))
 	kj-guest drain
+	t0=$(tsc)
 	if [ "$LOADER" = kexec ]; then kexec -e; else kjump exec >/dev/null; fi
-	mark "A trip $i switch_cycles $(cat /sys/devices/kj_testdev0/switch_cycles) cpus=$(cat /sys/devices/system/cpu/online)"
+	t1=$(tsc)
+	mark "A trip $i switch_cycles $(cat /sys/devices/kj_testdev0/switch_cycles) away_cycles $((t1 - t0)) cpus=$(cat /sys/devices/system/cpu/online)"
 	[ $i -eq "${MEMINFO_AT:-1}" ] && mark "A meminfo first $(meminfo)"
 done
 mark "A meminfo last $(meminfo)"

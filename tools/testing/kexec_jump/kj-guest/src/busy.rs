@@ -60,7 +60,7 @@ pub fn run(mem: u64, size: usize) -> Result<(), String> {
 /// the second one jumps. Prints each thread's result and time, and how
 /// many calls the program counted: exactly one must have happened.
 pub fn race(elf: &Path, mem_min: &str, mem_max: &str) -> Result<(), String> {
-    let program = Program::load(elf, mem_min, mem_max)?;
+    let program = Program::load(elf, mem_min, mem_max, false)?;
     let start = Instant::now();
     let first = thread::spawn(move || (sys::kexec_exec(), start.elapsed()));
     thread::sleep(Duration::from_millis(1));

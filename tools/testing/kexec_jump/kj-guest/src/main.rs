@@ -35,6 +35,7 @@ mod busy;
 mod fuzz;
 mod physcall;
 mod sys;
+mod tags;
 mod testdev;
 mod vmcore;
 
@@ -43,8 +44,8 @@ use std::{env, fs, path::Path, process::ExitCode, thread, time::Duration};
 fn usage() -> ExitCode {
     eprintln!(
         "usage: kj-guest memhold --mib N --seed S --check FILE [--mlock] | fragment --mib N | meminfo FIELD | free | \
-         find FILE TEXT | drain | exec | physcall --elf FILE --calls N [--reentry] | events --elf FILE | \
-         unwind --elf FILE --steps LIST | race --elf FILE | markfile DIR TEXT ABOVE | vmcore-at ADDR | vmcore-ram | fuzz --seed S --secs T | clock | busy --mem ADDR --size BYTES | memcpy --pages N"
+         find FILE TEXT | drain | exec | physcall --elf FILE --calls N [--reentry] [--kjump] [--cycles] | events --elf FILE | \
+         unwind --elf FILE --steps LIST | race --elf FILE | markfile DIR TEXT ABOVE | vmcore-at ADDR | vmcore-ram | fuzz --seed S --secs T | clock | tsc | tagfill --mib N --nonce X --check FILE | tagscan NONCE | busy --mem ADDR --size BYTES | memcpy --pages N"
     );
     ExitCode::from(2)
 }
@@ -200,7 +201,7 @@ fn find_in(mut reader: impl std::io::Read, needle: &[u8]) -> std::io::Result<Opt
             return Ok(None);
         }
         carry.extend_from_slice(&buf[..n]);
-        if let Some(i) = carry.windows(needle.len()).position(|w| w == needle) {
+        if let Some(i) = memchr::memmem::find(&carry, needle) {
             return Ok(Some(base + i as u64));
         }
         let keep = carry.len().min(needle.len() - 1);
@@ -278,6 +279,32 @@ fn main() -> ExitCode {
                 }
             }
         }
+        Some("tagfill") => {
+            let (Some(mib), Some(nonce), Some(check)) = (
+                opt("--mib").and_then(|v| v.parse().ok()),
+                opt("--nonce").as_deref().and_then(parse_num),
+                opt("--check"),
+            ) else {
+                return usage();
+            };
+            report("tagfill", tags::fill(mib, nonce, Path::new(&check)))
+        }
+        Some("tagscan") if args.len() == 2 => match parse_num(&args[1]) {
+            Some(nonce) => match tags::scan(nonce) {
+                Ok(line) => {
+                    println!("{line}");
+                    ExitCode::SUCCESS
+                }
+                Err(e) => report("tagscan", Err(e)),
+            },
+            None => usage(),
+        },
+        Some("tsc") => {
+            // SAFETY: rdtsc has no preconditions on x86_64 (CR4.TSD is
+            // clear in Linux user space).
+            println!("tsc: {}", unsafe { std::arch::x86_64::_rdtsc() });
+            ExitCode::SUCCESS
+        }
         Some("clock") => {
             println!("clock: monotonic {} ns", sys::monotonic_ns());
             ExitCode::SUCCESS
@@ -313,8 +340,13 @@ fn main() -> ExitCode {
             let result = match cmd {
                 "physcall" => match opt("--calls").and_then(|v| v.parse().ok()) {
                     Some(calls) => {
-                        let reentry = args.iter().any(|a| a == "--reentry");
-                        physcall::run(elf, calls, reentry, &mem_min, &mem_max)
+                        let flag = |f: &str| args.iter().any(|a| a == f);
+                        let how = physcall::How {
+                            reentry: flag("--reentry"),
+                            kjump: flag("--kjump"),
+                            cycles: flag("--cycles"),
+                        };
+                        physcall::run(elf, calls, &how, &mem_min, &mem_max)
                     }
                     None => return usage(),
                 },

@@ -1,13 +1,17 @@
 // SPDX-License-Identifier: GPL-2.0
 
 //! The physical-mode checksum program (phys_call/checksum.S): loaded with
-//! kexec-tools as a preserve-context image, called through kexec jump.
+//! kexec-tools as a preserve-context image, or by `kjump call --resident`
+//! in place into the reservation, and called through kexec jump.
 
 use crate::sys;
 use std::{fs, path::Path};
 
 /// Bytes of the buffer the program hashes; its results follow them.
 const BUF_LEN: usize = 4096 - 16;
+
+/// The program with the buffer's address patched in.
+const PATCHED: &str = "/tmp/physcall.elf";
 
 /// A kexec-tools address argument (decimal or 0x-prefixed hexadecimal).
 fn parse_addr(s: &str) -> Result<u64, String> {
@@ -34,12 +38,16 @@ pub struct Program {
     /// The program leaves its re-entry point for the next call (the int3
     /// build) and counts its re-entries in the high half of the count.
     reentry: bool,
+    /// Loaded by kjump on the first call (which `kjump call --resident`
+    /// makes), not yet loaded before it.
+    kjump: bool,
 }
 
 impl Program {
     /// Loads the program at `elf` between `mem_min` and `mem_max`, told the
-    /// physical address of a locked page of this process.
-    pub fn load(elf: &Path, mem_min: &str, mem_max: &str) -> Result<Self, String> {
+    /// physical address of a locked page of this process; with `kjump`,
+    /// the first call loads it (resident) instead.
+    pub fn load(elf: &Path, mem_min: &str, mem_max: &str, kjump: bool) -> Result<Self, String> {
         // One locked page: the program reads and writes it by physical
         // address. Not one inside the window the image is loaded into: the
         // jump would swap it with one of the image's pages, and the program
@@ -70,10 +78,19 @@ impl Program {
             + 8;
         image[at..at + 8].copy_from_slice(&phys.to_le_bytes());
         image[at + 8..at + 16].copy_from_slice(&(BUF_LEN as u64).to_le_bytes());
-        let patched = "/tmp/physcall.elf";
-        fs::write(patched, &image).map_err(|e| format!("{patched}: {e}"))?;
+        fs::write(PATCHED, &image).map_err(|e| format!("{PATCHED}: {e}"))?;
+        if kjump {
+            println!("physcall: buffer at physical {phys:#x}, kjump loads on call 1");
+            return Ok(Self {
+                buf,
+                phys,
+                calls: 0,
+                reentry: false,
+                kjump,
+            });
+        }
         let out = std::process::Command::new("kexec")
-            .args(["--load-preserve-context", "--args-none", patched])
+            .args(["--load-preserve-context", "--args-none", PATCHED])
             .arg(format!("--mem-min={mem_min}"))
             .arg(format!("--mem-max={mem_max}"))
             .output()
@@ -91,6 +108,7 @@ impl Program {
             phys,
             calls: 0,
             reentry: false,
+            kjump,
         })
     }
 
@@ -122,7 +140,19 @@ impl Program {
         if let Some(moved) = self.moved() {
             return Ok(Err(format!("call {call}: {moved} before the call")));
         }
-        sys::kexec_exec()?;
+        if self.kjump && call == 1 {
+            let out = std::process::Command::new("kjump")
+                .args(["call", "--resident", PATCHED])
+                .output()?;
+            if !out.status.success() {
+                return Ok(Err(format!(
+                    "kjump call --resident: {}",
+                    String::from_utf8_lossy(&out.stderr).trim()
+                )));
+            }
+        } else {
+            sys::kexec_exec()?;
+        }
         if let Some(moved) = self.moved() {
             return Ok(Err(format!("call {call}: {moved} during the call")));
         }
@@ -146,17 +176,20 @@ impl Program {
     }
 }
 
-/// `physcall`: loads the program and calls it `calls` times; `reentry`:
-/// the program leaves a re-entry point for the next call.
-pub fn run(
-    elf: &Path,
-    calls: u64,
-    reentry: bool,
-    mem_min: &str,
-    mem_max: &str,
-) -> Result<(), String> {
-    let mut program = Program::load(elf, mem_min, mem_max)?;
-    program.reentry = reentry;
+/// How `physcall` loads and calls the program.
+pub struct How {
+    /// The program leaves a re-entry point for the next call.
+    pub reentry: bool,
+    /// kjump loads it resident (`kjump call --resident`, then plain jumps).
+    pub kjump: bool,
+    /// Print the test device's switch cycles after every call.
+    pub cycles: bool,
+}
+
+/// `physcall`: loads the program and calls it `calls` times.
+pub fn run(elf: &Path, calls: u64, how: &How, mem_min: &str, mem_max: &str) -> Result<(), String> {
+    let mut program = Program::load(elf, mem_min, mem_max, how.kjump)?;
+    program.reentry = how.reentry;
     for call in 1..=calls {
         // Where the reference's guest dies: shown, so that the tests can
         // tell that death from any other.
@@ -165,6 +198,11 @@ pub fn run(
             sys::drain_stdout();
         }
         program.call().map_err(|e| format!("call {call}: {e}"))??;
+        if how.cycles {
+            let c = fs::read_to_string("/sys/devices/kj_testdev0/switch_cycles")
+                .map_err(|e| format!("switch_cycles: {e}"))?;
+            println!("physcall: call {call} switch_cycles {}", c.trim());
+        }
         if call == 1 || call % 10 == 0 {
             println!("physcall: call {call} ok");
             sys::drain_stdout();

@@ -37,7 +37,7 @@ fn state() -> Result<String, String> {
 
 /// `events`: one call of the program, with both devices' logs.
 pub fn events(elf: &Path, mem_min: &str, mem_max: &str) -> Result<(), String> {
-    let mut program = Program::load(elf, mem_min, mem_max)?;
+    let mut program = Program::load(elf, mem_min, mem_max, false)?;
     clear_events()?;
     program.call().map_err(|e| format!("jump: {e}"))??;
     println!("events: call ok {}", state()?);
@@ -48,7 +48,7 @@ pub fn events(elf: &Path, mem_min: &str, mem_max: &str) -> Result<(), String> {
 /// and starts the program; prints the errno and what each device went
 /// through. Then one call with nothing failing must work.
 pub fn unwind(elf: &Path, steps: &[String], mem_min: &str, mem_max: &str) -> Result<(), String> {
-    let mut program = Program::load(elf, mem_min, mem_max)?;
+    let mut program = Program::load(elf, mem_min, mem_max, false)?;
     for step in steps {
         let (dev, callback) = step
             .split_once(':')

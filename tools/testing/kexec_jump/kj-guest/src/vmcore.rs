@@ -56,14 +56,17 @@ pub fn markfile(dir: &str, text: &str, above: u64) -> Result<u64, String> {
 }
 
 /// A PT_LOAD of /proc/vmcore: file offset, virtual and physical address, size.
-struct Load {
-    off: u64,
-    vaddr: u64,
-    paddr: u64,
-    size: u64,
+pub(crate) struct Load {
+    pub off: u64,
+    pub vaddr: u64,
+    pub paddr: u64,
+    pub size: u64,
 }
 
-fn pt_loads(f: &fs::File) -> Result<Vec<Load>, String> {
+/// The kernel text mapping: a PT_LOAD there repeats part of the direct map.
+pub(crate) const START_KERNEL_MAP: u64 = 0xffff_ffff_8000_0000;
+
+pub(crate) fn pt_loads(f: &fs::File) -> Result<Vec<Load>, String> {
     let mut eh = [0u8; 64];
     f.read_exact_at(&mut eh, 0)
         .map_err(|e| format!("ELF header: {e}"))?;
@@ -126,7 +129,6 @@ pub fn vmcore_at(addr: u64) -> Result<String, String> {
 /// `vmcore-ram`: bytes of RAM /proc/vmcore holds, counting the direct-map
 /// PT_LOADs (not the kernel text one, which repeats part of them).
 pub fn vmcore_ram() -> Result<u64, String> {
-    const START_KERNEL_MAP: u64 = 0xffff_ffff_8000_0000;
     let loads = pt_loads(&open_vmcore()?)?;
     Ok(loads
         .iter()

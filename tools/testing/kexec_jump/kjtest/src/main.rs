@@ -14,6 +14,7 @@ mod initramfs;
 mod qemu;
 mod report;
 mod soak;
+mod stats;
 mod switch_bench;
 mod tests;
 
@@ -102,10 +103,21 @@ fn run(args: &[String]) -> ExitCode {
             return ExitCode::from(2);
         }
     };
+    // A test's whole name selects that test alone; a part of a name,
+    // every test whose name holds it.
     let only = opt("--only");
+    let exact = only.is_some_and(|o| tests::TESTS.iter().any(|t| t.name == o));
     let selected: Vec<_> = tests::TESTS
         .iter()
-        .filter(|t| only.is_none_or(|o| t.name.contains(o)))
+        .filter(|t| {
+            only.is_none_or(|o| {
+                if exact {
+                    t.name == o
+                } else {
+                    t.name.contains(o)
+                }
+            })
+        })
         .collect();
     if args.iter().any(|a| a == "--list") {
         for t in &selected {
@@ -242,8 +254,12 @@ fn main() -> ExitCode {
             }
         }
         Some("switch-bench") => {
-            let trips = args.get(1).and_then(|r| r.parse().ok()).unwrap_or(6);
-            match switch_bench::run(&ctx("ours", "switch-bench"), trips) {
+            let rounds = args.get(1).and_then(|r| r.parse().ok()).unwrap_or(5);
+            match switch_bench::run(
+                &ctx("ours", "switch-bench"),
+                &ctx("ref", "switch-bench"),
+                rounds,
+            ) {
                 Ok(()) => ExitCode::SUCCESS,
                 Err(e) => {
                     eprintln!("kjtest switch-bench: {e}");
@@ -253,7 +269,7 @@ fn main() -> ExitCode {
         }
         _ => {
             eprintln!(
-                "usage: kjtest run [--kernel ours|c|ref|both|all] [--only NAME] [--list] | kjtest demo | kjtest bench [ROUNDS] | kjtest switch-bench [TRIPS] | kjtest hibernate-bench [MIB] [ROUNDS] | kjtest soak [TRIPS]"
+                "usage: kjtest run [--kernel ours|c|ref|both|all] [--only NAME] [--list] | kjtest demo | kjtest bench [ROUNDS] | kjtest switch-bench [ROUNDS] | kjtest hibernate-bench [MIB] [ROUNDS] | kjtest soak [TRIPS]"
             );
             ExitCode::from(2)
         }

@@ -30,13 +30,23 @@ struct Shape {
     reload: u32,
     /// A's marker page lies above this physical address.
     mark_above: u64,
+    /// MiB of A's memory tagged with its addresses ("auto": most of what
+    /// is free; "0": none).
+    tag_mib: &'static str,
+    /// B checks A's dump on its first boot.
+    dump: bool,
 }
 
 /// Boots A with the kjump scenario, B's kernel and initramfs inside.
 fn boot_kjump(ctx: &Ctx, s: &Shape) -> Result<Guest, Failure> {
     let conf = format!(
-        "TRIPS={}\nMEM_MIB=32\nDUMP=1\nEXEC_CPU={}\nRELOAD={}\nMARK_ABOVE={:#x}\n",
-        s.trips, s.exec_cpu, s.reload, s.mark_above
+        "TRIPS={}\nMEM_MIB=32\nDUMP={}\nEXEC_CPU={}\nRELOAD={}\nMARK_ABOVE={:#x}\nTAG_MIB={}\n",
+        s.trips,
+        u8::from(s.dump),
+        s.exec_cpu,
+        s.reload,
+        s.mark_above,
+        s.tag_mib
     );
     let script = include_str!("../../../scenarios/kjump.sh");
     let initrd = with_b(ctx, || kjump_image(ctx, script, &conf, true))?;
@@ -44,10 +54,12 @@ fn boot_kjump(ctx: &Ctx, s: &Shape) -> Result<Guest, Failure> {
 }
 
 /// B's dump of A: as many bytes of RAM as A has outside the reservation,
-/// A's page-cache marker at the physical address A named, and
-/// makedumpfile -d 31 (which walks A's page structures through
-/// vmcoreinfo) turning it into a filtered dump.
-fn check_dump(g: &mut Guest) -> Result<(), Failure> {
+/// A's page-cache marker at the physical address A named, every page A
+/// tagged with its address found there and none elsewhere (`tagged`: A's
+/// tagfill line, if A tagged), makedumpfile -d 31 (which walks A's page
+/// structures through vmcoreinfo) turning it into a filtered dump and
+/// --dump-dmesg reading A's kernel log out of it.
+fn check_dump(ctx: &Ctx, g: &mut Guest, tagged: Option<&str>) -> Result<(), Failure> {
     let l = g.step("KJ: B vmcore", 300)?;
     let (ram, expect) = (
         number_after(&l, "vmcore-ram: "),
@@ -63,25 +75,56 @@ fn check_dump(g: &mut Guest) -> Result<(), Failure> {
     if !l.contains("KJMARK-A-PAGE-CACHE") {
         return Err(g.fail(format!("B's dump lacks A's marker page: {l}")));
     }
-    let l = g.step("KJ: B makedumpfile", 600)?;
-    let bytes = number_after(&l, "bytes=").unwrap_or(0);
-    if !l.contains("rc=0 ") || bytes < 1 << 20 {
-        return Err(g.fail(format!("makedumpfile -d 31 failed on B's dump: {l}")));
+    let Some(tagged) = tagged else {
+        return Ok(());
+    };
+    let d = super::dump_of_a(g, tagged)?;
+    crate::report::fact(
+        "dump of A with kjump: tagged pages found / wrong / total",
+        ctx.name,
+        d.tags(),
+    );
+    if d.found != d.tagged || d.wrong != 0 {
+        return Err(g.fail(format!("B's dump is not all of A: tags {}", d.tags())));
     }
+    println!(
+        "    all {} pages A tagged are in B's dump at their own address, none elsewhere",
+        d.tagged
+    );
+    let bytes = d
+        .makedumpfile
+        .map_err(|l| g.fail(format!("makedumpfile -d 31 failed on B's dump: {l}")))?;
     println!("    makedumpfile -d 31 -F wrote {} KiB", bytes >> 10);
+    d.dmesg.map_err(|l| {
+        g.fail(format!(
+            "makedumpfile --dump-dmesg: no line of A's log: {l}"
+        ))
+    })?;
+    println!("    makedumpfile --dump-dmesg read A's log line out of the dump");
     Ok(())
 }
 
 /// Round trips with kjump; A and B each check a process's memory after
 /// every return, A gets all its CPUs back each time, its monotonic clock
 /// never goes back and a sleeper armed before the jump wakes after it.
-fn kjump_trips(ctx: &Ctx, s: &Shape) -> TestResult {
+/// Returns where A's kernel was ("Kernel code" in /proc/iomem).
+fn kjump_trips(ctx: &Ctx, s: &Shape) -> Result<String, Failure> {
     let mut g = boot_kjump(ctx, s)?;
     let all = format!("cpus=0-{}", s.cpus - 1);
     let up = g.step("KJ: A up", 120)?;
+    let code = up
+        .split_whitespace()
+        .find(|w| w.contains('-') && w.chars().all(|c| c.is_ascii_hexdigit() || c == '-'))
+        .unwrap_or("")
+        .to_string();
     if !up.contains(&all) {
         return Err(g.fail(format!("want {all} in A: {up}")));
     }
+    let tagged = if s.tag_mib != "0" {
+        Some(g.step("KJ: A tagfill: tagged", 300)?)
+    } else {
+        None
+    };
     let loaded = g.step("KJ: A loaded", 300)?;
     if !loaded.contains("resident") {
         return Err(g.fail(format!("kjump load: {loaded}")));
@@ -99,7 +142,9 @@ fn kjump_trips(ctx: &Ctx, s: &Shape) -> TestResult {
             if !st.contains("this kernel: B") {
                 return Err(g.fail(format!("kjump status in B: {st}")));
             }
-            check_dump(&mut g)?;
+            if s.dump {
+                check_dump(ctx, &mut g, tagged.as_deref().filter(|_| i == 1))?;
+            }
             b_trips = 0;
         } else {
             let r = g.step("KJ: B back returned", 120)?;
@@ -122,29 +167,67 @@ fn kjump_trips(ctx: &Ctx, s: &Shape) -> TestResult {
         }
         g.step("KJ: A time ok", 60)?;
         g.step("KJ: A memory intact", 60)?;
+        if i == 1 && tagged.is_some() {
+            let l = g.step("KJ: A tagfill: moved", 60)?;
+            if !l.contains("moved 0 of") {
+                return Err(g.fail(format!("tagged pages moved, the count is void: {l}")));
+            }
+        }
         if i == s.reload {
             g.step("KJ: A reloaded B", 120)?;
         }
     }
     g.step("KJ: A done", 60)?;
-    Ok(Verdict::Pass)
+    Ok(code)
 }
 
-/// A (KASLR on, crashkernel= only) loads B with `kjump load`, jumps with
-/// `kjump exec` three times; B's dump is complete and makedumpfile reads
-/// it; B resumes each time with its memory intact.
-pub fn kjump_round_trips(ctx: &Ctx) -> TestResult {
-    kjump_trips(
-        ctx,
-        &Shape {
-            cpus: 2,
-            mem_mib: 1024,
-            trips: 3,
-            exec_cpu: 0,
-            reload: 0,
-            mark_above: 1 << 20,
-        },
-    )
+/// Boots of A in [`kjump_round_trips_10_boots`].
+const BOOTS: u32 = 10;
+
+/// Ten boots of A (KASLR on, crashkernel= only): each loads B with
+/// `kjump load` and jumps with `kjump exec`; B jumps back with `kjump
+/// back`, A resumes with both CPUs and a process's memory intact. The
+/// first boot makes three round trips (B resumed with its memory intact
+/// on the second and third) and checks B's dump of A: complete (every
+/// page A tagged with its address is there, at that address, and none
+/// elsewhere), read by makedumpfile -d 31 and --dump-dmesg. A's kernel
+/// must have moved between boots (KASLR at work).
+pub fn kjump_round_trips_10_boots(ctx: &Ctx) -> TestResult {
+    let mut at = Vec::new();
+    for boot in 1..=BOOTS {
+        let first = boot == 1;
+        let code = kjump_trips(
+            ctx,
+            &Shape {
+                cpus: 2,
+                mem_mib: 1024,
+                trips: if first { 3 } else { 1 },
+                exec_cpu: 0,
+                reload: 0,
+                mark_above: 1 << 20,
+                tag_mib: if first { "auto" } else { "0" },
+                dump: first,
+            },
+        )
+        .map_err(|mut f| {
+            f.reason = format!("boot {boot}: {}", f.reason);
+            f
+        })?;
+        at.push(code);
+    }
+    at.sort();
+    at.dedup();
+    println!(
+        "    {BOOTS} of {BOOTS} boots came back; A's kernel at {} different addresses",
+        at.len()
+    );
+    if at.len() < 2 {
+        return Err(Failure {
+            reason: format!("A's kernel at one address in {BOOTS} boots: is KASLR on? {at:?}"),
+            excerpt: vec![],
+        });
+    }
+    Ok(Verdict::Pass)
 }
 
 /// The same on a bigger machine: 4 CPUs, `kjump exec` run on CPU 3 (not
@@ -161,8 +244,11 @@ pub fn kjump_4_cpus_5_gib_reload(ctx: &Ctx) -> TestResult {
             exec_cpu: 3,
             reload: 2,
             mark_above: 1 << 32,
+            tag_mib: "0",
+            dump: true,
         },
     )
+    .map(|_| Verdict::Pass)
 }
 
 /// The misuse a person will try, stage by stage (one boot each), and the
@@ -372,6 +458,8 @@ pub fn demo(ctx: &Ctx) -> Result<Vec<crate::qemu::Line>, Failure> {
             exec_cpu: 0,
             reload: 0,
             mark_above: 1 << 20,
+            tag_mib: "0",
+            dump: true,
         },
     )?;
     g.step("KJ: A done", 600)?;

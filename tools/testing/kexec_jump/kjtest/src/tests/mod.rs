@@ -118,6 +118,13 @@ pub const TESTS: &[TestCase] = &[
         ref_reports: &[],
     },
     TestCase {
+        name: "kjump_call_100",
+        run: physical::kjump_call_100,
+        kernels: OURS,
+        ref_fails: false,
+        ref_reports: &[],
+    },
+    TestCase {
         name: "physical_mode_int3_returns",
         run: physical::physical_mode_int3_returns,
         kernels: ALL,
@@ -167,22 +174,15 @@ pub const TESTS: &[TestCase] = &[
         ref_reports: &[],
     },
     TestCase {
-        name: "jump_without_low_reservation",
-        run: jump::jump_without_low_reservation,
+        name: "kexec_tools_new_user_recipe_10_boots",
+        run: jump::kexec_tools_new_user_recipe_10_boots,
         kernels: OURS,
         ref_fails: false,
         ref_reports: &[],
     },
     TestCase {
-        name: "jump_b_kaslr_stays_in_exactmap",
-        run: jump::jump_b_kaslr_stays_in_exactmap,
-        kernels: OURS,
-        ref_fails: false,
-        ref_reports: &[],
-    },
-    TestCase {
-        name: "kjump_round_trips",
-        run: kjump::kjump_round_trips,
+        name: "kjump_round_trips_10_boots",
+        run: kjump::kjump_round_trips_10_boots,
         kernels: OURS,
         ref_fails: false,
         ref_reports: &[],
@@ -321,6 +321,13 @@ pub(crate) fn base_image(ctx: &Ctx) -> Result<Initramfs, Failure> {
         .busybox()
         .and_then(|i| i.host_binary("/usr/sbin/kexec", "sbin/kexec"))
         .and_then(|i| i.host_file(guest, "bin/kj-guest", 0o755))
+        .map(|i| {
+            i.file(
+                "etc/kj-dump.sh",
+                include_str!("../../../scenarios/dump_check.sh").as_bytes(),
+                0o644,
+            )
+        })
         .map_err(|e| Failure {
             reason: e,
             excerpt: vec![],
@@ -368,7 +375,7 @@ pub(crate) fn with_b(
 }
 
 /// A test's /init: mounts, then `body`.
-fn init_script(body: &str) -> Vec<u8> {
+pub(crate) fn init_script(body: &str) -> Vec<u8> {
     format!(
         "#!/bin/sh\nmount -t proc proc /proc\nmount -t sysfs sysfs /sys\n\
          mount -t devtmpfs devtmpfs /dev\n{body}"
@@ -488,7 +495,7 @@ pub(crate) fn boot_disks(
 }
 
 /// Boots with every build of the checksum program (/boot/checksum.elf,
-/// bench.elf, int3.elf, fault.elf) and runs `body` between "KJ: A up" and
+/// bench.elf, int3.elf, fault.elf, checksum-256m.elf) and kjump, and runs `body` between "KJ: A up" and
 /// "KJ: done".
 fn boot_with_program(ctx: &Ctx, body: &str, append: &str) -> Result<Guest, Failure> {
     boot_with_program_on(ctx, body, append, 2)
@@ -504,11 +511,70 @@ fn boot_with_program_on(ctx: &Ctx, body: &str, append: &str, cpus: u32) -> Resul
         .and_then(|i| i.host_file(&ctx.bench_prog, "boot/bench.elf", 0o644))
         .and_then(|i| i.host_file(&progs.join("int3.elf"), "boot/int3.elf", 0o644))
         .and_then(|i| i.host_file(&progs.join("fault.elf"), "boot/fault.elf", 0o644))
+        .and_then(|i| {
+            i.host_file(
+                &progs.join("checksum-256m.elf"),
+                "boot/checksum-256m.elf",
+                0o644,
+            )
+        })
+        .and_then(|i| i.host_file(&ctx.kjump_bin, "bin/kjump", 0o755))
         .map_err(|e| Failure {
             reason: e,
             excerpt: vec![],
         })?;
     boot_on(ctx, image.finish(), append, None, cpus)
+}
+
+/// What B found of A's tagged pages in its dump, and whether makedumpfile
+/// read the dump: the lines of `check_dump_of_a` (scenarios/dump_check.sh).
+pub(crate) struct DumpOfA {
+    pub tagged: u64,
+    pub found: u64,
+    pub wrong: u64,
+    /// makedumpfile -d 31 wrote a dump (bytes), or why not.
+    pub makedumpfile: Result<u64, String>,
+    /// makedumpfile --dump-dmesg found A's log line, or why not.
+    pub dmesg: Result<(), String>,
+}
+
+impl DumpOfA {
+    /// "found / wrong / total".
+    pub fn tags(&self) -> String {
+        format!("{} / {} / {}", self.found, self.wrong, self.tagged)
+    }
+}
+
+/// Reads B's dump lines; `tagged`: A's "tagfill: tagged N pages" line.
+pub(crate) fn dump_of_a(g: &mut Guest, tagged: &str) -> Result<DumpOfA, Failure> {
+    let tagged = number_after(tagged, "tagged ")
+        .ok_or_else(|| g.fail(format!("no tag count from A: {tagged}")))?;
+    let l = g.step("KJ: B tagscan:", 600)?;
+    let (found, wrong) = match (number_after(&l, "found "), number_after(&l, "wrong ")) {
+        (Some(f), Some(w)) => (f, w),
+        _ => return Err(g.fail(format!("no tag figures: {l}"))),
+    };
+    println!("    {}", l.trim_start_matches("KJ: B "));
+    let l = g.step("KJ: B makedumpfile", 600)?;
+    let bytes = number_after(&l, "bytes=").unwrap_or(0);
+    let makedumpfile = if l.contains("rc=0 ") && bytes >= 1 << 20 {
+        Ok(bytes)
+    } else {
+        Err(l.clone())
+    };
+    let l = g.step("KJ: B dump-dmesg", 300)?;
+    let dmesg = if l.contains("rc=0 ") && number_after(&l, "A's line: ").unwrap_or(0) >= 1 {
+        Ok(())
+    } else {
+        Err(l.clone())
+    };
+    Ok(DumpOfA {
+        tagged,
+        found,
+        wrong,
+        makedumpfile,
+        dmesg,
+    })
 }
 
 /// The number after `key` in `line`.

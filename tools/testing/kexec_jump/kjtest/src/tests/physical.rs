@@ -31,6 +31,29 @@ pub(super) fn physical_mode_call_100(ctx: &Ctx) -> TestResult {
     Ok(Verdict::Pass)
 }
 
+/// The same program, linked at 256 MiB, called 100 times through kjump:
+/// `kjump call --resident` loads it in place into A's reservation and
+/// makes the first call, plain jumps make the other 99 (nothing copied);
+/// its own call count, kept in its memory, must reach 100.
+pub(super) fn kjump_call_100(ctx: &Ctx) -> TestResult {
+    let mut g = boot_with_program(
+        ctx,
+        "kj-guest physcall --elf /boot/checksum-256m.elf --calls 100 --kjump \
+         --mem-min 0x10000000 --mem-max 0x13ffffff\n\
+         echo \"KJ: status $(kjump status | tr '\\n' ';')\"",
+        "nokaslr crashkernel=64M@256M",
+    )?;
+    g.step("physcall: buffer at", 120)?;
+    g.step("physcall: call 1 ok", 120)?;
+    g.step("physcall: 100 calls ok", 900)?;
+    let st = g.step("KJ: status", 60)?;
+    if !st.contains("image loaded: yes") || !st.contains("physcall.elf in 0x10000000-") {
+        return Err(g.fail(format!("want the program still resident: {st}")));
+    }
+    g.step("KJ: done", 60)?;
+    Ok(Verdict::Pass)
+}
+
 /// A physical-mode program that executes int3 survives it: the
 /// trampoline's own IDT returns from #BP. It is called 10 times, and every
 /// call after the first enters at the re-entry point the program left in
