@@ -61,10 +61,24 @@ fn unhex(s: &str) -> Option<Vec<u8>> {
         .collect()
 }
 
+/// A number that tells this hibernation from any other: it ties the
+/// "resumed" mark on the device to this run. Uniqueness is all it needs,
+/// so GRND_INSECURE: plain getrandom() blocks until the kernel's random
+/// pool is ready, which early after boot under emulation took a second.
 fn random_u64() -> u64 {
     let mut v = 0u64;
     // SAFETY: getrandom(2) writes at most 8 bytes into `v`.
-    unsafe { libc::getrandom(&mut v as *mut u64 as *mut libc::c_void, 8, 0) };
+    let n = unsafe {
+        libc::getrandom(
+            &mut v as *mut u64 as *mut libc::c_void,
+            8,
+            libc::GRND_INSECURE,
+        )
+    };
+    // Kernels before 5.6 lack GRND_INSECURE: the clock then.
+    if n != 8 {
+        v ^= (sys::boottime() * 1e9) as u64;
+    }
     v
 }
 
@@ -84,6 +98,55 @@ fn block_device(dev: &str) -> Result<()> {
     Ok(())
 }
 
+/// Block 0 of `dev`, read or written past the page cache (A reads the
+/// device again after the jump, when other kernels have written it).
+fn block0(dev: &str, write: Option<&[u8]>) -> Result<Vec<u8>> {
+    let f = open_direct(dev).with_context(|| dev.to_string())?;
+    let mut page = AlignedBuf::new(PAGE as usize);
+    match write {
+        Some(b) => {
+            page.bytes_mut()[..b.len()].copy_from_slice(b);
+            f.write_all_at(page.bytes(), 0)
+                .and_then(|_| f.sync_all())
+                .with_context(|| format!("marking {dev}"))?;
+        }
+        None => f
+            .read_exact_at(page.bytes_mut(), 0)
+            .with_context(|| dev.to_string())?,
+    }
+    Ok(page.bytes().to_vec())
+}
+
+/// Block 0 of a device claimed for the hibernation `nonce`.
+fn claim(nonce: u64) -> [u8; 16] {
+    let mut c = [0u8; 16];
+    c[..8].copy_from_slice(image::MAGIC_CLAIM);
+    c[8..].copy_from_slice(&nonce.to_le_bytes());
+    c
+}
+
+/// In B: the disk A marked for this hibernation. B's names for disks
+/// need not be A's (drivers probe in another order), so `hint`, A's name,
+/// is tried first, then every block device, until one carries the mark.
+fn claimed_device(hint: &str, nonce: u64) -> Result<String> {
+    let want = claim(nonce);
+    for _ in 0..100 {
+        let names = fs::read_dir("/sys/class/block")
+            .map(|d| {
+                d.filter_map(|e| Some(format!("/dev/{}", e.ok()?.file_name().to_str()?)))
+                    .collect::<Vec<_>>()
+            })
+            .unwrap_or_default();
+        for dev in std::iter::once(hint.to_string()).chain(names) {
+            if block0(&dev, None).is_ok_and(|h| h[..16] == want) {
+                return Ok(dev);
+            }
+        }
+        std::thread::sleep(std::time::Duration::from_millis(100));
+    }
+    bail!("no disk carries this hibernation's mark (A's {hint}, kjump.nonce={nonce:x}) after 10 s")
+}
+
 /// In A: hibernate to `dev` through a kexec jump to `kernel`.
 pub fn hibernate(dev: &str, kernel: &str, append: &str) -> Result<()> {
     let t0 = Instant::now();
@@ -100,9 +163,6 @@ pub fn hibernate(dev: &str, kernel: &str, append: &str) -> Result<()> {
         cpio::Entry::File("init", &exe, 0o755),
     ]);
     crate::trace("initramfs built");
-    fs::create_dir_all("/run/kjump").context("/run/kjump")?;
-    let initrd_path = "/run/kjump/hibernate-initrd.cpio";
-    fs::write(initrd_path, &initrd).context(initrd_path)?;
     let consoles: Vec<String> = fs::read_to_string("/proc/cmdline")
         .unwrap_or_default()
         .split_whitespace()
@@ -110,20 +170,26 @@ pub fn hibernate(dev: &str, kernel: &str, append: &str) -> Result<()> {
         .map(String::from)
         .collect();
     let nonce = random_u64();
-    // loglevel=5: B's boot chatter stays off the (possibly slow, serial)
-    // console; warnings and errors still show.
+    // Mark the device for B (and invalidate any older image on it: A is
+    // running, so an older image is stale).
+    block0(dev, Some(&claim(nonce)))?;
+    // B's boot is on the way to the power-off, and B needs one disk:
+    // loglevel=5 keeps B's boot chatter off the (possibly slow, serial)
+    // console, warnings and errors still show; driver_async_probe=* lets
+    // /init start while devices probe (a virtio disk's probe took a second
+    // under emulation, and B waits only for its own); pty.legacy_count=0:
+    // B opens no pty, and registering 256 BSD ones was its slowest
+    // initcall.
     let b_cmdline = format!(
-        "{} loglevel=5 rdinit=/init panic=10 kjump.hibernate={dev} kjump.nonce={nonce:x} {append}",
+        "{} loglevel=5 driver_async_probe=* pty.legacy_count=0 rdinit=/init panic=10 kjump.hibernate={dev} kjump.nonce={nonce:x} {append}",
         consoles.join(" ")
     );
-    crate::trace("initramfs written");
-    load::load(&load::Request {
+    load::load(load::Request {
         kernel,
-        initrd: Some(initrd_path),
+        initrd: Some(load::Initrd::Bytes(initrd)),
         append: &b_cmdline,
     })?;
     crate::trace("load returned");
-    let _ = fs::remove_file(initrd_path);
     println!(
         "kjump: hibernating to {dev} (B loaded in {:.2} s)",
         t0.elapsed().as_secs_f64()
@@ -135,10 +201,7 @@ pub fn hibernate(dev: &str, kernel: &str, append: &str) -> Result<()> {
     crate::state::clear();
     let away = jumped?;
     unloaded.map_err(|e| anyhow::anyhow!(sys::explain("unloading B", &e)))?;
-    let mut hb = vec![0u8; PAGE as usize];
-    File::open(dev)
-        .and_then(|f| f.read_exact_at(&mut hb, 0))
-        .with_context(|| dev.to_string())?;
+    let hb = block0(dev, None)?;
     let resumed = &hb[..8] == image::MAGIC_RESUMED
         && u64::from_le_bytes(hb[72..80].try_into().unwrap()) == nonce;
     if !resumed {
@@ -479,13 +542,7 @@ pub fn run_as_init() -> ! {
             .context("no kjump.nonce= on the command line")?;
         let entry =
             crate::back_entry()?.context("no kexec_jump_back_entry= on the command line")?;
-        // Built-in drivers have probed by now; give a slow disk a moment.
-        for _ in 0..50 {
-            if fs::metadata(&dev).is_ok() {
-                break;
-            }
-            std::thread::sleep(std::time::Duration::from_millis(100));
-        }
+        let dev = claimed_device(&dev, nonce)?;
         let t = Instant::now();
         let h = write_image(&dev, nonce, entry)?;
         println!(

@@ -21,6 +21,9 @@ pub const PAGE: u64 = 4096;
 pub const MAGIC: &[u8; 8] = b"KJHIBIMG";
 /// Block 0 of an image that was resumed (so it never is again).
 pub const MAGIC_RESUMED: &[u8; 8] = b"KJRESUMD";
+/// Block 0 while a hibernation is under way: A marks the device with this
+/// and the run's nonce, and B writes only to the disk that carries them.
+pub const MAGIC_CLAIM: &[u8; 8] = b"KJCLAIM1";
 pub const VERSION: u32 = 1;
 /// Bytes of page data a chunk holds before compression.
 pub const CHUNK_RAW: usize = 4 << 20;

@@ -44,10 +44,17 @@ fn acpi_rsdp() -> u64 {
     find("ACPI20=").or_else(|| find("ACPI=")).unwrap_or(0)
 }
 
+/// B's initramfs: a file, or bytes made in memory (kjump hibernate's;
+/// writing them to a file first cost a second in a debug kernel).
+pub enum Initrd<'a> {
+    File(&'a str),
+    Bytes(Vec<u8>),
+}
+
 /// What to load.
 pub struct Request<'a> {
     pub kernel: &'a str,
-    pub initrd: Option<&'a str>,
+    pub initrd: Option<Initrd<'a>>,
     pub append: &'a str,
 }
 
@@ -55,7 +62,7 @@ fn mib(x: u64) -> u64 {
     x.div_ceil(1 << 20)
 }
 
-pub fn load(req: &Request) -> Result<()> {
+pub fn load(req: Request) -> Result<()> {
     crate::trace("load start");
     let iomem = memmap::iomem()?;
     let res = memmap::reservation(&iomem)?;
@@ -66,7 +73,8 @@ pub fn load(req: &Request) -> Result<()> {
     crate::trace("kernel read");
     let kernel = bzimage::parse(&image).with_context(|| req.kernel.to_string())?;
     let initrd = match req.initrd {
-        Some(p) => Some(fs::read(p).with_context(|| p.to_string())?),
+        Some(Initrd::File(p)) => Some(fs::read(p).with_context(|| p.to_string())?),
+        Some(Initrd::Bytes(b)) => Some(b),
         None => None,
     };
 

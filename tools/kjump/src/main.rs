@@ -236,9 +236,9 @@ fn main() {
             kernel,
             initrd,
             append,
-        } => load::load(&load::Request {
+        } => load::load(load::Request {
             kernel: &kernel,
-            initrd: initrd.as_deref(),
+            initrd: initrd.as_deref().map(load::Initrd::File),
             append: &append,
         }),
         Cmd::Exec => exec(),

@@ -414,48 +414,48 @@ fn kernel_sample(ctx: &Ctx, conf: &str) -> Result<Sample, Failure> {
     })
 }
 
-fn median(mut v: Vec<f64>) -> f64 {
-    v.sort_by(f64::total_cmp);
-    v[v.len() / 2]
-}
-
 /// `kjtest hibernate-bench`: kjump hibernate + resume against the
 /// kernel's own hibernation to a swap device, same guest (1 GiB, 2 CPUs,
 /// TCG), same load (a process holding `mib` MiB), `rounds` runs of each,
-/// alternating, with the medians and their ratios. Prints the table;
-/// fails if either side fails.
+/// alternating. Prints each figure as min / median / max, and kjump/kernel
+/// as the ratios of each round's pair ("no difference" when the two
+/// ranges overlap); fails if either side fails.
 pub fn bench(ctx: &Ctx, mib: u32, rounds: u32) -> Result<(), String> {
+    use crate::stats::{verdict, Spread};
     let conf = format!("MEM_MIB={mib}\nMLOCK=0\nDATA=0\nHIBERNATE=1\n");
     let (mut ks, mut cs) = (Vec::new(), Vec::new());
     for _ in 0..rounds.max(1) {
         ks.push(kjump_sample(ctx, &conf).map_err(|f| format!("kjump: {}", f.reason))?);
         cs.push(kernel_sample(ctx, &conf).map_err(|f| format!("kernel: {}", f.reason))?);
     }
-    let med = |v: &[Sample]| Sample {
-        to_off: median(v.iter().map(|s| s.to_off).collect()),
-        to_a: median(v.iter().map(|s| s.to_a).collect()),
-        bytes: median(v.iter().map(|s| s.bytes as f64).collect()) as u64,
-    };
-    let (k, c) = (med(&ks), med(&cs));
     println!(
-        "hibernate-bench: 1 GiB guest, 2 CPUs, QEMU TCG, A holds {mib} MiB; median of {} runs each",
+        "hibernate-bench: 1 GiB guest, 2 CPUs, QEMU TCG, A holds {mib} MiB; {} rounds, min / median / max",
         ks.len()
     );
     println!(
-        "{:<34} {:>12} {:>14} {:>14}",
-        "", "kjump", "kernel (swap)", "kjump/kernel"
+        "{:<32} {:>20} {:>20}   kjump/kernel, paired",
+        "", "kjump", "kernel (swap)"
     );
-    let row = |what: &str, a: f64, b: f64, unit: &str| {
+    let row = |what: &str, f: fn(&Sample) -> f64, div: f64, unit: &str| {
+        let (k, c): (Vec<f64>, Vec<f64>) = (
+            ks.iter().map(|s| f(s) / div).collect(),
+            cs.iter().map(|s| f(s) / div).collect(),
+        );
+        let show = |v: &[f64]| Spread::of(v).map_or("-".into(), |x| x.show(1.0, 1));
         println!(
-            "{what:<34} {:>10.1} {unit} {:>12.1} {unit} {:>14.2}",
-            a,
-            b,
-            a / b
-        )
+            "{what:<32} {:>18} {unit} {:>18} {unit}   {}",
+            show(&k),
+            show(&c),
+            verdict(&k, &c)
+        );
     };
-    row("hibernate start -> powered off", k.to_off, c.to_off, "s");
-    row("boot -> A running again", k.to_a, c.to_a, "s");
-    let mib = |b: u64| b as f64 / f64::from(1 << 20);
-    row("image on the device", mib(k.bytes), mib(c.bytes), "MiB");
+    row("hibernate start -> powered off", |s| s.to_off, 1.0, "s");
+    row("boot -> A running again", |s| s.to_a, 1.0, "s");
+    row(
+        "image on the device",
+        |s| s.bytes as f64,
+        f64::from(1 << 20),
+        "MiB",
+    );
     Ok(())
 }

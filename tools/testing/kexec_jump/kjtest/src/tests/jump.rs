@@ -240,10 +240,23 @@ fn jump_trips_with(ctx: &Ctx, trips: u32, recipe: &Recipe) -> Result<(Verdict, S
     Ok((Verdict::Pass, code))
 }
 
+/// What makedumpfile says of a dump whose ELF core header kexec-tools
+/// made for a preserve-context image: kexec-tools 2.0.25 leaves the
+/// vmcoreinfo PT_NOTE out of it (crashdump-elf.c skips it when
+/// KEXEC_PRESERVE_CONTEXT is set), and A's RAM from 1 MiB to --mem-min,
+/// where x86 keeps its early page tables; no kernel can fill in either.
+/// Without vmcoreinfo, -d 31 stops at once and --dump-dmesg finds no
+/// symbols.
+const KEXEC_TOOLS_NO_VMCOREINFO: [&str; 2] = [
+    "doesn't contain vmcoreinfo",
+    "Can't find some symbols for log_buf",
+];
+
 /// B's dump of A with kexec-tools, as a new user gets it: printed beside
 /// kjump's (kexec-tools leaves out A's memory from 1 MiB to --mem-min but
-/// A's kernel image). On our kernels no page is at a wrong address and
-/// makedumpfile reads the dump and A's log; the reference is shown.
+/// A's kernel image). On our kernels no page is at a wrong address, and
+/// makedumpfile either reads the dump and A's log or refuses it for the
+/// one documented reason; the reference is shown.
 fn recipe_dump(ctx: &Ctx, g: &mut Guest, tagged: &str) -> Result<(), Failure> {
     let d = dump_of_a(g, tagged)?;
     crate::report::fact(
@@ -271,9 +284,15 @@ fn recipe_dump(ctx: &Ctx, g: &mut Guest, tagged: &str) -> Result<(), Failure> {
     if d.wrong != 0 {
         return Err(g.fail(format!("tagged pages at a wrong address: {}", d.tags())));
     }
-    md.map_err(|l| g.fail(format!("makedumpfile -d 31: {l}")))?;
-    d.dmesg
-        .map_err(|l| g.fail(format!("makedumpfile --dump-dmesg: {l}")))
+    let runs = [("-d 31", &md), ("--dump-dmesg", &d.dmesg)];
+    for ((what, r), why) in runs.into_iter().zip(KEXEC_TOOLS_NO_VMCOREINFO) {
+        if let Err(l) = r {
+            if !l.contains(why) {
+                return Err(g.fail(format!("makedumpfile {what}: {l}")));
+            }
+        }
+    }
+    Ok(())
 }
 
 /// A -> B -> A: B boots with kexec_jump_back_entry=, finds A's memory in
