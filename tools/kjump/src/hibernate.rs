@@ -175,13 +175,12 @@ pub fn hibernate(dev: &str, kernel: &str, append: &str) -> Result<()> {
     block0(dev, Some(&claim(nonce)))?;
     // B's boot is on the way to the power-off, and B needs one disk:
     // loglevel=5 keeps B's boot chatter off the (possibly slow, serial)
-    // console, warnings and errors still show; driver_async_probe=* lets
-    // /init start while devices probe (a virtio disk's probe took a second
-    // under emulation, and B waits only for its own); pty.legacy_count=0:
-    // B opens no pty, and registering 256 BSD ones was its slowest
-    // initcall.
+    // console, warnings and errors still show; pty.legacy_count=0 (B
+    // opens no pty; registering 256 BSD ones was half a second under
+    // emulation), i8042.nokbd i8042.noaux (no keyboard or mouse: probing
+    // the mouse was another half second).
     let b_cmdline = format!(
-        "{} loglevel=5 driver_async_probe=* pty.legacy_count=0 rdinit=/init panic=10 kjump.hibernate={dev} kjump.nonce={nonce:x} {append}",
+        "{} loglevel=5 pty.legacy_count=0 i8042.nokbd i8042.noaux rdinit=/init panic=10 kjump.hibernate={dev} kjump.nonce={nonce:x} {append}",
         consoles.join(" ")
     );
     load::load(load::Request {
@@ -303,7 +302,7 @@ impl ChunkBuilder {
     }
 }
 
-/// A chunk compressed by a worker.
+/// A chunk as a worker left it: LZ4, or stored as it is.
 struct Compressed {
     seq: usize,
     comp: Vec<u8>,
@@ -311,14 +310,28 @@ struct Compressed {
     sum: u64,
 }
 
-fn compress(seq: usize, raw: &[u8]) -> Compressed {
-    let comp = lz4_flex::block::compress(raw);
+/// LZ4 of `raw` when `try_lz4` and it comes out smaller; else `raw` itself
+/// (a chunk whose stored length is its raw length is not compressed).
+fn compress(seq: usize, raw: Vec<u8>, try_lz4: bool) -> Compressed {
+    let raw_len = raw.len() as u32;
+    let comp = Some(raw.as_slice())
+        .filter(|_| try_lz4)
+        .map(lz4_flex::block::compress)
+        .filter(|c| c.len() < raw.len())
+        .unwrap_or(raw);
     Compressed {
         seq,
         sum: image::sum(&comp),
         comp,
-        raw_len: raw.len() as u32,
+        raw_len,
     }
+}
+
+/// Whether a worker tries LZ4 on its next chunk: always, until two
+/// chunks in a row did not shrink; then on every eighth (data that does
+/// not compress costs the whole compression time and saves nothing).
+fn worth_trying(misses: u32, seq: usize) -> bool {
+    misses < 2 || seq % 8 == 0
 }
 
 /// Prints progress every tenth of the work, and at 99%.
@@ -422,13 +435,20 @@ pub fn write_image(dev: &str, nonce: u64, entry: u64) -> Result<Header> {
     std::thread::scope(|scope| -> Result<()> {
         for _ in 0..workers {
             let (rx, tx) = (&job_rx, done_tx.clone());
+            let mut misses = 0;
             scope.spawn(move || loop {
                 let job = rx
                     .lock()
                     .map_err(|_| ())
                     .and_then(|r| r.recv().map_err(|_| ()));
                 let Ok((seq, raw)) = job else { break };
-                if tx.send(compress(seq, &raw)).is_err() {
+                let c = compress(seq, raw, worth_trying(misses, seq));
+                misses = if c.comp.len() as u32 == c.raw_len {
+                    misses + 1
+                } else {
+                    0
+                };
+                if tx.send(c).is_err() {
                     break;
                 }
             });
@@ -534,6 +554,11 @@ pub fn run_as_init() -> ! {
             println!("kjump: mounting {fs} on {at}: {e}");
         }
     }
+    let booted = fs::read_to_string("/proc/uptime").unwrap_or_default();
+    println!(
+        "kjump: B's init runs {} s after B's start",
+        booted.split_whitespace().next().unwrap_or("?")
+    );
     let r = (|| -> Result<Header> {
         let dev =
             cmdline_value("kjump.hibernate").context("no kjump.hibernate= on the command line")?;
@@ -573,5 +598,37 @@ pub fn run_as_init() -> ! {
     }
     loop {
         std::thread::sleep(std::time::Duration::from_secs(3600));
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn chunks_that_do_not_shrink_are_stored() {
+        let zeros = compress(0, vec![0u8; 1 << 16], true);
+        assert!((zeros.comp.len() as u32) < zeros.raw_len);
+        // xorshift: bytes LZ4 cannot shrink.
+        let mut x = 0x9e37_79b9_7f4a_7c15u64;
+        let noise: Vec<u8> = (0..1 << 16)
+            .map(|_| {
+                x ^= x << 13;
+                x ^= x >> 7;
+                x ^= x << 17;
+                x as u8
+            })
+            .collect();
+        let stored = compress(1, noise.clone(), true);
+        assert_eq!(stored.comp, noise);
+        assert_eq!(compress(2, noise.clone(), false).comp, noise);
+        assert_eq!(stored.sum, image::sum(&noise));
+    }
+
+    #[test]
+    fn lz4_is_tried_again_now_and_then() {
+        assert!(worth_trying(0, 3) && worth_trying(1, 3));
+        assert!(!worth_trying(2, 3) && !worth_trying(9, 7));
+        assert!(worth_trying(9, 16));
     }
 }

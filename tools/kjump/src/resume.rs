@@ -48,6 +48,10 @@ impl Image {
         if image::sum(comp) != c.sum {
             bail!("chunk {i} of the image is corrupt (checksum)");
         }
+        // A chunk that did not shrink is stored as it is.
+        if c.comp_len == c.raw_len {
+            return Ok(comp.to_vec());
+        }
         lz4_flex::block::decompress(comp, c.raw_len as usize)
             .ok()
             .filter(|raw| raw.len() == c.raw_len as usize)

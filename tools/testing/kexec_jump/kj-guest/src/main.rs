@@ -128,16 +128,21 @@ fn memhold(mib: usize, seed: u64, check: &Path, lock: bool) -> ExitCode {
 /// pieces, so that a hibernation image of A has many ranges.
 fn fragment(mib: usize) -> ExitCode {
     const PIECE: usize = 64 << 10;
-    let mut buf = vec![0u8; (mib << 20) + 4096];
-    let off = buf.as_ptr().align_offset(4096);
-    let buf = &mut buf[off..off + (mib << 20)];
+    // munmap, not madvise: the test kernels have no madvise().
+    let buf = match sys::map_anon(mib << 20) {
+        Ok(b) => b,
+        Err(e) => {
+            println!("fragment: mmap: {e}");
+            return ExitCode::FAILURE;
+        }
+    };
     for page in buf.chunks_mut(4096) {
         page[0] = 1;
     }
     for piece in buf.chunks_mut(2 * PIECE) {
         if piece.len() == 2 * PIECE {
-            if let Err(e) = sys::discard(&mut piece[PIECE..]) {
-                println!("fragment: madvise: {e}");
+            if let Err(e) = sys::unmap(&mut piece[PIECE..]) {
+                println!("fragment: munmap: {e}");
                 return ExitCode::FAILURE;
             }
         }

@@ -12,16 +12,30 @@ extern "C" {
     fn tcdrain(fd: i32) -> i32;
     fn mmap(addr: *mut u8, len: usize, prot: i32, flags: i32, fd: i32, off: i64) -> *mut u8;
     fn clock_gettime(clock: i32, ts: *mut [i64; 2]) -> i32;
-    fn madvise(addr: *mut u8, len: usize, advice: i32) -> i32;
+    fn munmap(addr: *mut u8, len: usize) -> i32;
 }
 
-/// Gives the pages of `buf` back to the kernel (MADV_DONTNEED): they read
-/// as zero afterwards.
-pub fn discard(buf: &mut [u8]) -> Result<(), Error> {
-    const MADV_DONTNEED: i32 = 4;
-    // SAFETY: `buf` is ours and page aligned by the caller; DONTNEED only
-    // drops its pages, which we no longer read.
-    if unsafe { madvise(buf.as_mut_ptr(), buf.len(), MADV_DONTNEED) } == 0 {
+/// `len` bytes of fresh anonymous memory, never given back (the caller
+/// unmaps pieces of it with [`unmap`]).
+pub fn map_anon(len: usize) -> Result<&'static mut [u8], Error> {
+    const PROT_RW: i32 = 3;
+    const MAP_PRIVATE_ANON: i32 = 0x22;
+    // SAFETY: a fresh private mapping chosen by the kernel; it is never
+    // unmapped as a whole, so the slice stays valid.
+    let p = unsafe { mmap(std::ptr::null_mut(), len, PROT_RW, MAP_PRIVATE_ANON, -1, 0) };
+    if p as isize == -1 {
+        return Err(errno());
+    }
+    // SAFETY: `p` is `len` readable and writable bytes, zero-filled.
+    Ok(unsafe { std::slice::from_raw_parts_mut(p, len) })
+}
+
+/// Unmaps `piece`, page-aligned memory from [`map_anon`]; the caller
+/// never touches it again.
+pub fn unmap(piece: &mut [u8]) -> Result<(), Error> {
+    // SAFETY: `piece` lies in a mapping of ours, page aligned; it is not
+    // used after this.
+    if unsafe { munmap(piece.as_mut_ptr(), piece.len()) } == 0 {
         Ok(())
     } else {
         Err(errno())
