@@ -331,7 +331,7 @@ fn compress(seq: usize, raw: Vec<u8>, try_lz4: bool) -> Compressed {
 /// chunks in a row did not shrink; then on every eighth (data that does
 /// not compress costs the whole compression time and saves nothing).
 fn worth_trying(misses: u32, seq: usize) -> bool {
-    misses < 2 || seq % 8 == 0
+    misses < 2 || seq.is_multiple_of(8)
 }
 
 /// Prints progress every tenth of the work, and at 99%.
