@@ -310,12 +310,14 @@ struct Compressed {
     sum: u64,
 }
 
-/// LZ4 of `raw` when `try_lz4` and it comes out smaller; else `raw` itself
-/// (a chunk whose stored length is its raw length is not compressed).
-fn compress(seq: usize, raw: Vec<u8>, try_lz4: bool) -> Compressed {
+/// LZ4 of `raw` when it comes out smaller; else `raw` itself (a chunk
+/// whose stored length is its raw length is not compressed). Data that
+/// does not compress costs the whole compression time and saves nothing,
+/// so eight 8 KiB samples spread over the chunk decide first.
+fn compress(seq: usize, raw: Vec<u8>) -> Compressed {
     let raw_len = raw.len() as u32;
     let comp = Some(raw.as_slice())
-        .filter(|_| try_lz4)
+        .filter(|r| worth_compressing(r))
         .map(lz4_flex::block::compress)
         .filter(|c| c.len() < raw.len())
         .unwrap_or(raw);
@@ -327,11 +329,18 @@ fn compress(seq: usize, raw: Vec<u8>, try_lz4: bool) -> Compressed {
     }
 }
 
-/// Whether a worker tries LZ4 on its next chunk: always, until two
-/// chunks in a row did not shrink; then on every eighth (data that does
-/// not compress costs the whole compression time and saves nothing).
-fn worth_trying(misses: u32, seq: usize) -> bool {
-    misses < 2 || seq.is_multiple_of(8)
+/// Whether LZ4 shrinks samples of `raw` by at least 1/32.
+fn worth_compressing(raw: &[u8]) -> bool {
+    const SAMPLES: usize = 8;
+    const SAMPLE: usize = 8 << 10;
+    if raw.len() < SAMPLES * SAMPLE {
+        return true;
+    }
+    let step = raw.len() / SAMPLES;
+    let packed: usize = (0..SAMPLES)
+        .map(|i| lz4_flex::block::compress(&raw[i * step..i * step + SAMPLE]).len())
+        .sum();
+    packed < SAMPLES * SAMPLE * 31 / 32
 }
 
 /// Prints progress every tenth of the work, and at 99%.
@@ -435,20 +444,13 @@ pub fn write_image(dev: &str, nonce: u64, entry: u64) -> Result<Header> {
     std::thread::scope(|scope| -> Result<()> {
         for _ in 0..workers {
             let (rx, tx) = (&job_rx, done_tx.clone());
-            let mut misses = 0;
             scope.spawn(move || loop {
                 let job = rx
                     .lock()
                     .map_err(|_| ())
                     .and_then(|r| r.recv().map_err(|_| ()));
                 let Ok((seq, raw)) = job else { break };
-                let c = compress(seq, raw, worth_trying(misses, seq));
-                misses = if c.comp.len() as u32 == c.raw_len {
-                    misses + 1
-                } else {
-                    0
-                };
-                if tx.send(c).is_err() {
+                if tx.send(compress(seq, raw)).is_err() {
                     break;
                 }
             });
@@ -607,11 +609,11 @@ mod tests {
 
     #[test]
     fn chunks_that_do_not_shrink_are_stored() {
-        let zeros = compress(0, vec![0u8; 1 << 16], true);
+        let zeros = compress(0, vec![0u8; 1 << 20]);
         assert!((zeros.comp.len() as u32) < zeros.raw_len);
         // xorshift: bytes LZ4 cannot shrink.
         let mut x = 0x9e37_79b9_7f4a_7c15u64;
-        let noise: Vec<u8> = (0..1 << 16)
+        let noise: Vec<u8> = (0..1 << 20)
             .map(|_| {
                 x ^= x << 13;
                 x ^= x >> 7;
@@ -619,16 +621,14 @@ mod tests {
                 x as u8
             })
             .collect();
-        let stored = compress(1, noise.clone(), true);
+        assert!(!worth_compressing(&noise));
+        let stored = compress(1, noise.clone());
         assert_eq!(stored.comp, noise);
-        assert_eq!(compress(2, noise.clone(), false).comp, noise);
         assert_eq!(stored.sum, image::sum(&noise));
-    }
-
-    #[test]
-    fn lz4_is_tried_again_now_and_then() {
-        assert!(worth_trying(0, 3) && worth_trying(1, 3));
-        assert!(!worth_trying(2, 3) && !worth_trying(9, 7));
-        assert!(worth_trying(9, 16));
+        // Half noise, half zeros: worth it, and it shrinks.
+        let mut half = noise[..1 << 19].to_vec();
+        half.resize(1 << 20, 0);
+        assert!(worth_compressing(&half));
+        assert!(compress(2, half).comp.len() < 3 << 18);
     }
 }
