@@ -577,6 +577,24 @@ pub(crate) fn dump_of_a(g: &mut Guest, tagged: &str) -> Result<DumpOfA, Failure>
     })
 }
 
+/// After `boots` boots that all came back (`came`: what each did): A's
+/// kernel must have sat at more than one address, `at` (KASLR at work).
+pub(crate) fn kaslr_moved(mut at: Vec<String>, boots: u32, came: &str) -> TestResult {
+    at.sort();
+    at.dedup();
+    println!(
+        "    {boots} of {boots} {came}; A's kernel at {} different addresses",
+        at.len()
+    );
+    if at.len() < 2 {
+        return Err(Failure {
+            reason: format!("A's kernel at one address in {boots} boots: is KASLR on? {at:?}"),
+            excerpt: vec![],
+        });
+    }
+    Ok(Verdict::Pass)
+}
+
 /// The number after `key` in `line`.
 pub(crate) fn number_after(line: &str, key: &str) -> Option<u64> {
     let rest = &line[line.find(key)? + key.len()..];
