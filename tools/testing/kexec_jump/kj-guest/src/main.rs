@@ -129,19 +129,22 @@ fn memhold(mib: usize, seed: u64, check: &Path, lock: bool) -> ExitCode {
 fn fragment(mib: usize) -> ExitCode {
     const PIECE: usize = 64 << 10;
     // munmap, not madvise: the test kernels have no madvise().
-    let buf = match sys::map_anon(mib << 20) {
-        Ok(b) => b,
+    let len = mib << 20;
+    let base = match sys::map_anon(len) {
+        Ok(p) => p,
         Err(e) => {
             println!("fragment: mmap: {e}");
             return ExitCode::FAILURE;
         }
     };
-    for page in buf.chunks_mut(4096) {
-        page[0] = 1;
+    for off in (0..len).step_by(4096) {
+        // SAFETY: `base` is `len` writable bytes of our own mapping.
+        unsafe { base.add(off).write(1) };
     }
-    for piece in buf.chunks_mut(2 * PIECE) {
-        if piece.len() == 2 * PIECE {
-            if let Err(e) = sys::unmap(&mut piece[PIECE..]) {
+    for off in (0..len).step_by(2 * PIECE) {
+        if off + 2 * PIECE <= len {
+            // SAFETY: inside the mapping, page aligned; never used again.
+            if let Err(e) = sys::unmap(unsafe { base.add(off + PIECE) }, PIECE) {
                 println!("fragment: munmap: {e}");
                 return ExitCode::FAILURE;
             }

@@ -15,27 +15,27 @@ extern "C" {
     fn munmap(addr: *mut u8, len: usize) -> i32;
 }
 
-/// `len` bytes of fresh anonymous memory, never given back (the caller
-/// unmaps pieces of it with [`unmap`]).
-pub fn map_anon(len: usize) -> Result<&'static mut [u8], Error> {
+/// `len` bytes of fresh, zeroed anonymous memory: its address. The caller
+/// writes it through the pointer and unmaps pieces with [`unmap`].
+pub fn map_anon(len: usize) -> Result<*mut u8, Error> {
     const PROT_RW: i32 = 3;
     const MAP_PRIVATE_ANON: i32 = 0x22;
-    // SAFETY: a fresh private mapping chosen by the kernel; it is never
-    // unmapped as a whole, so the slice stays valid.
+    // SAFETY: asks for a fresh private mapping at an address the kernel
+    // chooses; no existing memory is touched. Failure is MAP_FAILED.
     let p = unsafe { mmap(std::ptr::null_mut(), len, PROT_RW, MAP_PRIVATE_ANON, -1, 0) };
     if p as isize == -1 {
-        return Err(errno());
+        Err(errno())
+    } else {
+        Ok(p)
     }
-    // SAFETY: `p` is `len` readable and writable bytes, zero-filled.
-    Ok(unsafe { std::slice::from_raw_parts_mut(p, len) })
 }
 
-/// Unmaps `piece`, page-aligned memory from [`map_anon`]; the caller
-/// never touches it again.
-pub fn unmap(piece: &mut [u8]) -> Result<(), Error> {
-    // SAFETY: `piece` lies in a mapping of ours, page aligned; it is not
-    // used after this.
-    if unsafe { munmap(piece.as_mut_ptr(), piece.len()) } == 0 {
+/// Unmaps `len` bytes at `at`, page aligned, inside a mapping from
+/// [`map_anon`]; the caller never touches them again.
+pub fn unmap(at: *mut u8, len: usize) -> Result<(), Error> {
+    // SAFETY: no reference into [at, at + len) exists (the caller only
+    // holds the raw pointer) and it is not used after this.
+    if unsafe { munmap(at, len) } == 0 {
         Ok(())
     } else {
         Err(errno())

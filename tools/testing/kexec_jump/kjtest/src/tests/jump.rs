@@ -11,8 +11,6 @@ pub(crate) struct Recipe {
     a_args: &'static str,
     /// B's, passed to kexec --append.
     b_args: &'static str,
-    /// Where B's kernel must end up, if the test checks it.
-    b_kernel_in: Option<(u64, u64)>,
     /// Whether B searches its whole dump for A's marker (one trip only).
     scan_dump: bool,
 }
@@ -24,7 +22,6 @@ pub(crate) struct Recipe {
 const UPSTREAM_RECIPE: Recipe = Recipe {
     a_args: "nokaslr crashkernel=128M@256M memmap=64K$576K",
     b_args: "nokaslr memmap=exactmap memmap=64K@576K memmap=127M@256M memmap=1M$383M",
-    b_kernel_in: None,
     scan_dump: true,
 };
 
@@ -36,7 +33,6 @@ const UPSTREAM_RECIPE: Recipe = Recipe {
 const NEW_USER: Recipe = Recipe {
     a_args: "crashkernel=160M",
     b_args: "",
-    b_kernel_in: None,
     scan_dump: false,
 };
 
@@ -138,7 +134,7 @@ fn jump_trips_with(ctx: &Ctx, trips: u32, recipe: &Recipe) -> Result<(Verdict, S
         None
     };
     // The new user's B: inside the reservation A reports.
-    let mut b_kernel_in = recipe.b_kernel_in;
+    let mut b_kernel_in = None;
     if recipe.b_args.is_empty() {
         let l = g.step("KJ: A reservation ", 60)?;
         let range = l
