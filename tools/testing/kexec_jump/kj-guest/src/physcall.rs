@@ -29,6 +29,52 @@ pub fn fnv1a(bytes: &[u8]) -> u64 {
     })
 }
 
+/// One locked page of this process outside `[lo, hi]`: the program reads
+/// and writes it by physical address. Not one inside the window the image
+/// is loaded into: the jump would swap it with one of the image's pages,
+/// and the program would hash that instead. The allocator hands out runs
+/// of neighbouring pages, so a few tries can all land in the window: take
+/// one page more than the window holds (capped), and one of them is
+/// outside it. The others are unmapped; the page found stays mapped for
+/// the life of the process (every call needs it).
+fn locked_page_outside(lo: u64, hi: u64) -> Result<(&'static mut [u8], u64), String> {
+    const PAGE: usize = 4096;
+    let window = usize::try_from(hi.saturating_sub(lo) / PAGE as u64).unwrap_or(usize::MAX);
+    let pages = window.saturating_add(2).min(65536);
+    let len = pages * PAGE;
+    let map = sys::map_anon(len).map_err(|e| format!("mmap: {e}"))?;
+    sys::mlock_range(map, len).map_err(|e| format!("mlock: {e}"))?;
+    let mut found = None;
+    for i in 0..pages {
+        let page = map.wrapping_add(i * PAGE) as usize;
+        let phys = sys::phys_addr(page)?;
+        if !(lo..=hi).contains(&phys) {
+            found = Some((i, phys));
+            break;
+        }
+    }
+    let Some((i, phys)) = found else {
+        return Err(format!("no page outside [{lo:#x}, {hi:#x}] in {pages} locked pages"));
+    };
+    let page = map.wrapping_add(i * PAGE);
+    let after = (pages - i - 1) * PAGE;
+    let unmapped = (if i > 0 { sys::unmap(map, i * PAGE) } else { Ok(()) })
+        .and_then(|_| {
+            if after > 0 {
+                sys::unmap(page.wrapping_add(PAGE), after)
+            } else {
+                Ok(())
+            }
+        });
+    unmapped.map_err(|e| format!("munmap: {e}"))?;
+    // SAFETY: `page` is a mapped, locked, readable and writable page of
+    // this process that nothing else references and nothing unmaps: it is
+    // handed out once, as the only reference, for the rest of the process.
+    let buf = unsafe { std::slice::from_raw_parts_mut(page, PAGE) };
+    buf.fill(1);
+    Ok((buf, phys))
+}
+
 /// The loaded program and the locked page it hashes.
 pub struct Program {
     buf: &'static mut [u8],
@@ -48,27 +94,8 @@ impl Program {
     /// physical address of a locked page of this process; with `kjump`,
     /// the first call loads it (resident) instead.
     pub fn load(elf: &Path, mem_min: &str, mem_max: &str, kjump: bool) -> Result<Self, String> {
-        // One locked page: the program reads and writes it by physical
-        // address. Not one inside the window the image is loaded into: the
-        // jump would swap it with one of the image's pages, and the program
-        // would hash that instead. Leaked on purpose: it must outlive every
-        // call (and a page refused stays taken, so it is not handed back).
         let (lo, hi) = (parse_addr(mem_min)?, parse_addr(mem_max)?);
-        let (buf, phys) = (0..64)
-            .find_map(|_| {
-                let buf: &'static mut [u8] = Box::leak(vec![0u8; 2 * 4096].into_boxed_slice());
-                let off = buf.as_ptr().align_offset(4096);
-                let buf = &mut buf[off..off + 4096];
-                buf.fill(1);
-                let phys = sys::mlock_range(buf.as_ptr(), 4096)
-                    .map_err(|e| format!("mlock: {e}"))
-                    .and_then(|_| sys::phys_addr(buf.as_ptr() as usize));
-                match phys {
-                    Ok(p) if (lo..=hi).contains(&p) => None,
-                    r => Some(r.map(|p| (buf, p))),
-                }
-            })
-            .unwrap_or_else(|| Err("no page outside the image's window".into()))?;
+        let (buf, phys) = locked_page_outside(lo, hi)?;
 
         let mut image = fs::read(elf).map_err(|e| format!("{}: {e}", elf.display()))?;
         let at = image
