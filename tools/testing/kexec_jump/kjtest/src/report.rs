@@ -64,13 +64,18 @@ impl Report {
     fn reliability(&self) {
         println!();
         println!("reliability report:");
-        for (what, kernel, value) in FACTS.lock().unwrap_or_else(|e| e.into_inner()).iter() {
-            println!("  {what:<40} {kernel:<5} {value}");
+        const REPORTS: &str = "kernel reports (WARNING, BUG, lockdep..)";
+        let facts = FACTS.lock().unwrap_or_else(|e| e.into_inner());
+        let w = facts
+            .iter()
+            .map(|(what, _, _)| what.len())
+            .fold(REPORTS.len(), usize::max);
+        for (what, kernel, value) in facts.iter() {
+            println!("  {what:<w$} {kernel:<5} {value}");
         }
         for (kernel, all, documented) in &self.reports {
             println!(
-                "  {:<40} {kernel:<5} {all} ({documented} of them documented failures of the reference)",
-                "kernel reports (WARNING, BUG, lockdep..)"
+                "  {REPORTS:<w$} {kernel:<5} {all} ({documented} of them documented failures of the reference)"
             );
         }
     }

@@ -38,7 +38,7 @@ const NEW_USER: Recipe = Recipe {
     a_args: "crashkernel=160M",
     b_args: "",
     scan_dump: false,
-    dump_fact: "dump of A, kexec-tools new user's recipe: found / wrong / total",
+    dump_fact: "dump of A, kexec-tools new user recipe: found / wrong / total",
 };
 
 /// [`NEW_USER`] with B checking its dump of A (KASLR on in A: its direct
@@ -140,11 +140,6 @@ fn jump_trips_with(ctx: &Ctx, trips: u32, recipe: &Recipe) -> Result<(Verdict, S
         .find_map(|w| w.strip_prefix("code="))
         .unwrap_or("")
         .to_string();
-    let tagged = if trips == 1 && recipe.scan_dump {
-        Some(g.step("KJ: A tagfill: tagged", 300)?)
-    } else {
-        None
-    };
     // The new user's B: inside the reservation A reports.
     let mut b_kernel_in = None;
     if recipe.b_args.is_empty() {
@@ -159,6 +154,11 @@ fn jump_trips_with(ctx: &Ctx, trips: u32, recipe: &Recipe) -> Result<(Verdict, S
             });
         b_kernel_in = Some(range.ok_or_else(|| g.fail(format!("no reservation: {l}")))?);
     }
+    let tagged = if trips == 1 && recipe.scan_dump {
+        Some(g.step("KJ: A tagfill: tagged", 300)?)
+    } else {
+        None
+    };
     g.step("KJ: A loaded", 300)?;
     let mut free_first = None;
     for i in 1..=trips {
@@ -261,12 +261,7 @@ fn jump_trips_with(ctx: &Ctx, trips: u32, recipe: &Recipe) -> Result<(Verdict, S
 /// image's ELF core header; on our kernels B adds both back (patch 15), so
 /// every tagged page is found at its address, makedumpfile -d 31 writes a
 /// dump and --dump-dmesg reads A's log. The reference is shown.
-fn recipe_dump(
-    ctx: &Ctx,
-    g: &mut Guest,
-    tagged: &str,
-    fact: &'static str,
-) -> Result<(), Failure> {
+fn recipe_dump(ctx: &Ctx, g: &mut Guest, tagged: &str, fact: &'static str) -> Result<(), Failure> {
     let d = dump_of_a(g, tagged)?;
     crate::report::fact(fact, ctx.name, d.tags());
     let show = |r: &Result<(), String>| match r {

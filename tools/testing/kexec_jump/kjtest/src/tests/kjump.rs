@@ -80,7 +80,7 @@ fn check_dump(ctx: &Ctx, g: &mut Guest, tagged: Option<&str>) -> Result<(), Fail
     };
     let d = super::dump_of_a(g, tagged)?;
     crate::report::fact(
-        "dump of A with kjump: tagged pages found / wrong / total",
+        "dump of A, kjump: found / wrong / total",
         ctx.name,
         d.tags(),
     );
