@@ -6,13 +6,7 @@
 # with kjump, to show the kernel is still whole. /etc/kj.conf sets SEED
 # and SECS.
 
-mount -t proc proc /proc
-mount -t sysfs sysfs /sys
-mount -t devtmpfs devtmpfs /dev 2>/dev/null
-. /etc/kj.conf
-
-mark() { echo "KJ: $*"; }
-die() { mark "FAIL $*"; poweroff -f; }
+. /etc/kj-prelude.sh
 
 case " $(cat /proc/cmdline) " in
 *" kexec_jump_back_entry="*)

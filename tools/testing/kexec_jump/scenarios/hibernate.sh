@@ -11,25 +11,15 @@
 #   DATA     1: A keeps a file open for writing on the ext2 disk /dev/vdb
 #   HIBERNATE  0: stop after the normal boot (a check that no resume ran)
 
-mount -t proc proc /proc
-mount -t sysfs sysfs /sys
-mount -t devtmpfs devtmpfs /dev 2>/dev/null
-. /etc/kj.conf
-
-mark() { echo "KJ: $* @$(cut -d' ' -f1 /proc/uptime)"; }
-die() { mark "FAIL $*"; poweroff -f; }
+. /etc/kj-prelude.sh
 
 sh /scripts/local-premount/kjump
 mark "normal boot"
 [ "$HIBERNATE" = 0 ] && { mark "done"; poweroff -f; }
 
-rm -f /tmp/go
 lock=""
 [ "$MLOCK" = 1 ] && lock=--mlock
-kj-guest memhold --mib "$MEM_MIB" --seed 77 --check /tmp/go $lock >/tmp/memhold.out 2>&1 &
-HOLD_PID=$!
-until grep -q -e filled -e mlock: /tmp/memhold.out 2>/dev/null; do sleep 0.1; done
-grep -q filled /tmp/memhold.out || die "memhold: $(cat /tmp/memhold.out)"
+hold_memory 77 $lock
 mark "A holds $MEM_MIB MiB"
 # Used memory in many small pieces (after the big allocation, which would
 # fill the holes): an image of many ranges.
@@ -47,10 +37,7 @@ fi
 mark "hibernate start"
 kjump hibernate --device /dev/vda --kernel /boot/bzImage || die "kjump hibernate"
 mark "A resumed cpus=$(cat /sys/devices/system/cpu/online)"
-touch /tmp/go
-wait "$HOLD_PID"
-grep -q intact /tmp/memhold.out || die "memory: $(cat /tmp/memhold.out)"
-mark "A memory intact"
+check_memory A
 if [ "$DATA" = 1 ]; then
 	echo "written after resume" >&3
 	exec 3>&-

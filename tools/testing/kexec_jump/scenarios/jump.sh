@@ -14,29 +14,8 @@
 #                          B_ARGS the exactmap a user computes from it
 # Every line for the harness starts with "KJ: ".
 
-mount -t proc proc /proc
-mount -t sysfs sysfs /sys
-mount -t devtmpfs devtmpfs /dev 2>/dev/null
-. /etc/kj.conf
-
-mark() { echo "KJ: $* @$(cut -d' ' -f1 /proc/uptime)"; }
-die() { mark "FAIL $*"; poweroff -f; }
+. /etc/kj-prelude.sh
 . /etc/kj-dump.sh
-
-# Start a process holding a known pattern; checked by check_memory().
-hold_memory() {
-	rm -f /tmp/go
-	kj-guest memhold --mib "$MEM_MIB" --seed "$1" --check /tmp/go >/tmp/memhold.out 2>&1 &
-	HOLD_PID=$!
-	until grep -q filled /tmp/memhold.out 2>/dev/null; do sleep 0.1; done
-}
-
-check_memory() {
-	touch /tmp/go
-	wait "$HOLD_PID"
-	grep -q intact /tmp/memhold.out || die "memory: $(cat /tmp/memhold.out)"
-	mark "$1 memory intact"
-}
 
 # kexec -e returns once the image has jumped back. Its exit code says
 # nothing then (kexec-tools reports a stale errno), so the harness judges the

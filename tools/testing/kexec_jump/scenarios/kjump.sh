@@ -17,28 +17,8 @@
 # a sleeping process armed before the jump wakes after it.
 # Every line for the harness starts with "KJ: ".
 
-mount -t proc proc /proc
-mount -t sysfs sysfs /sys
-mount -t devtmpfs devtmpfs /dev 2>/dev/null
-. /etc/kj.conf
-
-mark() { echo "KJ: $* @$(cut -d' ' -f1 /proc/uptime)"; }
-die() { mark "FAIL $*"; poweroff -f; }
+. /etc/kj-prelude.sh
 . /etc/kj-dump.sh
-
-hold_memory() {
-	rm -f /tmp/go
-	kj-guest memhold --mib "$MEM_MIB" --seed "$1" --check /tmp/go >/tmp/memhold.out 2>&1 &
-	HOLD_PID=$!
-	until grep -q filled /tmp/memhold.out 2>/dev/null; do sleep 0.1; done
-}
-
-check_memory() {
-	touch /tmp/go
-	wait "$HOLD_PID"
-	grep -q intact /tmp/memhold.out || die "memory: $(cat /tmp/memhold.out)"
-	mark "$1 memory intact"
-}
 
 # A's RAM outside the reservation, in bytes, from /proc/iomem: what a
 # complete dump of A holds.

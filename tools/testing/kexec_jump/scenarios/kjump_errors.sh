@@ -12,10 +12,7 @@
 #   reference  the unpatched kernel: no resident images
 # Each try prints "KJ: try NAME rc=N: LINE": its error or its last line.
 
-mount -t proc proc /proc
-mount -t sysfs sysfs /sys
-mount -t devtmpfs devtmpfs /dev 2>/dev/null
-. /etc/kj.conf
+. /etc/kj-prelude.sh
 
 try() {
 	name=$1

@@ -12,7 +12,10 @@
 use crate::{physcall::Program, sys};
 use std::path::Path;
 use std::{
-    sync::mpsc,
+    sync::{
+        atomic::{AtomicUsize, Ordering},
+        mpsc, Arc,
+    },
     thread,
     time::{Duration, Instant},
 };
@@ -61,9 +64,24 @@ pub fn run(mem: u64, size: usize) -> Result<(), String> {
 /// many calls the program counted: exactly one must have happened.
 pub fn race(elf: &Path, mem_min: &str, mem_max: &str) -> Result<(), String> {
     let program = Program::load(elf, mem_min, mem_max, false)?;
+    // Both threads spin until both are ready, then enter the system call
+    // together: the one that loses the mutex must be inside the kernel
+    // before the winner freezes tasks. (A thread still in user space,
+    // even asleep, freezes; both calls then jump one after the other.)
+    let ready = Arc::new(AtomicUsize::new(0));
+    let go = |ready: &AtomicUsize| {
+        ready.fetch_add(1, Ordering::SeqCst);
+        while ready.load(Ordering::SeqCst) < 2 {
+            std::hint::spin_loop();
+        }
+    };
     let start = Instant::now();
-    let first = thread::spawn(move || (sys::kexec_exec(), start.elapsed()));
-    thread::sleep(Duration::from_millis(1));
+    let theirs = Arc::clone(&ready);
+    let first = thread::spawn(move || {
+        go(&theirs);
+        (sys::kexec_exec(), start.elapsed())
+    });
+    go(&ready);
     let second = (sys::kexec_exec(), start.elapsed());
     let first = first.join().map_err(|_| "first thread panicked")?;
     let show = |(r, t): &(std::io::Result<()>, Duration)| match r {

@@ -60,6 +60,59 @@ pub fn first_report<'a>(lines: impl IntoIterator<Item = &'a str>) -> Option<&'a 
         .find(|l| REPORTS.iter().any(|r| l.contains(r)))
 }
 
+/// Where a kernel message starts inside `line` after other text: its
+/// "[    1.234567] " timestamp.
+fn kernel_message_at(line: &str) -> Option<usize> {
+    line.match_indices('[').map(|(i, _)| i).find(|&i| {
+        let Some((stamp, _)) = line[i + 1..].split_once("] ") else {
+            return false;
+        };
+        let stamp = stamp.trim_start();
+        i > 0
+            && stamp.split_once('.').is_some_and(|(s, us)| {
+                !s.is_empty()
+                    && us.len() == 6
+                    && (s.bytes().chain(us.bytes())).all(|b| b.is_ascii_digit())
+            })
+    })
+}
+
+/// Mends console lines that a kernel message cut: the kernel prints on
+/// the serial console in the middle of a line user space is writing, so
+/// "KJ: B up cpus=0-[    2.29] tsc: ..." is followed by "1 @2.29". The
+/// kernel message becomes a line of its own, and the user line is whole
+/// again once its rest arrives (the next line that is not a kernel
+/// message).
+#[derive(Default)]
+struct Mender {
+    cut: Option<String>,
+}
+
+impl Mender {
+    fn push(&mut self, line: String) -> Vec<String> {
+        let kernel = line.starts_with('[') && kernel_message_at(&format!(" {line}")) == Some(1);
+        match self.cut.take() {
+            Some(head) if kernel => {
+                self.cut = Some(head);
+                vec![line]
+            }
+            Some(head) => self.push(head + &line),
+            None => match kernel_message_at(&line) {
+                Some(at) if !kernel => {
+                    self.cut = Some(line[..at].to_string());
+                    vec![line[at..].to_string()]
+                }
+                _ => vec![line],
+            },
+        }
+    }
+
+    /// A cut line whose rest never came.
+    fn rest(&mut self) -> Option<String> {
+        self.cut.take()
+    }
+}
+
 /// A running guest. Dropping it kills QEMU.
 pub struct Vm {
     child: Child,
@@ -111,6 +164,14 @@ impl Vm {
         thread::spawn(move || {
             let mut reader = BufReader::new(stdout);
             let mut buf = Vec::new();
+            let mut mender = Mender::default();
+            let send = |text| {
+                tx.send(Line {
+                    at: start.elapsed(),
+                    text,
+                })
+                .is_ok()
+            };
             while reader
                 .read_until(b'\n', &mut buf)
                 .map(|n| n > 0)
@@ -120,16 +181,13 @@ impl Vm {
                     .trim_end_matches(['\r', '\n'])
                     .replace('\r', "");
                 let _ = writeln!(log, "{text}");
-                if tx
-                    .send(Line {
-                        at: start.elapsed(),
-                        text,
-                    })
-                    .is_err()
-                {
-                    break;
+                if !mender.push(text).into_iter().all(send) {
+                    return;
                 }
                 buf.clear();
+            }
+            if let Some(text) = mender.rest() {
+                send(text);
             }
         });
         Ok(Vm {
@@ -224,6 +282,35 @@ impl Drop for Vm {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn cut_lines_are_mended() {
+        let mut m = Mender::default();
+        let mut out = Vec::new();
+        for l in [
+            "KJ: B up cpus=0-[    2.291607] tsc: Refined TSC clocksource calibration: 2300.000 MHz",
+            "[    2.300000] clocksource: Switched to clocksource tsc",
+            "1 @2.29",
+            "[    2.400000] a whole kernel line",
+            "KJ: a whole user line with [brackets] in it",
+            "KJ: A up code=[  123.000001] cut",
+        ] {
+            out.extend(m.push(l.to_string()));
+        }
+        out.extend(m.rest());
+        assert_eq!(
+            out,
+            [
+                "[    2.291607] tsc: Refined TSC clocksource calibration: 2300.000 MHz",
+                "[    2.300000] clocksource: Switched to clocksource tsc",
+                "KJ: B up cpus=0-1 @2.29",
+                "[    2.400000] a whole kernel line",
+                "KJ: a whole user line with [brackets] in it",
+                "[  123.000001] cut",
+                "KJ: A up code=",
+            ]
+        );
+    }
 
     #[test]
     fn reports_are_found() {

@@ -323,6 +323,11 @@ pub(crate) fn base_image(ctx: &Ctx) -> Result<Initramfs, Failure> {
         .and_then(|i| i.host_file(guest, "bin/kj-guest", 0o755))
         .map(|i| {
             i.file(
+                "etc/kj-prelude.sh",
+                include_str!("../../../scenarios/prelude.sh").as_bytes(),
+                0o644,
+            )
+            .file(
                 "etc/kj-dump.sh",
                 include_str!("../../../scenarios/dump_check.sh").as_bytes(),
                 0o644,
