@@ -60,19 +60,12 @@ fn locked_page_outside(lo: u64, hi: u64) -> Result<(&'static mut [u8], u64), Str
     };
     let page = map.wrapping_add(i * PAGE);
     let after = (pages - i - 1) * PAGE;
-    let unmapped = (if i > 0 {
-        sys::unmap(map, i * PAGE)
-    } else {
-        Ok(())
-    })
-    .and_then(|_| {
-        if after > 0 {
-            sys::unmap(page.wrapping_add(PAGE), after)
-        } else {
-            Ok(())
-        }
-    });
-    unmapped.map_err(|e| format!("munmap: {e}"))?;
+    if i > 0 {
+        sys::unmap(map, i * PAGE).map_err(|e| format!("munmap: {e}"))?;
+    }
+    if after > 0 {
+        sys::unmap(page.wrapping_add(PAGE), after).map_err(|e| format!("munmap: {e}"))?;
+    }
     // SAFETY: `page` is a mapped, locked, readable and writable page of
     // this process that nothing else references and nothing unmaps: it is
     // handed out once, as the only reference, for the rest of the process.

@@ -60,21 +60,22 @@ pub fn first_report<'a>(lines: impl IntoIterator<Item = &'a str>) -> Option<&'a 
         .find(|l| REPORTS.iter().any(|r| l.contains(r)))
 }
 
-/// Where a kernel message starts inside `line` after other text: its
-/// "[    1.234567] " timestamp.
-fn kernel_message_at(line: &str) -> Option<usize> {
-    line.match_indices('[').map(|(i, _)| i).find(|&i| {
-        let Some((stamp, _)) = line[i + 1..].split_once("] ") else {
-            return false;
-        };
-        let stamp = stamp.trim_start();
-        i > 0
-            && stamp.split_once('.').is_some_and(|(s, us)| {
-                !s.is_empty()
-                    && us.len() == 6
-                    && (s.bytes().chain(us.bytes())).all(|b| b.is_ascii_digit())
-            })
+/// Whether `text` starts with a kernel message's "[    1.234567] ".
+fn starts_with_stamp(text: &str) -> bool {
+    let stamp = text
+        .strip_prefix('[')
+        .and_then(|t| t.split_once("] "))
+        .and_then(|(stamp, _)| stamp.trim_start().split_once('.'));
+    stamp.is_some_and(|(s, us)| {
+        !s.is_empty() && us.len() == 6 && s.bytes().chain(us.bytes()).all(|b| b.is_ascii_digit())
     })
+}
+
+/// Where a kernel message starts inside `line`, after other text.
+fn kernel_message_at(line: &str) -> Option<usize> {
+    line.match_indices('[')
+        .map(|(i, _)| i)
+        .find(|&i| i > 0 && starts_with_stamp(&line[i..]))
 }
 
 /// Mends console lines that a kernel message cut: the kernel prints on
@@ -90,19 +91,20 @@ struct Mender {
 
 impl Mender {
     fn push(&mut self, line: String) -> Vec<String> {
-        let kernel = line.starts_with('[') && kernel_message_at(&format!(" {line}")) == Some(1);
+        let kernel = starts_with_stamp(&line);
         match self.cut.take() {
             Some(head) if kernel => {
                 self.cut = Some(head);
                 vec![line]
             }
             Some(head) => self.push(head + &line),
+            None if kernel => vec![line],
             None => match kernel_message_at(&line) {
-                Some(at) if !kernel => {
+                Some(at) => {
                     self.cut = Some(line[..at].to_string());
                     vec![line[at..].to_string()]
                 }
-                _ => vec![line],
+                None => vec![line],
             },
         }
     }
