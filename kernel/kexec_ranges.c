@@ -32,6 +32,12 @@
 
 #include "kexec_internal.h"
 
+/*
+ * A ranges image may ask for most of RAM: when memory runs out, its load
+ * fails with -ENOMEM rather than waking the OOM killer or warning.
+ */
+#define KIMAGE_RANGES_GFP	(__GFP_RETRY_MAYFAIL | __GFP_NOWARN)
+
 /* The declared range holding @addr, or NULL. */
 static struct kexec_segment *kimage_range_at(struct kimage *image,
 					     unsigned long addr)
@@ -146,7 +152,7 @@ struct page *kimage_range_alloc_page(struct kimage *image, gfp_t gfp_mask,
 		unsigned long addr;
 		int err;
 
-		page = kimage_alloc_pages(gfp_mask, 0);
+		page = kimage_alloc_pages(gfp_mask | KIMAGE_RANGES_GFP, 0);
 		if (!page)
 			return NULL;
 		if (page_to_boot_pfn(page) >
@@ -174,7 +180,7 @@ struct page *kimage_range_alloc_page(struct kimage *image, gfp_t gfp_mask,
 			return old_page;
 		}
 		err = xa_err(xa_store(&image->range_parked, addr >> PAGE_SHIFT,
-				      page, GFP_KERNEL));
+				      page, GFP_KERNEL | KIMAGE_RANGES_GFP));
 		if (err) {
 			kimage_free_pages(page);
 			return NULL;
@@ -208,7 +214,8 @@ int kimage_load_ranges(struct kimage *image)
 				return ret;
 			/* kimage_add_entry() left image->entry past the new entry. */
 			ret = xa_err(xa_store(&image->range_entries, addr >> PAGE_SHIFT,
-					      image->entry - 1, GFP_KERNEL));
+					      image->entry - 1,
+					      GFP_KERNEL | KIMAGE_RANGES_GFP));
 			if (ret)
 				return ret;
 			if (fatal_signal_pending(current))

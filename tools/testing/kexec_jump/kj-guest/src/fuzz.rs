@@ -10,6 +10,7 @@
 
 use crate::sys;
 use std::collections::BTreeMap;
+use std::fs;
 use std::time::{Duration, Instant};
 
 const PRESERVE: u64 = 0x2;
@@ -25,6 +26,7 @@ const EINVAL: i32 = 22;
 const EADDRNOTAVAIL: i32 = 99;
 const EFAULT: i32 = 14;
 const ENOENT: i32 = 2;
+const ENOMEM: i32 = 12;
 
 /// A segment's buffer: an offset into the test buffer, a bogus pointer
 /// (None), or NULL (`NULL_BUF`, for ranges, which carry no data).
@@ -267,6 +269,15 @@ fn regressions() -> Vec<(&'static str, Case, i32)> {
             EINVAL,
         ),
         (
+            "entry at the top of the address space",
+            Case {
+                entry: u64::MAX - 2 * PAGE,
+                segs: vec![(Some(0), 0, 0, 0)],
+                flags: PRESERVE,
+            },
+            EADDRNOTAVAIL,
+        ),
+        (
             "entry outside every segment (the helper's shape)",
             Case {
                 entry: 0x1234_5000,
@@ -276,6 +287,70 @@ fn regressions() -> Vec<(&'static str, Case, i32)> {
             0,
         ),
     ]
+}
+
+/// The physical address width in /proc/cpuinfo's "address sizes".
+fn phys_bits() -> Result<u32, String> {
+    let info = fs::read_to_string("/proc/cpuinfo").map_err(|e| format!("/proc/cpuinfo: {e}"))?;
+    info.lines()
+        .find_map(|l| {
+            let (name, rest) = l.split_once(':')?;
+            (name.trim() == "address sizes")
+                .then(|| rest.split_whitespace().next()?.parse().ok())?
+        })
+        .ok_or_else(|| "no address sizes in /proc/cpuinfo".into())
+}
+
+/// The end of the System RAM region of /proc/iomem that holds `addr`.
+fn ram_end(addr: u64) -> Result<u64, String> {
+    let iomem = fs::read_to_string("/proc/iomem").map_err(|e| format!("/proc/iomem: {e}"))?;
+    iomem
+        .lines()
+        .filter(|l| l.ends_with(" : System RAM") && !l.starts_with(' '))
+        .find_map(|l| {
+            let (lo, hi) = l.split(' ').next()?.split_once('-')?;
+            let lo = u64::from_str_radix(lo, 16).ok()?;
+            let hi = u64::from_str_radix(hi, 16).ok()?;
+            (lo <= addr && addr <= hi).then_some(hi + 1)
+        })
+        .ok_or_else(|| format!("{addr:#x} is in no System RAM region of /proc/iomem"))
+}
+
+/// The regression cases sized from this machine: an entry just past the
+/// CPU's physical address width, and a ranges image of the kernel's
+/// managed pages (MemTotal) less 32 MiB: not more than RAM, so the kernel
+/// starts allocating, but more than can be free while `buffer` (64 MiB)
+/// is held, so the load must fail with ENOMEM, not wake the OOM killer
+/// (which would kill us).
+fn machine_cases() -> Result<Vec<(&'static str, Case, i32)>, String> {
+    let text = fs::read_to_string("/proc/meminfo").map_err(|e| format!("/proc/meminfo: {e}"))?;
+    let kib = crate::meminfo_field(&text, "MemTotal").ok_or("no MemTotal in /proc/meminfo")?;
+    let total = (kib * 1024).saturating_sub(32 << 20) & !(PAGE - 1);
+    if RAM + total > ram_end(RAM)? {
+        return Err(format!(
+            "System RAM at {RAM:#x} is smaller than {total} bytes"
+        ));
+    }
+    Ok(vec![
+        (
+            "entry past the CPU's physical address width",
+            Case {
+                entry: 1 << phys_bits()?,
+                segs: vec![(Some(0), 0, 0, 0)],
+                flags: PRESERVE,
+            },
+            EADDRNOTAVAIL,
+        ),
+        (
+            "ranges of MemTotal - 32 MiB, more than is free",
+            Case {
+                entry: RAM,
+                segs: vec![range(RAM, total)],
+                flags: PRESERVE | RANGES,
+            },
+            ENOMEM,
+        ),
+    ])
 }
 
 fn random_case(r: &mut Rng) -> Case {
@@ -443,7 +518,8 @@ fn try_case(c: &Case, buffer: &[u8]) -> i32 {
 pub fn run(seed: u64, secs: u64) -> Result<String, String> {
     let buffer = vec![0x5au8; 64 << 20];
     let mut bad = Vec::new();
-    let regs = regressions();
+    let mut regs = regressions();
+    regs.extend(machine_cases()?);
     for (name, case, want) in &regs {
         let got = try_case(case, &buffer);
         if got != *want {
