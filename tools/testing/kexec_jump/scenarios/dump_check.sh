@@ -17,6 +17,7 @@ tag_a_memory() {
 	echo 0 >/proc/sys/vm/compact_unevictable_allowed
 	rm -f /tmp/tags.go
 	kj-guest tagfill --mib "$mib" --nonce "$nonce" --check /tmp/tags.go >/tmp/tags.out 2>&1 &
+	TAG_PID=$!
 	until grep -q tagged /tmp/tags.out 2>/dev/null; do
 		grep -q FAIL /tmp/tags.out 2>/dev/null && die "$(cat /tmp/tags.out)"
 		sleep 0.2
@@ -29,7 +30,10 @@ tag_a_memory() {
 # In A, after the jump: the tagged pages did not move meanwhile.
 tags_stayed() {
 	touch /tmp/tags.go
-	until grep -q moved /tmp/tags.out; do sleep 0.2; done
+	# Waited for, so its memory is free again when the caller next reads
+	# MemFree.
+	wait "$TAG_PID"
+	grep -q moved /tmp/tags.out || die "tagfill: $(cat /tmp/tags.out)"
 	mark "A $(tail -n1 /tmp/tags.out)"
 }
 
