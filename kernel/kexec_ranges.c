@@ -100,8 +100,7 @@ int kimage_ranges_init(struct kimage *image, struct kexec_segment *ranges,
 			return -EADDRNOTAVAIL;
 		if (i && r->mem < ranges[i - 1].mem + ranges[i - 1].memsz)
 			return -EINVAL;
-		if (region_intersects(r->mem, r->memsz, IORESOURCE_SYSTEM_RAM,
-				      IORES_DESC_NONE) != REGION_INTERSECTS)
+		if (!kexec_range_is_ram(r->mem, r->memsz))
 			return -EADDRNOTAVAIL;
 		pages += r->memsz >> PAGE_SHIFT;
 		cond_resched();

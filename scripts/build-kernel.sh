@@ -7,13 +7,19 @@
 #          (CONFIG_KEXEC_JUMP without CONFIG_KEXEC_JUMP_RUST),
 #   ref  - the base tree with only the test devices (drivers/, patch
 #          0001): the upstream C kexec jump, observed the same way.
+# and two kernels that are only built, never booted, to show the series
+# builds where kexec jump is off:
+#   nojump - ours' tree for x86_64 with KEXEC=y and KEXEC_JUMP=n (the
+#            x86_64_defconfig case),
+#   arm64  - ours' tree for arm64 with KEXEC=y (clang cross build).
 # All get tinyconfig plus the same fragment (ours and ref also the Rust
 # one), so they differ only by the series and by Rust. Re-running after an edit copies only changed files into the tree,
 # so make rebuilds incrementally. The pristine tree stays in build/src/base;
 # ref and ours are hard-linked copies whose changed files are replaced.
 #
-# Usage: scripts/build-kernel.sh [ours|c|ref|all]
-# Result: build/out/{ours,c,ref}/arch/x86/boot/bzImage
+# Usage: scripts/build-kernel.sh [ours|c|ref|nojump|arm64|all]
+# Result: build/out/{ours,c,ref,nojump}/arch/x86/boot/bzImage,
+#         build/out/arm64/arch/arm64/boot/Image
 set -euo pipefail
 . "$(dirname "$0")/kjenv.sh"
 
@@ -25,18 +31,30 @@ REF_PATCHES=(0001-driver-core-add-kexec-jump-test-devices.patch)
 COMMON_CONFIG=kernel/configs/kexec_jump_test.config
 RUST_CONFIG=kernel/configs/kexec_jump_rust.config
 SERIES_CONFIG=kernel/configs/kexec_jump_series.config
+NO_JUMP_CONFIG=kernel/configs/kexec_no_jump.config
 
 SRC=$KJ_BUILD/src
 OUT=$KJ_BUILD/out
 
-# The source tree a kernel is built from: c is ours without Rust.
+# The source tree a kernel is built from: c, nojump and arm64 are ours
+# in other configurations.
 src_of() {
-	case $1 in c) echo ours ;; *) echo "$1" ;; esac
+	case $1 in c | nojump | arm64) echo ours ;; *) echo "$1" ;; esac
+}
+
+arch_of() {
+	case $1 in arm64) echo arm64 ;; *) echo x86 ;; esac
+}
+
+# What a kernel's build makes: arm64's boot image is Image.
+target_of() {
+	case $1 in arm64) echo Image ;; *) echo bzImage ;; esac
 }
 
 kmake() {
 	local tree=$1; shift
-	make -s -C "$SRC/$(src_of "$tree")" O="$OUT/$tree" "${KJ_MAKE_ARGS[@]}" "$@"
+	make -s -C "$SRC/$(src_of "$tree")" O="$OUT/$tree" ARCH="$(arch_of "$tree")" \
+		"${KJ_MAKE_ARGS[@]}" "$@"
 }
 
 extract_base() {
@@ -116,15 +134,23 @@ apply_series() {
 
 # tinyconfig + fragments, regenerated only when a fragment changes.
 configure() {
-	local tree=$1 out=$OUT/$1 frags=("$KJ_ROOT/$COMMON_CONFIG") sum line sym want
-	[ "$tree" != c ] && frags+=("$KJ_ROOT/$RUST_CONFIG")
-	[ "$tree" = ours ] && frags+=("$KJ_ROOT/$SERIES_CONFIG")
+	local tree=$1 out=$OUT/$1 frags=() sum line sym want
+	case $tree in
+	nojump | arm64) frags=("$KJ_ROOT/$NO_JUMP_CONFIG") ;;
+	c) frags=("$KJ_ROOT/$COMMON_CONFIG") ;;
+	ref) frags=("$KJ_ROOT/$COMMON_CONFIG" "$KJ_ROOT/$RUST_CONFIG") ;;
+	ours) frags=("$KJ_ROOT/$COMMON_CONFIG" "$KJ_ROOT/$RUST_CONFIG" "$KJ_ROOT/$SERIES_CONFIG") ;;
+	esac
 	sum=$(cat "${frags[@]}" | sha256sum | cut -d' ' -f1)
 	[ -f "$out/.config" ] && [ "$(cat "$out/.kj-config-sum" 2>/dev/null)" = "$sum" ] &&
 		return
 	mkdir -p "$out"
-	kmake "$tree" rustavailable >/dev/null 2>"$out/rustavailable.log" ||
-		die "Rust is not available to the kernel build: $(head -n1 "$out/rustavailable.log")"
+	case $tree in
+	ours | ref)
+		kmake "$tree" rustavailable >/dev/null 2>"$out/rustavailable.log" ||
+			die "Rust is not available to the kernel build: $(head -n1 "$out/rustavailable.log")"
+		;;
+	esac
 	kmake "$tree" tinyconfig >/dev/null
 	"$SRC/$(src_of "$tree")/scripts/kconfig/merge_config.sh" -m -O "$out" "$out/.config" \
 		"${frags[@]}" >"$out/merge_config.log" 2>&1 ||
@@ -157,13 +183,19 @@ build() {
 	configure "$tree"
 	# Our Rust is built through clippy: same code, plus the lints.
 	[ "$tree" = ours ] && lint=(CLIPPY=1 CLIPPY_DRIVER=/usr/bin/clippy-driver)
-	kmake "$tree" "${lint[@]}" -j"$KJ_JOBS" bzImage >"$OUT/$tree/build.log" 2>&1 || {
+	kmake "$tree" "${lint[@]}" -j"$KJ_JOBS" "$(target_of "$tree")" >"$OUT/$tree/build.log" 2>&1 || {
 		grep -E 'error|Error' "$OUT/$tree/build.log" | head -n 20 >&2
 		die "$tree kernel build failed (full log: $OUT/$tree/build.log)"
 	}
 	# The base tree has objtool warnings of its own (".text+0x0:
 	# unreachable instruction" in vmlinux.o); the series must add none
 	# for its own code.
+	# Any compiler warning in a file the series changes fails the build
+	# (those kernels have no -Werror).
+	if [ "$tree" != ref ] && grep -E '^[^ ]*(kexec|crash|vmcore)[^ ]*:[0-9]+:[0-9]+: warning:' \
+		"$OUT/$tree/build.log" >&2; then
+		die "compiler warnings in the series' C code ($tree)"
+	fi
 	if [ "$tree" != ref ] && grep 'warning: objtool' "$OUT/$tree/build.log" |
 		grep -E 'kexec_jump|kj_|machine_kexec' >&2; then
 		die "objtool warnings in the series' code"
@@ -172,13 +204,13 @@ build() {
 		"$OUT/ours/build.log" >&2; then
 		die "compiler or clippy warnings in the series' Rust code"
 	fi
-	echo "built $OUT/$tree/arch/x86/boot/bzImage in $((SECONDS - start)) s"
+	echo "built $tree kernel ($(arch_of "$tree") $(target_of "$tree")) in $((SECONDS - start)) s"
 }
 
 which=${1:-all}
 case $which in
-ours | c | ref | all) ;;
-*) die "unknown kernel '$which' (want ours, c, ref or all)" ;;
+ours | c | ref | nojump | arm64 | all) ;;
+*) die "unknown kernel '$which' (want ours, c, ref, nojump, arm64 or all)" ;;
 esac
 
 mkdir -p "$SRC" "$OUT"
@@ -192,6 +224,9 @@ our_series() {
 case $which in
 ref) ref_series && build ref ;;
 ours) our_series && build ours ;;
-c) our_series && build c ;;
-all) ref_series && build ref && our_series && build ours && build c ;;
+c | nojump | arm64) our_series && build "$which" ;;
+all)
+	ref_series && build ref && our_series && build ours && build c &&
+		build nojump && build arm64
+	;;
 esac

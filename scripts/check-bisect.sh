@@ -3,15 +3,16 @@
 #
 # Bisectability: apply the exported series one patch at a time to a copy
 # of the base tree and, after each patch, run checkpatch --strict on it,
-# build bzImage with clippy in ours' configuration, and rustfmtcheck. Every prefix of the
-# series must build without errors and without warnings in the series'
-# files.
+# build bzImage with clippy in ours' configuration, and rustfmtcheck, and
+# build bzImage in the nojump configuration (KEXEC=y, KEXEC_JUMP=n). Every
+# prefix of the series must build without errors and without warnings in
+# the series' files, with and without kexec jump.
 #
 # Incremental after the first build (about as long as one kernel build,
 # plus a few minutes a patch). Not part of run-tests.sh, to keep that
 # under the hour; run it before exporting the series for mail.
 #
-# Usage: scripts/check-bisect.sh   (after scripts/build-kernel.sh ours)
+# Usage: scripts/check-bisect.sh   (after scripts/build-kernel.sh ours nojump)
 set -euo pipefail
 . "$(dirname "$0")/kjenv.sh"
 
@@ -20,15 +21,20 @@ TREE=$KJ_BUILD/src/bisect
 OUT=$KJ_BUILD/out/bisect
 SERIES=$KJ_BUILD/bisect-series
 CONFIG=$KJ_BUILD/out/ours/.config
+NOJUMP_OUT=$KJ_BUILD/out/bisect-nojump
+NOJUMP_CONFIG=$KJ_BUILD/out/nojump/.config
 
 [ -f "$BASE/Makefile" ] || die "no base tree: run scripts/build-kernel.sh first"
 [ -f "$CONFIG" ] || die "no configuration in $CONFIG: run scripts/build-kernel.sh ours first"
+[ -f "$NOJUMP_CONFIG" ] ||
+	die "no configuration in $NOJUMP_CONFIG: run scripts/build-kernel.sh nojump first"
 
 "$KJ_ROOT/scripts/export-series.sh" "$SERIES" >/dev/null
-rm -rf "$TREE" "$OUT"
+rm -rf "$TREE" "$OUT" "$NOJUMP_OUT"
 cp -al "$BASE" "$TREE"
-mkdir -p "$OUT"
+mkdir -p "$OUT" "$NOJUMP_OUT"
 cp "$CONFIG" "$OUT/.config"
+cp "$NOJUMP_CONFIG" "$NOJUMP_OUT/.config"
 
 for p in "$SERIES"/[0-9][0-9][0-9][0-9]-*.patch; do
 	name=$(basename "$p")
@@ -55,6 +61,12 @@ for p in "$SERIES"/[0-9][0-9][0-9][0-9]-*.patch; do
 	fi
 	make -s -C "$TREE" O="$OUT" "${KJ_MAKE_ARGS[@]}" rustfmtcheck ||
 		die "$name: rustfmtcheck complains"
-	echo "ok - $name: checkpatch, clippy and rustfmt clean, builds ($((SECONDS - start)) s)"
+	make -s -C "$TREE" O="$NOJUMP_OUT" "${KJ_MAKE_ARGS[@]}" olddefconfig >/dev/null
+	make -s -C "$TREE" O="$NOJUMP_OUT" "${KJ_MAKE_ARGS[@]}" -j"$KJ_JOBS" bzImage \
+		>"$NOJUMP_OUT/build-$name.log" 2>&1 || {
+		grep -E 'error' "$NOJUMP_OUT/build-$name.log" | head -n 10 >&2
+		die "$name: the kernel does not build without KEXEC_JUMP (log: $NOJUMP_OUT/build-$name.log)"
+	}
+	echo "ok - $name: checkpatch, clippy and rustfmt clean, builds with and without KEXEC_JUMP ($((SECONDS - start)) s)"
 done
 echo "check-bisect: every prefix of the series builds"

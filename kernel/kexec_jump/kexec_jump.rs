@@ -57,7 +57,7 @@ pub unsafe extern "C" fn kexec_jump_rust(image: *mut bindings::kimage) -> core::
         // SAFETY: the caller's duties are those of `from_raw`.
         let mut image = unsafe { PreserveContextImage::from_raw(image) }?;
         jump(&mut image)?;
-        pr_info!("resumed; next jump enters at {:#x}\n", image.start());
+        pr_debug!("resumed; next jump enters at {:#x}\n", image.start());
         Ok(0)
     })
 }

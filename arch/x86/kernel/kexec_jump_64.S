@@ -10,7 +10,7 @@
  *   head        first entry of the image's indirection list (image->head)
  *   page_list   [PA_CONTROL_PAGE], [VA_CONTROL_PAGE], [PA_TABLE_PAGE],
  *               [PA_SWAP_PAGE], [PA_JUMP_STACK], [PA_RM_AREA],
- *               [PA_RM_SAVE], [RM_SIZE]
+ *               [PA_RM_SAVE], [RM_SIZE], [DEBUG_PORT]
  *   start       the image's entry (first jump) or re-entry point (later)
  *   sme_active  nonzero if host memory encryption is active
  *   returns     the image's re-entry point: where the next jump must go
@@ -58,8 +58,9 @@
  *
  * Exceptions while the 1:1 table is live (in the swap loop, or in a
  * physical-mode callee that keeps our IDT): #BP and NMI return; any other
- * vector prints the vector, error code, RIP, CR2 and the general registers
- * on the 8250 UART at 0x3f8 and halts, instead of a triple fault.
+ * vector halts, instead of a triple fault. If DEBUG_PORT is not 0 (the
+ * "kexec_debug" parameter) it first prints the vector, error code, RIP,
+ * CR2 and the general registers on the 8250 UART at that port.
  *
  * IBT and return thunks: kexec_jump_call() is reached by a direct call;
  * everything else by call/ret inside the page or by the IDT, with CET off,
@@ -85,8 +86,8 @@
  *    ordering rules (CET needs WP, PCIDE needs PCID 0): applied on both
  *    ways, see above.
  *  - The exception handlers in the control page (6.15/6.16 debugging
- *    support): applied, without the command-line switch: they only print
- *    where the machine would otherwise reset.
+ *    support): applied; they halt where the machine would otherwise
+ *    reset, and print only with "kexec_debug", as mainline's do.
  *  - Kept from 6.12: CR4.MCE on TDX guests, wbinvd with SME, and the
  *    call-depth-thunk exclusion for the copied page.
  */
@@ -125,6 +126,7 @@
 #define KJ_RM_AREA	DATA(0x90)
 #define KJ_RM_SAVE	DATA(0x98)
 #define KJ_RM_SIZE	DATA(0xa0)
+#define KJ_DEBUG_PORT	DATA(0xa8)	/* 0: no exception report */
 #define KJ_IDT		DATA(0x100)	/* KJ_NR_VECTORS gates of 16 bytes */
 #define KJ_CONSTS	DATA(0x300)	/* a copy of .Lconsts */
 #define KJ_CONST(x)	(KJ_CONSTS + (x) - .Lconsts)
@@ -132,8 +134,6 @@
 /* The exception vectors the own IDT covers, and the size of each stub. */
 #define KJ_NR_VECTORS	32
 #define KJ_STUB_SIZE	9
-
-#define KJ_UART		0x3f8
 
 /* Indirection list entry flags, as in include/linux/kexec.h. */
 #define KJ_IND_DESTINATION	0x1
@@ -202,6 +202,8 @@ SYM_CODE_START_NOALIGN(kexec_jump_call)
 	movq	%rax, KJ_RM_SAVE(%r11)
 	movq	PTR(RM_SIZE)(%rsi), %rax
 	movq	%rax, KJ_RM_SIZE(%r11)
+	movq	PTR(DEBUG_PORT)(%rsi), %rax
+	movq	%rax, KJ_DEBUG_PORT(%r11)
 
 	/* This page stays mapped (onto the control page) across the switch. */
 	movq	%r9, %cr3
@@ -443,7 +445,8 @@ SYM_CODE_END(kj_vectors)
 
 /*
  * 0(%rsp) vector, 8 error code, 16 RIP, 24 CS, 32 RFLAGS, 40 RSP, 48 SS.
- * #BP and NMI return; anything else is reported and halts the CPU.
+ * #BP and NMI return; anything else is reported (if KJ_DEBUG_PORT is
+ * set) and halts the CPU.
  */
 SYM_CODE_START_LOCAL_NOALIGN(kj_exception)
 	UNWIND_HINT_END_OF_STACK
@@ -468,6 +471,8 @@ SYM_CODE_START_LOCAL_NOALIGN(kj_exception)
 	pushq	%rax
 	/* 0..112(%rsp) the registers above, 120 vector, 128 error, 136 RIP */
 	leaq	kexec_jump_call(%rip), %r8
+	cmpq	$0, KJ_DEBUG_PORT(%r8)
+	je	2f
 	leaq	KJ_CONST(.Lmsg_vector)(%r8), %rsi
 	movq	120(%rsp), %r9
 	call	kj_put_field
@@ -522,14 +527,18 @@ SYM_CODE_START_LOCAL_NOALIGN(kj_put_field)
 	int3
 SYM_CODE_END(kj_put_field)
 
-/* Write the byte in %r11 to the UART. Clobbers %eax, %edx. */
+/*
+ * Write the byte in %r11 to the UART at KJ_DEBUG_PORT of the control page
+ * at %r8. Clobbers %eax, %edx.
+ */
 SYM_CODE_START_LOCAL_NOALIGN(kj_putc)
 	UNWIND_HINT_END_OF_STACK
-	movl	$(KJ_UART + 5), %edx
+	movl	KJ_DEBUG_PORT(%r8), %edx
+	addl	$5, %edx		/* line status register */
 1:	inb	%dx, %al
 	testb	$0x20, %al		/* transmitter holding register empty */
 	jz	1b
-	movl	$KJ_UART, %edx
+	subl	$5, %edx
 	movl	%r11d, %eax
 	outb	%al, %dx
 	ANNOTATE_UNRET_SAFE

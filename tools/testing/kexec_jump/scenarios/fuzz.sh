@@ -23,4 +23,7 @@ kjump load /boot/bzImage --initrd /boot/initrd \
 kj-guest drain
 kjump exec >/tmp/exec.out 2>&1 || die "exec: $(tail -n1 /tmp/exec.out)"
 mark "A resumed cpus=$(cat /sys/devices/system/cpu/online)"
+# Last: it lowers kexec_load_limit_reboot for good.
+out=$(kj-guest fill-limit) || die "$out"
+mark "A $out"
 poweroff -f

@@ -555,3 +555,41 @@ pub fn run(seed: u64, secs: u64) -> Result<String, String> {
         tally.join(", ")
     ))
 }
+
+/// `fill-limit`: with `kexec_load_limit_reboot` at 2, a ranges image of 10
+/// pages and 10 fills, one a page, must all succeed: only the load counts
+/// against the limit. Then the unload takes the second load; a third is
+/// refused with EPERM. The limit cannot be raised again: run it last.
+pub fn fill_limit() -> Result<String, String> {
+    const PAGES: u64 = 10;
+    const EPERM: i32 = 1;
+    let limit = "/proc/sys/kernel/kexec_load_limit_reboot";
+    fs::write(limit, "2").map_err(|e| format!("{limit}: {e}"))?;
+    let range = [sys::RawSegment {
+        buf: std::ptr::null(),
+        bufsz: 0,
+        mem: RAM,
+        memsz: PAGES * PAGE,
+    }];
+    sys::kexec_load(RAM, &range, PRESERVE | RANGES)
+        .map_err(|e| format!("ranges load under limit 2: {e}"))?;
+    let page = vec![0xa5u8; PAGE as usize];
+    for i in 0..PAGES {
+        let s = [sys::RawSegment {
+            buf: page.as_ptr(),
+            bufsz: page.len(),
+            mem: RAM + i * PAGE,
+            memsz: PAGE,
+        }];
+        sys::kexec_load(0, &s, PRESERVE | FILL)
+            .map_err(|e| format!("fill {} of {PAGES} under limit 2: {e}", i + 1))?;
+    }
+    sys::kexec_load(0, &[], PRESERVE).map_err(|e| format!("unload, the second load: {e}"))?;
+    match sys::kexec_load(RAM, &range, PRESERVE | RANGES) {
+        Err(e) if e.raw_os_error() == Some(EPERM) => {}
+        r => return Err(format!("a third load: want EPERM, got {r:?}")),
+    }
+    Ok(format!(
+        "limit 2: a ranges load, {PAGES} fills and an unload succeed, a third load gets EPERM"
+    ))
+}

@@ -27,6 +27,8 @@
 //! - `vmcore-at ADDR`: what /proc/vmcore holds at physical ADDR.
 //! - `vmcore-ram`: bytes of RAM the dump holds (direct-map PT_LOADs).
 //! - `fuzz --seed S --secs T`: bad kexec_load() input, named and random.
+//! - `fill-limit`: fills of a ranges image do not count against
+//!   `kexec_load_limit_reboot` (sets it to 2: run last).
 //! - `clock`: CLOCK_MONOTONIC in ns.
 //! - `memcpy --pages N`: TSC cycles of a plain copy of N pages (the best
 //!   of several), the benchmark's yardstick for a jump's page swap.
@@ -45,7 +47,7 @@ fn usage() -> ExitCode {
     eprintln!(
         "usage: kj-guest memhold --mib N --seed S --check FILE [--mlock] | fragment --mib N | meminfo FIELD | free | \
          find FILE TEXT | drain | exec | physcall --elf FILE --calls N [--reentry] [--kjump] [--cycles] | events --elf FILE | \
-         unwind --elf FILE --steps LIST | race --elf FILE | markfile DIR TEXT ABOVE | vmcore-at ADDR | vmcore-ram | fuzz --seed S --secs T | clock | tsc | tagfill --mib N --nonce X --check FILE | tagscan NONCE | busy --mem ADDR --size BYTES | memcpy --pages N"
+         unwind --elf FILE --steps LIST | race --elf FILE | markfile DIR TEXT ABOVE | vmcore-at ADDR | vmcore-ram | fuzz --seed S --secs T | fill-limit | clock | tsc | tagfill --mib N --nonce X --check FILE | tagscan NONCE | busy --mem ADDR --size BYTES | memcpy --pages N"
     );
     ExitCode::from(2)
 }
@@ -287,6 +289,16 @@ fn main() -> ExitCode {
                 }
             }
         }
+        Some("fill-limit") => match fuzz::fill_limit() {
+            Ok(s) => {
+                println!("fill-limit: {s}");
+                ExitCode::SUCCESS
+            }
+            Err(e) => {
+                println!("fill-limit: FAILED {e}");
+                ExitCode::FAILURE
+            }
+        },
         Some("tagfill") => {
             let (Some(mib), Some(nonce), Some(check)) = (
                 opt("--mib").and_then(|v| v.parse().ok()),

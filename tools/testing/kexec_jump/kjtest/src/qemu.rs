@@ -41,8 +41,10 @@ pub struct Line {
 /// fails the test that saw it, wherever it appears in the console. Dead or
 /// dying kernels, `WARN()` splats (lockdep, suspicious RCU usage and most
 /// debug checks print "WARNING:"), "BUG:" reports (KASAN, KFENCE, sleeping
-/// in atomic context, soft lockups), hung tasks and RCU stalls.
-pub const REPORTS: [&str; 8] = [
+/// in atomic context, soft lockups), hung tasks and RCU stalls (detected
+/// by another CPU, by the stalled CPU itself, or by an expedited grace
+/// period).
+pub const REPORTS: [&str; 10] = [
     "Kernel panic",
     "BUG:",
     "Oops:",
@@ -50,6 +52,8 @@ pub const REPORTS: [&str; 8] = [
     "WARNING:",
     "INFO: task ",
     "detected stalls",
+    "self-detected stall",
+    "detected expedited stalls",
     "hard LOCKUP",
 ];
 
@@ -323,6 +327,11 @@ mod tests {
         ];
         assert_eq!(first_report(log), Some(log[1]));
         assert!(first_report(["rcu: INFO: rcu_preempt detected stalls on CPUs/tasks:"]).is_some());
+        assert!(first_report(["rcu: INFO: rcu_preempt self-detected stall on CPU"]).is_some());
+        assert!(
+            first_report(["rcu: INFO: rcu_preempt detected expedited stalls on CPUs/tasks: {"])
+                .is_some()
+        );
         assert!(
             first_report(["INFO: task kj-guest:35 blocked for more than 120 seconds."]).is_some()
         );

@@ -79,12 +79,16 @@ pub(super) fn physical_mode_int3_returns(ctx: &Ctx) -> TestResult {
     Ok(Verdict::Pass)
 }
 
-/// A physical-mode program that reads an unmapped address: the page
-/// fault is reported on the serial console (vector 14, the faulting
-/// address in CR2, the registers) and the CPU halts, where a machine
-/// without an IDT resets silently.
+/// A physical-mode program that reads an unmapped address: with
+/// `kexec_debug` on A's command line the page fault is reported on the
+/// serial console (vector 14, the faulting address in CR2, the registers)
+/// and the CPU halts, where a machine without an IDT resets silently.
 pub(super) fn physical_mode_fault_is_reported(ctx: &Ctx) -> TestResult {
-    let mut g = boot_with_program(ctx, "kj-guest physcall --elf /boot/fault.elf --calls 1", "")?;
+    let mut g = boot_with_program(
+        ctx,
+        "kj-guest physcall --elf /boot/fault.elf --calls 1",
+        "kexec_debug",
+    )?;
     g.step("physcall: loaded", 120)?;
     let l = match g.vm.expect_any(&["kexec_jump: exception "], SECS(120)) {
         Ok((_, l)) => l.text,
