@@ -52,6 +52,8 @@ mutations=(
 	"CPUs offline swapped with late device suspend|/let mut late = /{h;d};/let mut cpus = /{G}|error\[E0425\]"
 	"devices resumed while CPUs are still offline|/let mut cpus = /a\\    drop(late);|error\[E0505\]"
 	"a step entered twice|/let mut late = /a\\    let _again = SuspendedDevicesLate::end(\&mut devices)?;|error\[E0499\]"
+	"console prepared without system_transition_mutex|s/PreparedConsole::prepare(transition)/PreparedConsole::prepare(\&mut ())/|error\[E0308\]"
+	"a step handed to another thread|/let mut tasks = /a\\    fn send<T: Send>(_: T) {} send(\&tasks);|error\[E0277\]"
 )
 
 failed=0

@@ -16,7 +16,7 @@ use kernel::{
     kexec::PreserveContextImage,
     power::{
         FrozenTasks, Message, PreparedConsole, SecondaryCpusOffline, SuspendedConsole,
-        SuspendedDevices, SuspendedDevicesLate, SuspendedSyscore,
+        SuspendedDevices, SuspendedDevicesLate, SuspendedSyscore, SystemTransitionLocked,
     },
     prelude::*,
 };
@@ -28,8 +28,11 @@ const __LOG_PREFIX: &[u8] = b"kexec_jump\0";
 /// Devices are left with `PMSG_RESTORE`, after the jump (the image may
 /// have driven them) and on a later step's failure alike, as the C
 /// sequence does.
-fn jump(image: &mut PreserveContextImage<'_>) -> Result {
-    let mut console = PreparedConsole::prepare();
+fn jump(
+    image: &mut PreserveContextImage<'_>,
+    transition: &mut SystemTransitionLocked<'_>,
+) -> Result {
+    let mut console = PreparedConsole::prepare(transition);
     let mut tasks = FrozenTasks::freeze(&mut console)?;
     let mut output = SuspendedConsole::suspend(&mut tasks);
     let mut devices = SuspendedDevices::start(&mut output, Message::FREEZE, Message::RESTORE)?;
@@ -50,13 +53,16 @@ fn jump(image: &mut PreserveContextImage<'_>) -> Result {
 /// # Safety
 ///
 /// `image` is `kexec_image`, loaded with `KEXEC_PRESERVE_CONTEXT`; the
-/// caller holds the kexec lock until this returns and may sleep.
+/// caller holds the kexec lock and `system_transition_mutex` (`reboot()`
+/// takes it) until this returns, and may sleep.
 #[no_mangle]
 pub unsafe extern "C" fn kexec_jump_rust(image: *mut bindings::kimage) -> core::ffi::c_int {
     from_result(|| {
         // SAFETY: the caller's duties are those of `from_raw`.
         let mut image = unsafe { PreserveContextImage::from_raw(image) }?;
-        jump(&mut image)?;
+        // SAFETY: the caller holds the mutex until this returns.
+        let mut transition = unsafe { SystemTransitionLocked::assume_held() };
+        jump(&mut image, &mut transition)?;
         pr_debug!("resumed; next jump enters at {:#x}\n", image.start());
         Ok(0)
     })

@@ -14,16 +14,22 @@
 //! borrow checker makes each step be left (dropped) before the one it
 //! borrows:
 //!
-//! [`PreparedConsole`] -> [`FrozenTasks`] -> [`SuspendedConsole`] ->
-//! [`SuspendedDevices`] -> [`SuspendedDevicesLate`] ->
-//! [`SecondaryCpusOffline`] -> (interrupts off) -> [`SuspendedSyscore`].
+//! [`SystemTransitionLocked`] -> [`PreparedConsole`] -> [`FrozenTasks`] ->
+//! [`SuspendedConsole`] -> [`SuspendedDevices`] -> [`SuspendedDevicesLate`]
+//! -> [`SecondaryCpusOffline`] -> (interrupts off) -> [`SuspendedSyscore`].
+//!
+//! The guards are not `Send`: the mutex, the freezer and CPU hotplug
+//! belong to the task that entered the step, which must also leave it.
 //!
 //! ```no_run
 //! use kernel::interrupt::with_local_interrupts_disabled;
 //! use kernel::power::*;
 //!
-//! fn quiesce_and(transition: impl FnOnce(&SuspendedSyscore<'_>)) -> Result {
-//!     let mut console = PreparedConsole::prepare();
+//! fn quiesce_and(
+//!     locked: &mut SystemTransitionLocked<'_>,
+//!     transition: impl FnOnce(&SuspendedSyscore<'_>),
+//! ) -> Result {
+//!     let mut console = PreparedConsole::prepare(locked);
 //!     let mut tasks = FrozenTasks::freeze(&mut console)?;
 //!     let mut output = SuspendedConsole::suspend(&mut tasks);
 //!     let mut devices = SuspendedDevices::start(&mut output, Message::FREEZE, Message::RESTORE)?;
@@ -49,6 +55,10 @@
 use crate::{bindings, error::to_result, interrupt::LocalInterruptDisabled, prelude::*};
 use core::marker::PhantomData;
 
+/// What each guard holds beside its borrow: the `*mut ()` makes the guards
+/// neither `Send` nor `Sync`, so no step is left by another task.
+type Step<'a> = PhantomData<(&'a mut (), *mut ())>;
+
 /// A power-management transition message (`pm_message_t`).
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub struct Message(i32);
@@ -68,53 +78,85 @@ impl Message {
     }
 }
 
+/// No other system transition (suspend, hibernation, another kexec jump)
+/// can run: the current task holds `system_transition_mutex`, as `reboot()`
+/// does around `kernel_kexec()`. The first link of the chain.
+///
+/// # Invariants
+///
+/// The current task holds `system_transition_mutex` for `'a`.
+pub struct SystemTransitionLocked<'a>(Step<'a>);
+
+impl SystemTransitionLocked<'_> {
+    /// Stands for the `system_transition_mutex` the current task holds.
+    ///
+    /// # Safety
+    ///
+    /// The current task holds `system_transition_mutex`, and keeps holding
+    /// it while the returned value lives.
+    pub unsafe fn assume_held() -> Self {
+        // INVARIANT: by the caller's guarantee.
+        Self(PhantomData)
+    }
+}
+
 /// The console is switched to the suspend console (`pm_prepare_console()`).
 ///
 /// # Invariants
 ///
 /// `pm_prepare_console()` was called and `pm_restore_console()` was not.
 #[must_use = "dropping the guard restores the console at once"]
-pub struct PreparedConsole(());
+pub struct PreparedConsole<'a>(Step<'a>);
 
-impl PreparedConsole {
+impl<'a> PreparedConsole<'a> {
     /// Switches the console; the switch is undone on drop.
-    pub fn prepare() -> Self {
+    pub fn prepare(_transition: &'a mut SystemTransitionLocked<'_>) -> Self {
         // SAFETY: callable from process context; it cannot fail.
         unsafe { bindings::pm_prepare_console() };
         // INVARIANT: the console was just prepared.
-        Self(())
+        Self(PhantomData)
     }
 }
 
-impl Drop for PreparedConsole {
+impl Drop for PreparedConsole<'_> {
     fn drop(&mut self) {
         // SAFETY: prepared, by the type invariant.
         unsafe { bindings::pm_restore_console() };
     }
 }
 
-/// User space and freezable kernel threads are frozen.
+/// User space and freezable kernel threads are frozen, and no allocation
+/// may start I/O (`pm_restrict_gfp_mask()`): devices are suspended next.
 ///
 /// # Invariants
 ///
-/// `freeze_processes()` succeeded and `thaw_processes()` was not called.
+/// `freeze_processes()` succeeded, then `pm_restrict_gfp_mask()` was
+/// called, and neither `pm_restore_gfp_mask()` nor `thaw_processes()`
+/// was.
 #[must_use = "dropping the guard thaws the tasks at once"]
-pub struct FrozenTasks<'a>(PhantomData<&'a mut PreparedConsole>);
+pub struct FrozenTasks<'a>(Step<'a>);
 
 impl<'a> FrozenTasks<'a> {
-    /// Freezes all tasks. Fails with `EBUSY` if a task refuses to freeze;
-    /// the freezer has then thawed the tasks it froze.
-    pub fn freeze(_console: &'a mut PreparedConsole) -> Result<Self> {
+    /// Freezes all tasks and restricts the GFP mask. Fails with `EBUSY` if
+    /// a task refuses to freeze; the freezer has then thawed the tasks it
+    /// froze.
+    pub fn freeze(_console: &'a mut PreparedConsole<'_>) -> Result<Self> {
         // SAFETY: called from process context by the task running the
         // transition, which the freezer skips.
         to_result(unsafe { bindings::freeze_processes() }).map_err(|_| EBUSY)?;
-        // INVARIANT: the tasks were just frozen.
+        // SAFETY: `system_transition_mutex` is held (the borrowed chain
+        // starts with `SystemTransitionLocked`).
+        unsafe { bindings::pm_restrict_gfp_mask() };
+        // INVARIANT: the tasks were just frozen, the mask restricted.
         Ok(Self(PhantomData))
     }
 }
 
 impl Drop for FrozenTasks<'_> {
     fn drop(&mut self) {
+        // SAFETY: restricted and frozen, by the type invariant; the mutex
+        // is still held.
+        unsafe { bindings::pm_restore_gfp_mask() };
         // SAFETY: frozen, by the type invariant.
         unsafe { bindings::thaw_processes() };
     }
@@ -126,7 +168,7 @@ impl Drop for FrozenTasks<'_> {
 ///
 /// `suspend_console()` was called and `resume_console()` was not.
 #[must_use = "dropping the guard resumes the console at once"]
-pub struct SuspendedConsole<'a>(PhantomData<&'a mut ()>);
+pub struct SuspendedConsole<'a>(Step<'a>);
 
 impl<'a> SuspendedConsole<'a> {
     /// Suspends the consoles; they resume on drop.
@@ -156,7 +198,7 @@ impl Drop for SuspendedConsole<'_> {
 pub struct SuspendedDevices<'a> {
     suspend: Message,
     resume: Message,
-    _console: PhantomData<&'a mut ()>,
+    _console: Step<'a>,
 }
 
 impl<'a> SuspendedDevices<'a> {
@@ -204,7 +246,7 @@ impl Drop for SuspendedDevices<'_> {
 #[must_use = "dropping the guard resumes the devices at once"]
 pub struct SuspendedDevicesLate<'a> {
     resume: Message,
-    _devices: PhantomData<&'a mut ()>,
+    _devices: Step<'a>,
 }
 
 impl<'a> SuspendedDevicesLate<'a> {
@@ -236,7 +278,7 @@ impl Drop for SuspendedDevicesLate<'_> {
 /// `suspend_disable_secondary_cpus()` succeeded and
 /// `suspend_enable_secondary_cpus()` was not called.
 #[must_use = "dropping the guard brings the CPUs back at once"]
-pub struct SecondaryCpusOffline<'a>(PhantomData<&'a mut ()>);
+pub struct SecondaryCpusOffline<'a>(Step<'a>);
 
 impl<'a> SecondaryCpusOffline<'a> {
     /// Takes the secondary CPUs offline; they come back on drop. On
@@ -275,7 +317,7 @@ impl Drop for SecondaryCpusOffline<'_> {
 /// local interrupts stay disabled and this CPU is the only one online for
 /// `'a`.
 #[must_use = "dropping the guard resumes the system core at once"]
-pub struct SuspendedSyscore<'a>(PhantomData<(&'a mut (), &'a LocalInterruptDisabled)>);
+pub struct SuspendedSyscore<'a>(PhantomData<(Step<'a>, &'a LocalInterruptDisabled)>);
 
 /// Sets `system_state`.
 ///

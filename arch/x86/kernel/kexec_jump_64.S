@@ -29,8 +29,8 @@
  * an IDT of its own). The callee's stack is the page PA_JUMP_STACK.
  *
  * Jump out: switch to the 1:1 table; known CR4 (CET and global pages off,
- * MCE kept on TDX guests) before known CR0 (WP off); own GDT and IDT;
- * flush caches if SME is on; copy the real-mode trampoline (RM_SIZE bytes,
+ * MCE kept on TDX guests) before known CR0 (WP off); own GDT (CS
+ * reloaded) and IDT; flush caches if SME is on; copy the real-mode trampoline (RM_SIZE bytes,
  * a multiple of 8, at PA_RM_AREA) to PA_RM_SAVE; swap every source page of
  * the image with its destination page; call the entry with
  *
@@ -46,15 +46,16 @@
  * 0(%rsp) on arrival is the callee's re-entry point, and is what this
  * returns. The entry needs only that its page is mapped 1:1; every other
  * register, CR4 bit and descriptor table is taken as the callee's. Global
- * pages go off first, then the 1:1 table, the own GDT, IDT and stack, the
- * swap back (the callee's pages go to the source pages, so it can be
+ * pages go off first, then the 1:1 table, the own GDT, IDT and stack, a
+ * cache flush if SME is on, the swap back (the callee's pages go to the source pages, so it can be
  * resumed by the next jump), the real-mode trampoline copied back (the
  * 1:1 table maps it writable; a callee kernel may have put its own there)
  * and A's state: CR0 before CR4 (CR4.CET needs
  * CR0.WP), CR4 without PGE before CR3 (PCIDE needs a zero PCID, which the
  * 1:1 table's CR3 has), CR4.PGE only once CR3 is A's, so that no global
  * entry made under the 1:1 table (which maps this kernel-text page onto
- * the control page) outlives it.
+ * the control page) outlives it. CR4.FRED stays clear: the FRED MSRs are
+ * the callee's until restore_processor_state() writes A's and sets it.
  *
  * Exceptions while the 1:1 table is live (in the swap loop, or in a
  * physical-mode callee that keeps our IDT): #BP and NMI return; any other
@@ -88,7 +89,8 @@
  *  - The exception handlers in the control page (6.15/6.16 debugging
  *    support): applied; they halt where the machine would otherwise
  *    reset, and print only with "kexec_debug", as mainline's do.
- *  - Kept from 6.12: CR4.MCE on TDX guests, wbinvd with SME, and the
+ *  - Kept from 6.12: CR4.MCE on TDX guests (which machine_kexec_prepare()
+ *    refuses for jumps), wbinvd with SME (here on both ways), and the
  *    call-depth-thunk exclusion for the copied page.
  */
 
@@ -127,6 +129,7 @@
 #define KJ_RM_SAVE	DATA(0x98)
 #define KJ_RM_SIZE	DATA(0xa0)
 #define KJ_DEBUG_PORT	DATA(0xa8)	/* 0: no exception report */
+#define KJ_SME		DATA(0xb0)	/* sme_active */
 #define KJ_IDT		DATA(0x100)	/* KJ_NR_VECTORS gates of 16 bytes */
 #define KJ_CONSTS	DATA(0x300)	/* a copy of .Lconsts */
 #define KJ_CONST(x)	(KJ_CONSTS + (x) - .Lconsts)
@@ -204,6 +207,7 @@ SYM_CODE_START_NOALIGN(kexec_jump_call)
 	movq	%rax, KJ_RM_SIZE(%r11)
 	movq	PTR(DEBUG_PORT)(%rsi), %rax
 	movq	%rax, KJ_DEBUG_PORT(%r11)
+	movq	%r12, KJ_SME(%r11)
 
 	/* This page stays mapped (onto the control page) across the switch. */
 	movq	%r9, %cr3
@@ -269,7 +273,11 @@ SYM_CODE_START_NOALIGN(kexec_jump_call)
 	addq	$PAGE_SIZE, %rsp
 	call	kj_load_descriptors
 	cld
-	movq	KJ_HEAD(%r8), %rdi
+	/* As on the way out: the callee's encrypted lines before the copy. */
+	cmpq	$0, KJ_SME(%r8)
+	je	1f
+	wbinvd
+1:	movq	KJ_HEAD(%r8), %rdi
 	movq	KJ_PA_SWAP(%r8), %r10
 	call	kj_swap_pages
 	movq	KJ_RM_SAVE(%r8), %rsi
@@ -292,6 +300,11 @@ SYM_CODE_START_NOALIGN(kexec_jump_call)
 .Lvirtual_mapped:
 	UNWIND_HINT_END_OF_STACK
 	ANNOTATE_NOENDBR
+	/*
+	 * FRED stays off until restore_processor_state() has written A's
+	 * FRED MSRs again: until then they are the callee's.
+	 */
+	btrq	$X86_CR4_FRED_BIT, %r12
 	movq	%r13, %cr0		/* WP first: CR4.CET needs it */
 	movq	%r12, %rax
 	andq	$~X86_CR4_PGE, %rax
@@ -327,9 +340,10 @@ SYM_CODE_START_NOALIGN(kexec_jump_call)
 SYM_CODE_END(kexec_jump_call)
 
 /*
- * Load the own GDT and IDT, in the control page at %r8 (running 1:1).
- * CS keeps its selector, whose descriptor here is the same 64-bit code
- * segment. Clobbers %rax, %rcx, %rdx, %r11.
+ * Load the own GDT and IDT, in the control page at %r8 (running 1:1),
+ * and reload CS and the data segments from that GDT: the descriptors
+ * cached from the table in use before may be anybody's. Clobbers %rax,
+ * %rcx, %rdx, %r11.
  */
 SYM_CODE_START_LOCAL_NOALIGN(kj_load_descriptors)
 	UNWIND_HINT_END_OF_STACK
@@ -337,6 +351,11 @@ SYM_CODE_START_LOCAL_NOALIGN(kj_load_descriptors)
 	movw	$(.Lgdt_end - .Lgdt - 1), KJ_OWN_GDTR(%r8)
 	movq	%rax, KJ_OWN_GDTR+2(%r8)
 	lgdt	KJ_OWN_GDTR(%r8)
+	pushq	$__KERNEL_CS
+	leaq	1f(%rip), %rax
+	pushq	%rax
+	lretq
+1:	UNWIND_HINT_END_OF_STACK	/* reached by the lretq only */
 	movl	$__KERNEL_DS, %eax
 	movl	%eax, %ds
 	movl	%eax, %es

@@ -12,7 +12,10 @@
 #            what is free; 0: none)
 #   MARK_ABOVE  the marker page lies above this physical address
 #   EXEC_CPU  CPU that runs kjump exec
-#   RELOAD   trip after which A unloads B and loads it again (0: never)
+#   RELOAD   trip after which A unloads B and loads it again (0: never);
+#            after the trip before it, A first tries a resident reload
+#            whose last buffer is unmapped: EFAULT, and B, entered by the
+#            next trip, must still be whole
 # Around each jump A also checks time: CLOCK_MONOTONIC does not go back,
 # a sleeping process armed before the jump wakes after it.
 # Every line for the harness starts with "KJ: ".
@@ -92,6 +95,10 @@ while [ $i -lt "$TRIPS" ]; do
 	check_memory A
 	[ $i -eq 1 ] && [ -n "$TAG_OPTS" ] && tags_stayed
 	[ $i -eq 1 ] && mark "A MemFree after first $(kj-guest free)"
+	if [ $((i + 1)) -eq "$RELOAD" ]; then
+		out=$(kj-guest resident-efault) || die "$out"
+		mark "A $out"
+	fi
 	if [ $i -eq "$RELOAD" ]; then
 		kjump unload >/tmp/unload.out 2>&1 || die "A unload: $(tail -n1 /tmp/unload.out)"
 		kjump load /boot/bzImage --initrd /boot/initrd \

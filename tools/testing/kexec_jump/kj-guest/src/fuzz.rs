@@ -593,3 +593,53 @@ pub fn fill_limit() -> Result<String, String> {
         "limit 2: a ranges load, {PAGES} fills and an unload succeed, a third load gets EPERM"
     ))
 }
+
+/// The crash kernel reservation from /proc/iomem: (start, end + 1).
+fn reservation() -> Result<(u64, u64), String> {
+    let iomem = fs::read_to_string("/proc/iomem").map_err(|e| format!("/proc/iomem: {e}"))?;
+    iomem
+        .lines()
+        .filter(|l| l.ends_with(" : Crash kernel"))
+        .find_map(|l| {
+            let (lo, hi) = l.trim_start().split(' ').next()?.split_once('-')?;
+            Some((
+                u64::from_str_radix(lo, 16).ok()?,
+                u64::from_str_radix(hi, 16).ok()? + 1,
+            ))
+        })
+        .ok_or_else(|| "no Crash kernel reservation in /proc/iomem".into())
+}
+
+/// `resident-efault`: a resident reload over the loaded resident image
+/// whose first segment is zeros over all of the reservation but its last
+/// page, and whose last segment's buffer is not mapped. It must fail with
+/// EFAULT before writing a byte: the installed image (B, with its live
+/// state) must still be whole for the next jump.
+pub fn resident_efault() -> Result<String, String> {
+    let (start, end) = reservation()?;
+    let zeros = vec![0u8; (end - start - PAGE) as usize];
+    let segs = [
+        sys::RawSegment {
+            buf: zeros.as_ptr(),
+            bufsz: zeros.len(),
+            mem: start,
+            memsz: end - start - PAGE,
+        },
+        sys::RawSegment {
+            buf: 0x10 as *const u8,
+            bufsz: PAGE as usize,
+            mem: end - PAGE,
+            memsz: PAGE,
+        },
+    ];
+    match sys::kexec_load(start, &segs, PRESERVE | RESIDENT) {
+        Err(e) if e.raw_os_error() == Some(EFAULT) => Ok(format!(
+            "a reload of {:#x}-{:#x} with an unmapped last buffer got EFAULT",
+            start,
+            end - 1
+        )),
+        r => Err(format!(
+            "resident reload with an unmapped last buffer: want EFAULT, got {r:?}"
+        )),
+    }
+}

@@ -29,6 +29,8 @@
 //! - `fuzz --seed S --secs T`: bad kexec_load() input, named and random.
 //! - `fill-limit`: fills of a ranges image do not count against
 //!   `kexec_load_limit_reboot` (sets it to 2: run last).
+//! - `resident-efault`: a resident reload whose last buffer is unmapped
+//!   gets EFAULT and leaves the loaded resident image whole.
 //! - `clock`: CLOCK_MONOTONIC in ns.
 //! - `memcpy --pages N`: TSC cycles of a plain copy of N pages (the best
 //!   of several), the benchmark's yardstick for a jump's page swap.
@@ -47,7 +49,7 @@ fn usage() -> ExitCode {
     eprintln!(
         "usage: kj-guest memhold --mib N --seed S --check FILE [--mlock] | fragment --mib N | meminfo FIELD | free | \
          find FILE TEXT | drain | exec | physcall --elf FILE --calls N [--reentry] [--kjump] [--cycles] | events --elf FILE | \
-         unwind --elf FILE --steps LIST | race --elf FILE | markfile DIR TEXT ABOVE | vmcore-at ADDR | vmcore-ram | fuzz --seed S --secs T | fill-limit | clock | tsc | tagfill --mib N --nonce X --check FILE | tagscan NONCE | busy --mem ADDR --size BYTES | memcpy --pages N"
+         unwind --elf FILE --steps LIST | race --elf FILE | markfile DIR TEXT ABOVE | vmcore-at ADDR | vmcore-ram | fuzz --seed S --secs T | fill-limit | resident-efault | clock | tsc | tagfill --mib N --nonce X --check FILE | tagscan NONCE | busy --mem ADDR --size BYTES | memcpy --pages N"
     );
     ExitCode::from(2)
 }
@@ -289,6 +291,16 @@ fn main() -> ExitCode {
                 }
             }
         }
+        Some("resident-efault") => match fuzz::resident_efault() {
+            Ok(s) => {
+                println!("resident-efault: {s}");
+                ExitCode::SUCCESS
+            }
+            Err(e) => {
+                println!("resident-efault: FAILED {e}");
+                ExitCode::FAILURE
+            }
+        },
         Some("fill-limit") => match fuzz::fill_limit() {
             Ok(s) => {
                 println!("fill-limit: {s}");

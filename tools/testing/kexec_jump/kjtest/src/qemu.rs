@@ -328,10 +328,10 @@ mod tests {
         assert_eq!(first_report(log), Some(log[1]));
         assert!(first_report(["rcu: INFO: rcu_preempt detected stalls on CPUs/tasks:"]).is_some());
         assert!(first_report(["rcu: INFO: rcu_preempt self-detected stall on CPU"]).is_some());
-        assert!(
-            first_report(["rcu: INFO: rcu_preempt detected expedited stalls on CPUs/tasks: {"])
-                .is_some()
-        );
+        assert!(first_report([
+            "rcu: INFO: rcu_preempt detected expedited stalls on CPUs/tasks: {"
+        ])
+        .is_some());
         assert!(
             first_report(["INFO: task kj-guest:35 blocked for more than 120 seconds."]).is_some()
         );
