@@ -44,11 +44,15 @@
  * program; it may first overwrite the slot) or, being a kernel, calls the
  * jump-back entry from its own kexec_jump_call(). Either way the word at
  * 0(%rsp) on arrival is the callee's re-entry point, and is what this
- * returns. The entry needs only that its page is mapped 1:1; every other
- * register, CR4 bit and descriptor table is taken as the callee's. Global
- * pages go off first, then the 1:1 table, the own GDT, IDT and stack, a
- * cache flush if SME is on, the swap back (the callee's pages go to the source pages, so it can be
- * resumed by the next jump), the real-mode trampoline copied back (the
+ * returns. The entry needs only that its page is mapped 1:1 and that the
+ * callee runs in A's paging mode (4- or 5-level: the entry cannot change
+ * CR4.LA57 with paging on; a kernel loading an image that enters here
+ * reads A's CR4 at KEXEC_JUMP_DATA_CR4, beside KEXEC_JUMP_MAGIC, and
+ * refuses a mismatch); every other register, CR4 bit and descriptor table
+ * is taken as the callee's. Global pages go off first, then the 1:1
+ * table, the own GDT, IDT and stack, a cache flush if SME is on, the swap
+ * back (the callee's pages go to the source pages, so it can be resumed
+ * by the next jump), the real-mode trampoline copied back (the
  * 1:1 table maps it writable; a callee kernel may have put its own there)
  * and A's state: CR0 before CR4 (CR4.CET needs
  * CR0.WP), CR4 without PGE before CR3 (PCIDE needs a zero PCID, which the
@@ -114,7 +118,7 @@
 #define KJ_RSP		DATA(0x00)
 #define KJ_CR0		DATA(0x08)
 #define KJ_CR3		DATA(0x10)
-#define KJ_CR4		DATA(0x18)
+#define KJ_CR4		DATA(KEXEC_JUMP_DATA_CR4)	/* 0x18 */
 #define KJ_GS_BASE	DATA(0x20)
 #define KJ_GDTR		DATA(0x28)	/* A's, 10 bytes */
 #define KJ_IDTR		DATA(0x38)	/* A's, 10 bytes */
@@ -130,6 +134,7 @@
 #define KJ_RM_SIZE	DATA(0xa0)
 #define KJ_DEBUG_PORT	DATA(0xa8)	/* 0: no exception report */
 #define KJ_SME		DATA(0xb0)	/* sme_active */
+#define KJ_MAGIC	DATA(KEXEC_JUMP_DATA_MAGIC)	/* 0xb8 */
 #define KJ_IDT		DATA(0x100)	/* KJ_NR_VECTORS gates of 16 bytes */
 #define KJ_CONSTS	DATA(0x300)	/* a copy of .Lconsts */
 #define KJ_CONST(x)	(KJ_CONSTS + (x) - .Lconsts)
@@ -208,6 +213,9 @@ SYM_CODE_START_NOALIGN(kexec_jump_call)
 	movq	PTR(DEBUG_PORT)(%rsi), %rax
 	movq	%rax, KJ_DEBUG_PORT(%r11)
 	movq	%r12, KJ_SME(%r11)
+	/* A's CR4 above and this say which paging mode the way back wants. */
+	movabsq	$KEXEC_JUMP_MAGIC, %rax
+	movq	%rax, KJ_MAGIC(%r11)
 
 	/* This page stays mapped (onto the control page) across the switch. */
 	movq	%r9, %cr3

@@ -22,6 +22,7 @@ use report::{Outcome, Report};
 use std::{env, fs, path::PathBuf, process::ExitCode, time::Instant};
 
 /// What a test needs to know about where it runs.
+#[derive(Clone)]
 pub struct Ctx {
     /// `ours`, `c` or `ref`.
     pub name: &'static str,
@@ -39,6 +40,8 @@ pub struct Ctx {
     pub kjump_bin: PathBuf,
     /// A directory for this test on this kernel.
     pub scratch: PathBuf,
+    /// QEMU's CPU model, if not its default (`-cpu`).
+    pub cpu: Option<&'static str>,
 }
 
 fn root() -> PathBuf {
@@ -65,6 +68,7 @@ fn ctx(kernel: &'static str, test: &str) -> Ctx {
         hello_prog: root.join("target/kj/hello.elf"),
         kjump_bin: root.join("target/x86_64-unknown-linux-gnu/release/kjump"),
         scratch,
+        cpu: None,
     }
 }
 

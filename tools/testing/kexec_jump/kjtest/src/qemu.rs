@@ -26,6 +26,8 @@ pub struct VmConfig {
     pub mem_mib: u32,
     /// Raw disk images attached as virtio-blk (/dev/vda, /dev/vdb, ...).
     pub disks: Vec<PathBuf>,
+    /// QEMU's CPU model (`-cpu`), if not its default.
+    pub cpu: Option<&'static str>,
 }
 
 /// A console line and when it arrived, since the guest started.
@@ -41,10 +43,10 @@ pub struct Line {
 /// fails the test that saw it, wherever it appears in the console. Dead or
 /// dying kernels, `WARN()` splats (lockdep, suspicious RCU usage and most
 /// debug checks print "WARNING:"), "BUG:" reports (KASAN, KFENCE, sleeping
-/// in atomic context, soft lockups), hung tasks and RCU stalls (detected
+/// in atomic context, soft lockups), hung tasks, RCU stalls (detected
 /// by another CPU, by the stalled CPU itself, or by an expedited grace
-/// period).
-pub const REPORTS: [&str; 10] = [
+/// period), allocation failures that warn and the OOM killer.
+pub const REPORTS: [&str; 13] = [
     "Kernel panic",
     "BUG:",
     "Oops:",
@@ -55,6 +57,9 @@ pub const REPORTS: [&str; 10] = [
     "self-detected stall",
     "detected expedited stalls",
     "hard LOCKUP",
+    "page allocation failure",
+    "invoked oom-killer",
+    "Out of memory",
 ];
 
 /// The first kernel report in `lines`, if any.
@@ -143,6 +148,9 @@ impl Vm {
             .args(["-append", &cfg.append])
             .args(["-display", "none", "-monitor", "none", "-serial", "stdio"])
             .arg("-no-reboot");
+        if let Some(cpu) = cfg.cpu {
+            cmd.args(["-cpu", cpu]);
+        }
         for disk in &cfg.disks {
             cmd.arg("-drive")
                 .arg(format!("file={},format=raw,if=virtio", disk.display()));
@@ -328,6 +336,13 @@ mod tests {
         assert_eq!(first_report(log), Some(log[1]));
         assert!(first_report(["rcu: INFO: rcu_preempt detected stalls on CPUs/tasks:"]).is_some());
         assert!(first_report(["rcu: INFO: rcu_preempt self-detected stall on CPU"]).is_some());
+        assert!(first_report([
+            "[    2.2] kexec: page allocation failure: order:0, mode:0x10cc0(GFP_KERNEL)"
+        ])
+        .is_some());
+        assert!(
+            first_report(["[    9.1] kj-guest invoked oom-killer: gfp_mask=0x140dca"]).is_some()
+        );
         assert!(first_report([
             "rcu: INFO: rcu_preempt detected expedited stalls on CPUs/tasks: {"
         ])

@@ -40,6 +40,33 @@ pub struct Report {
 /// Figures for the reliability report, from the tests that measured them.
 static FACTS: Mutex<Vec<(&'static str, &'static str, String)>> = Mutex::new(Vec::new());
 
+/// A figure a test builds up as it observes it, recorded for the
+/// reliability report when the test ends, however it ends: a failure
+/// shows as the figure it had reached, not as a missing line.
+pub struct Tally {
+    what: &'static str,
+    kernel: &'static str,
+    /// The figure so far.
+    pub value: String,
+}
+
+impl Tally {
+    /// A figure that starts at `value`.
+    pub fn new(what: &'static str, kernel: &'static str, value: String) -> Self {
+        Tally {
+            what,
+            kernel,
+            value,
+        }
+    }
+}
+
+impl Drop for Tally {
+    fn drop(&mut self) {
+        fact(self.what, self.kernel, std::mem::take(&mut self.value));
+    }
+}
+
 /// Records a figure for the reliability report: what, on which kernel.
 pub fn fact(what: &'static str, kernel: &'static str, value: String) {
     FACTS

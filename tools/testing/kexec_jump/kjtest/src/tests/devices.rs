@@ -105,8 +105,15 @@ pub(super) fn failed_step_unwinds(ctx: &Ctx) -> TestResult {
     );
     let mut g = boot_with_program_on(ctx, &cmd, "", 4)?;
     let mut leaks = Vec::new();
+    // Faults whose kexec -e returned, and of those, the ones whose every
+    // entered callback was undone with all CPUs back.
+    let (mut injected, mut unwound_steps) = (0, 0);
+    let mut tally =
+        crate::report::Tally::new("ladder faults injected / unwound", ctx.name, "0 / 0".into());
     for step in UNWIND_STEPS {
         let l = g.step(&format!("unwind: {step} "), 300)?;
+        injected += 1;
+        tally.value = format!("{injected} / {unwound_steps}");
         if !l.contains(" errno 5 ") {
             return Err(g.fail(format!("want EIO from kexec -e: {l}")));
         }
@@ -123,6 +130,7 @@ pub(super) fn failed_step_unwinds(ctx: &Ctx) -> TestResult {
             bracketed(&l, "dev1").unwrap_or_default().join(" ")
         );
         let failed = step.split_once(':').map_or("", |(_, c)| c);
+        let leaks_before = leaks.len();
         for dev in ["dev0", "dev1"] {
             let events = bracketed(&l, dev).unwrap_or_default();
             let failed_here = if step.starts_with(dev) { failed } else { "" };
@@ -135,6 +143,10 @@ pub(super) fn failed_step_unwinds(ctx: &Ctx) -> TestResult {
             if let Err(e) = unwound(&events, failed_here) {
                 leaks.push(format!("{step}: {dev} {e} [{}]", events.join(" ")));
             }
+        }
+        if leaks.len() == leaks_before {
+            unwound_steps += 1;
+            tally.value = format!("{injected} / {unwound_steps}");
         }
     }
     // The upstream ladder does not resume devices when
@@ -153,11 +165,6 @@ pub(super) fn failed_step_unwinds(ctx: &Ctx) -> TestResult {
         }
         return Err(g.fail(leaks.join("; ")));
     }
-    crate::report::fact(
-        "ladder faults injected / unwound",
-        ctx.name,
-        format!("{} / {}", UNWIND_STEPS.len(), UNWIND_STEPS.len()),
-    );
     let l = g.step("unwind: call ok", 300)?;
     for (dev, want) in [("dev0", DEV0_JUMP), ("dev1", DEV1_JUMP)] {
         let got = bracketed(&l, dev).unwrap_or_default().join(" ");
@@ -180,7 +187,13 @@ const FREEZE_FAIL: &str = include_str!("../../../scenarios/freeze_fail.sh");
 /// the task is done a jump works.
 pub(super) fn freeze_failure_unwinds(ctx: &Ctx) -> TestResult {
     let mut g = boot_with_program(ctx, FREEZE_FAIL, "")?;
+    let mut tally = crate::report::Tally::new(
+        "freezer faults injected / unwound",
+        ctx.name,
+        "0 / 0".into(),
+    );
     let l = g.step("exec:", 120)?;
+    tally.value = "1 / 0".into();
     if !l.contains("errno 16") {
         return Err(g.fail(format!("want EBUSY from kexec -e: {l}")));
     }
@@ -195,11 +208,7 @@ pub(super) fn freeze_failure_unwinds(ctx: &Ctx) -> TestResult {
         return Err(g.fail(format!("want both CPUs online: {after}")));
     }
     g.step("KJ: hold over", 60)?;
-    crate::report::fact(
-        "freezer faults injected / unwound",
-        ctx.name,
-        "1 / 1".into(),
-    );
+    tally.value = "1 / 1".into();
     g.step("physcall: 1 calls ok", 120)?;
     g.step("KJ: done", 60)?;
     Ok(Verdict::Pass)

@@ -56,8 +56,13 @@ pub struct TestCase {
 }
 
 /// The reference's B has empty crash notes (nothing fills them at a
-/// jump), so its /proc/vmcore setup asks vmalloc for 0 bytes and WARNs.
-const REF_EMPTY_NOTES: &[&str] = &["at mm/vmalloc.c:3838 __vmalloc_node_range_noprof"];
+/// jump), so its /proc/vmcore setup asks vmalloc for 0 bytes and WARNs;
+/// then its jump-back helper load takes all of B's memory, and the
+/// allocation that finds none left reports it.
+const REF_JUMP_REPORTS: &[&str] = &[
+    "at mm/vmalloc.c:3838 __vmalloc_node_range_noprof",
+    "kexec: page allocation failure",
+];
 
 /// Every kernel: ours, ours without Rust (the C sequence), the reference.
 const ALL: &[&str] = &["ours", "c", "ref"];
@@ -65,6 +70,8 @@ const ALL: &[&str] = &["ours", "c", "ref"];
 const WITH_DEVICES: &[&str] = &["ours", "ref"];
 /// Only ours: the Rust code itself.
 const OURS: &[&str] = &["ours"];
+/// The patched kernels, with and without Rust.
+const OURS_AND_C: &[&str] = &["ours", "c"];
 
 /// All tests, in the order they run.
 pub const TESTS: &[TestCase] = &[
@@ -101,14 +108,28 @@ pub const TESTS: &[TestCase] = &[
         run: jump::jump_round_trip,
         kernels: ALL,
         ref_fails: true,
-        ref_reports: REF_EMPTY_NOTES,
+        ref_reports: REF_JUMP_REPORTS,
     },
     TestCase {
         name: "jump_20_round_trips",
         run: jump::jump_20_round_trips,
         kernels: ALL,
         ref_fails: true,
-        ref_reports: REF_EMPTY_NOTES,
+        ref_reports: REF_JUMP_REPORTS,
+    },
+    TestCase {
+        name: "jump_round_trip_cpu_max",
+        run: jump::jump_round_trip_cpu_max,
+        kernels: OURS_AND_C,
+        ref_fails: false,
+        ref_reports: &[],
+    },
+    TestCase {
+        name: "jump_back_across_paging_modes_is_refused",
+        run: jump::jump_back_across_paging_modes_is_refused,
+        kernels: OURS_AND_C,
+        ref_fails: false,
+        ref_reports: &[],
     },
     TestCase {
         name: "physical_mode_call_100",
@@ -197,7 +218,7 @@ pub const TESTS: &[TestCase] = &[
     TestCase {
         name: "kexec_load_fuzz",
         run: kjump::kexec_load_fuzz,
-        kernels: &["ours", "c"],
+        kernels: OURS_AND_C,
         ref_fails: false,
         ref_reports: &[],
     },
@@ -485,6 +506,7 @@ pub(crate) fn boot_disks(
         smp: cpus,
         mem_mib,
         disks,
+        cpu: ctx.cpu,
     };
     // A test that boots more than once keeps every console, for the
     // report check: console.log, console-2.log, ...

@@ -31,6 +31,20 @@ pub(super) fn physical_mode_call_100(ctx: &Ctx) -> TestResult {
     Ok(Verdict::Pass)
 }
 
+/// The program called 10 times in physical mode, for the runs on other
+/// CPU models (see `jump_round_trip_cpu_max`).
+pub(super) fn physical_mode_call_10(ctx: &Ctx) -> TestResult {
+    let mut g = boot_with_program(
+        ctx,
+        "kj-guest physcall --elf /boot/checksum.elf --calls 10",
+        "",
+    )?;
+    g.step("physcall: loaded", 120)?;
+    g.step("physcall: 10 calls ok", 300)?;
+    g.step("KJ: done", 60)?;
+    Ok(Verdict::Pass)
+}
+
 /// The same program, linked at 256 MiB, called 100 times through kjump:
 /// `kjump call --resident` loads it in place into A's reservation and
 /// makes the first call, plain jumps make the other 99 (nothing copied);
