@@ -303,9 +303,15 @@ pub(super) fn jump_round_trip_cpu_max(ctx: &Ctx) -> TestResult {
         cpu: Some("max"),
         ..ctx.clone()
     };
-    jump_round_trip(&max)?;
+    jump_trips_with(&max, 1, &CPU_MAX_RECIPE)?;
     super::physical::physical_mode_call_10(&max)
 }
+
+/// The upstream recipe, its dump figure named after `-cpu max`.
+const CPU_MAX_RECIPE: Recipe = Recipe {
+    dump_fact: "dump of A, upstream recipe, -cpu max: found / wrong / total",
+    ..UPSTREAM_RECIPE
+};
 
 /// The upstream recipe with a B in 4-level paging (`no5lvl`), for an A in
 /// 5-level paging.
