@@ -60,7 +60,9 @@ pub unsafe extern "C" fn kexec_jump_rust(image: *mut bindings::kimage) -> core::
     from_result(|| {
         // SAFETY: the caller's duties are those of `from_raw`.
         let mut image = unsafe { PreserveContextImage::from_raw(image) }?;
-        // SAFETY: the caller holds the mutex until this returns.
+        // SAFETY: this function's caller holds `system_transition_mutex`
+        // until it returns (its `# Safety` section), and `transition` is
+        // dropped before then, at the end of this closure.
         let mut transition = unsafe { SystemTransitionLocked::assume_held() };
         jump(&mut image, &mut transition)?;
         pr_debug!("resumed; next jump enters at {:#x}\n", image.start());

@@ -30,9 +30,10 @@
  *
  * Jump out: switch to the 1:1 table; known CR4 (CET and global pages off,
  * MCE kept on TDX guests) before known CR0 (WP off); own GDT (CS
- * reloaded) and IDT; flush caches if SME is on; copy the real-mode trampoline (RM_SIZE bytes,
- * a multiple of 8, at PA_RM_AREA) to PA_RM_SAVE; swap every source page of
- * the image with its destination page; call the entry with
+ * reloaded) and IDT; flush caches if SME is on; copy the real-mode
+ * trampoline (RM_SIZE bytes, a multiple of 8, at PA_RM_AREA) to
+ * PA_RM_SAVE; swap every source page of the image with its destination
+ * page; call the entry with
  *
  *   0(%rsp)  return address: the jump-back entry, in the control page
  *   8(%rsp)  the re-entry slot, holding start

@@ -10,15 +10,21 @@ use super::*;
 /// physical address, and counts its calls in its own memory; A checks both
 /// after every return.
 pub(super) fn physical_mode_call_100(ctx: &Ctx) -> TestResult {
+    physical_calls(ctx, 100)
+}
+
+/// The checksum program called `calls` times in physical mode (at least
+/// 2), each call checked.
+pub(super) fn physical_calls(ctx: &Ctx, calls: u32) -> TestResult {
     let mut g = boot_with_program(
         ctx,
-        "kj-guest physcall --elf /boot/checksum.elf --calls 100",
+        &format!("kj-guest physcall --elf /boot/checksum.elf --calls {calls}"),
         "",
     )?;
     g.step("physcall: loaded", 120)?;
     g.step("physcall: call 1 ok", 120)?;
     g.step("physcall: calling 2", 60)?;
-    match g.step("physcall: 100 calls ok", 900) {
+    match g.step(&format!("physcall: {calls} calls ok"), 900) {
         // Exactly the documented death: during the second call.
         Err(f) if g.ref_died_after(ctx, &f.reason, "physcall: calling 2") => {
             return Ok(Verdict::Known(
@@ -27,20 +33,6 @@ pub(super) fn physical_mode_call_100(ctx: &Ctx) -> TestResult {
         }
         r => r?,
     };
-    g.step("KJ: done", 60)?;
-    Ok(Verdict::Pass)
-}
-
-/// The program called 10 times in physical mode, for the runs on other
-/// CPU models (see `jump_round_trip_cpu_max`).
-pub(super) fn physical_mode_call_10(ctx: &Ctx) -> TestResult {
-    let mut g = boot_with_program(
-        ctx,
-        "kj-guest physcall --elf /boot/checksum.elf --calls 10",
-        "",
-    )?;
-    g.step("physcall: loaded", 120)?;
-    g.step("physcall: 10 calls ok", 300)?;
     g.step("KJ: done", 60)?;
     Ok(Verdict::Pass)
 }
