@@ -29,6 +29,7 @@
 #include <linux/memblock.h>
 #include <linux/mm.h>
 #include <linux/mmzone.h>
+#include <linux/nmi.h>
 #include <linux/slab.h>
 #include <linux/vmcore_info.h>
 
@@ -131,13 +132,16 @@ void kimage_free_map_record(struct kimage *image)
 		struct page *page;
 
 		spin_lock_irqsave(&zone->lock, flags);
-		for (order = 0; order < NR_PAGE_ORDERS; order++)
+		for (order = 0; order < NR_PAGE_ORDERS; order++) {
 			for (t = 0; t < MIGRATE_TYPES; t++)
 				list_for_each_entry(page,
 						    &zone->free_area[order].free_list[t],
 						    buddy_list)
 					kexec_free_map_set(map, page_to_pfn(page),
 							   1UL << order);
+			/* Millions of pages with interrupts off. */
+			touch_nmi_watchdog();
+		}
 		spin_unlock_irqrestore(&zone->lock, flags);
 	}
 	kexec_free_map_desc.pfn_end = map->pfn_end;
@@ -146,8 +150,34 @@ void kimage_free_map_record(struct kimage *image)
 	kexec_free_map_desc.valid = 1;
 }
 
-/* Called by machine_kexec() when the image has jumped back. */
+/*
+ * Called by machine_kexec() when the image has jumped back, still with
+ * interrupts off. The image may have been a kernel that restored this one
+ * over its own memory (a hibernation resume): the pages free here then
+ * hold what that kernel left. With init_on_free an allocation takes them
+ * as zeroed and with page poisoning as poisoned, so make them so, as
+ * hibernation does after its restore. The map still says which pages are
+ * free: nothing has run here since it was recorded.
+ */
 void kimage_free_map_forget(struct kimage *image)
 {
+	struct kexec_free_map *map = image->free_map;
+	unsigned long i, bit, n = 0;
+
 	kexec_free_map_desc.valid = 0;
+	if (!map || !(page_poisoning_enabled() || want_init_on_free()))
+		return;
+	for (i = 0; i < map->nr_pages; i++) {
+		for_each_set_bit(bit, map->bits[i], BITS_PER_MAP_PAGE) {
+			struct page *page = pfn_to_page(i * BITS_PER_MAP_PAGE + bit);
+
+			if (page_poisoning_enabled())
+				__kernel_poison_pages(page, 1);
+			else
+				clear_highpage(page);
+			/* Gigabytes with interrupts off. */
+			if (!(++n % 65536))
+				touch_nmi_watchdog();
+		}
+	}
 }

@@ -1,11 +1,16 @@
 #!/usr/bin/env bash
 # SPDX-License-Identifier: GPL-2.0
 #
-# Compile-fail check of the kexec jump sequence: the steps of
-# kernel/kexec_jump/kexec_jump.rs can only be entered in order, none
-# skipped, and none left before the steps built on it. Each mutation below
-# breaks that order in the source and must be refused by the compiler with
-# the error named; the unchanged file must compile with the same command.
+# Compile-fail check of the kexec jump sequence. Inside
+# kernel/kexec_jump/quiesce.rs the steps can only be entered in order, none
+# skipped, and none left before the steps built on it; from
+# kernel/kexec_jump/kexec_jump.rs, the caller, no step can be had as an
+# owned guard (to forget or keep), the proof of a quiesced machine cannot
+# leave the closure or the task, no second sequence can start inside the
+# first, and devices cannot get a mismatched pair of messages. Each
+# mutation below breaks one of these in the source and must be refused by
+# the compiler with the error named; the unchanged files must compile with
+# the same command.
 #
 # Uses the exact rustc command kbuild recorded for the object in the ours
 # build (build/out/ours), on copies in a scratch directory: the tree and
@@ -15,7 +20,8 @@ set -euo pipefail
 
 OUT=$KJ_BUILD/out/ours
 SRC=$KJ_BUILD/src/ours
-REL=kernel/kexec_jump/kexec_jump
+DIR=kernel/kexec_jump
+REL=$DIR/kexec_jump
 CMD_FILE=$OUT/kernel/kexec_jump/.kexec_jump.o.cmd
 SCRATCH=$KJ_BUILD/ladder-check
 
@@ -37,33 +43,48 @@ compile() {
 	(cd "$OUT" && RUSTC_BOOTSTRAP=1 eval "$c") >"$SCRATCH/log" 2>&1
 }
 
-compile "$SRC/$REL.rs" || {
+# The crate root and its module, copied side by side: `mod quiesce;`
+# resolves next to the root the command names.
+cp "$SRC/$REL.rs" "$SCRATCH/root.rs"
+cp "$SRC/$DIR/quiesce.rs" "$SCRATCH/quiesce.rs"
+compile "$SCRATCH/root.rs" || {
 	cat "$SCRATCH/log" >&2
 	die "the unchanged sequence does not compile with the saved command"
 }
 echo "ok - the sequence as written compiles"
 
-# name | sed script | the error the compiler must give
+# name # file (root: kexec_jump.rs, quiesce) # sed script # the error the
+# compiler must give
 mutations=(
-	"devices suspended before tasks are frozen|s/SuspendedDevices::start(&mut output,/SuspendedDevices::start(\&mut tasks,/|error\[E0308\]"
-	"secondary CPUs left online before syscore|s/SuspendedSyscore::suspend(&mut cpus, irqs)/SuspendedSyscore::suspend(\&mut late, irqs)/|error\[E0308\]"
-	"syscore suspended without interrupts off|s/SuspendedSyscore::suspend(&mut cpus, irqs)/SuspendedSyscore::suspend(\&mut cpus, \&())/|error\[E0308\]"
-	"jump without the last step|s/image.jump(&syscore)/image.jump(\&cpus)/|error\[E0308\]"
-	"CPUs offline swapped with late device suspend|/let mut late = /{h;d};/let mut cpus = /{G}|error\[E0425\]"
-	"devices resumed while CPUs are still offline|/let mut cpus = /a\\    drop(late);|error\[E0505\]"
-	"a step entered twice|/let mut late = /a\\    let _again = SuspendedDevicesLate::end(\&mut devices)?;|error\[E0499\]"
-	"console prepared without system_transition_mutex|s/PreparedConsole::prepare(transition)/PreparedConsole::prepare(\&mut ())/|error\[E0308\]"
-	"a step handed to another thread|/let mut tasks = /a\\    fn send<T: Send>(_: T) {} send(\&tasks);|error\[E0277\]"
+	"devices suspended before tasks are frozen#quiesce#s/SuspendedDevices::start(&mut output,/SuspendedDevices::start(\&mut tasks,/#error\[E0308\]"
+	"secondary CPUs left online before syscore#quiesce#s/SuspendedSyscore::suspend(&mut cpus, irqs)/SuspendedSyscore::suspend(\&mut late, irqs)/#error\[E0308\]"
+	"syscore suspended without interrupts off#quiesce#s/SuspendedSyscore::suspend(&mut cpus, irqs)/SuspendedSyscore::suspend(\&mut cpus, \&())/#error\[E0308\]"
+	"CPUs offline swapped with late device suspend#quiesce#/let mut late = /{h;d};/let mut cpus = /{G}#error\[E0425\]"
+	"devices resumed while CPUs are still offline#quiesce#/let mut cpus = /a\\    drop(late);#error\[E0505\]"
+	"a step entered twice#quiesce#/let mut late = /a\\    let _again = SuspendedDevicesLate::end(\&mut devices)?;#error\[E0499\]"
+	"console prepared without system_transition_mutex#quiesce#s/PreparedConsole::prepare(locked)/PreparedConsole::prepare(\&mut ())/#error\[E0308\]"
+	"a step handed to another thread#quiesce#/let mut tasks = /a\\    fn send<T: Send>(_: T) {} send(\&tasks);#error\[E0277\]"
+	"a guard owned by the caller, to forget#root#/^fn jump(/a\\    core::mem::forget(quiesce::PreparedConsole::prepare(locked));#error\[E0603\]"
+	"the proof kept past the sequence#root#s/with_quiesced(locked, Messages::JUMP, parking, |_quiesced| {/let mut kept = None; with_quiesced(locked, Messages::JUMP, parking, |_quiesced| { kept = Some(_quiesced);/#error\[E0521\]"
+	"the proof sent to another thread#root#s/with_quiesced(locked, Messages::JUMP, parking, |_quiesced| {/with_quiesced(locked, Messages::JUMP, parking, |_quiesced| { fn send<T: Send>(_: T) {} send(_quiesced);/#error\[E0277\]"
+	"a second sequence inside the first#root#s/with_quiesced(locked, Messages::JUMP, parking, |_quiesced| {/with_quiesced(locked, Messages::JUMP, parking, |_quiesced| { let _ = with_quiesced(locked, Messages::JUMP, quiesce::CpuParking::Jump, |_| ());/#error\[E0500\]"
+	"a mismatched message pair#root#s/Messages::JUMP, parking/Messages { suspend: todo!(), resume: todo!() }, parking/#error\[E0451\]"
 )
 
 failed=0
 for m in "${mutations[@]}"; do
-	IFS='|' read -r name script want <<<"$m"
-	sed -e "$script" "$SRC/$REL.rs" >"$SCRATCH/mutant.rs"
-	if cmp -s "$SRC/$REL.rs" "$SCRATCH/mutant.rs"; then
+	IFS='#' read -r name which script want <<<"$m"
+	case $which in
+	root) orig=$SRC/$REL.rs target=root.rs ;;
+	quiesce) orig=$SRC/$DIR/quiesce.rs target=quiesce.rs ;;
+	esac
+	cp "$SRC/$REL.rs" "$SCRATCH/root.rs"
+	cp "$SRC/$DIR/quiesce.rs" "$SCRATCH/quiesce.rs"
+	sed -e "$script" "$orig" >"$SCRATCH/$target"
+	if cmp -s "$orig" "$SCRATCH/$target"; then
 		echo "FAIL - $name: the mutation did not change the source"
 		failed=1
-	elif compile "$SCRATCH/mutant.rs"; then
+	elif compile "$SCRATCH/root.rs"; then
 		echo "FAIL - $name: compiles"
 		failed=1
 	elif ! grep -q "$want" "$SCRATCH/log"; then
@@ -74,4 +95,4 @@ for m in "${mutations[@]}"; do
 		echo "ok - $name: refused ($(grep -m1 "$want" "$SCRATCH/log" | cut -c1-80))"
 	fi
 done
-[ $failed = 0 ] || die "a reordered sequence compiled, or failed for another reason"
+[ $failed = 0 ] || die "a broken sequence compiled, or failed for another reason"

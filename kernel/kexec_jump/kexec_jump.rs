@@ -4,44 +4,23 @@
 //! image, and resume exactly where we were when it jumps back.
 //!
 //! `kernel_kexec()` takes the kexec lock and hands a preserve-context image
-//! to [`kexec_jump_rust`]. Each step of [`jump`] borrows the one before it,
-//! so the steps can only be entered in this order and are left in the
-//! reverse order, on the way back from the image and on every error path
-//! alike.
+//! to [`kexec_jump_rust`]. [`quiesce::with_quiesced`] enters the steps
+//! around the jump in order and leaves them in the reverse order, on the
+//! way back from the image and on every error path alike.
 
-use kernel::{
-    bindings,
-    error::from_result,
-    interrupt::with_local_interrupts_disabled,
-    kexec::PreserveContextImage,
-    power::{
-        FrozenTasks, Message, PreparedConsole, SecondaryCpusOffline, SuspendedConsole,
-        SuspendedDevices, SuspendedDevicesLate, SuspendedSyscore, SystemTransitionLocked,
-    },
-    prelude::*,
-};
+mod quiesce;
+
+use kernel::{bindings, error::from_result, kexec::PreserveContextImage, prelude::*};
+use quiesce::{with_quiesced, Messages, SystemTransitionLocked};
 
 const __LOG_PREFIX: &[u8] = b"kexec_jump\0";
 
 /// Quiesces the machine, jumps into `image` and brings everything back.
-///
-/// Devices are left with `PMSG_RESTORE`, after the jump (the image may
-/// have driven them) and on a later step's failure alike, as the C
-/// sequence does.
-fn jump(
-    image: &mut PreserveContextImage<'_>,
-    transition: &mut SystemTransitionLocked<'_>,
-) -> Result {
-    let mut console = PreparedConsole::prepare(transition);
-    let mut tasks = FrozenTasks::freeze(&mut console)?;
-    let mut output = SuspendedConsole::suspend(&mut tasks);
-    let mut devices = SuspendedDevices::start(&mut output, Message::FREEZE, Message::RESTORE)?;
-    let mut late = SuspendedDevicesLate::end(&mut devices)?;
-    let mut cpus = SecondaryCpusOffline::disable(&mut late)?;
-    with_local_interrupts_disabled(|irqs| {
-        let syscore = SuspendedSyscore::suspend(&mut cpus, irqs)?;
-        image.jump(&syscore);
-        Ok(())
+fn jump(image: &mut PreserveContextImage<'_>, locked: &mut SystemTransitionLocked<'_>) -> Result {
+    with_quiesced(locked, Messages::JUMP, |_quiesced| {
+        // SAFETY: `_quiesced` proves that devices, the other CPUs, local
+        // interrupts and the system core are down until this returns.
+        unsafe { image.jump() }
     })
 }
 
@@ -61,10 +40,10 @@ pub unsafe extern "C" fn kexec_jump_rust(image: *mut bindings::kimage) -> core::
         // SAFETY: the caller's duties are those of `from_raw`.
         let mut image = unsafe { PreserveContextImage::from_raw(image) }?;
         // SAFETY: this function's caller holds `system_transition_mutex`
-        // until it returns (its `# Safety` section), and `transition` is
+        // until it returns (its `# Safety` section), and `locked` is
         // dropped before then, at the end of this closure.
-        let mut transition = unsafe { SystemTransitionLocked::assume_held() };
-        jump(&mut image, &mut transition)?;
+        let mut locked = unsafe { SystemTransitionLocked::assume_held() };
+        jump(&mut image, &mut locked)?;
         pr_debug!("resumed; next jump enters at {:#x}\n", image.start());
         Ok(0)
     })

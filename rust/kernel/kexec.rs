@@ -8,7 +8,7 @@
 //! (`kernel_kexec()`); this module only sees an image it was handed under
 //! that lock.
 
-use crate::{bindings, power::SuspendedSyscore, prelude::*};
+use crate::{bindings, prelude::*};
 use core::{marker::PhantomData, ptr::NonNull};
 
 /// The loaded image, loaded with `KEXEC_PRESERVE_CONTEXT`: starting it is a
@@ -53,19 +53,18 @@ impl<'a> PreserveContextImage<'a> {
     }
 
     /// Jumps into the image and returns when it jumps back; [`Self::start`]
-    /// is then the image's re-entry point.
+    /// is then the image's re-entry point. `machine_kexec()` saves and
+    /// restores the processor state itself.
     ///
-    /// `_quiesced` is the last step of the quiesce sequence, so devices,
-    /// secondary CPUs, interrupts and the system core are all down.
-    /// `machine_kexec()` saves and restores the processor state itself.
-    pub fn jump(&mut self, _quiesced: &SuspendedSyscore<'_>) {
-        // SAFETY: no preconditions; it only flushes the kernel log to the
-        // registered dumpers, as kernel_kexec() does before any kexec.
-        unsafe { bindings::kmsg_dump(bindings::kmsg_dump_reason_KMSG_DUMP_SHUTDOWN) };
+    /// # Safety
+    ///
+    /// The machine is quiesced for the jump: devices are suspended (their
+    /// `noirq` callbacks included), every other CPU is offline, local
+    /// interrupts are off and the system core is suspended.
+    pub unsafe fn jump(&mut self) {
         // SAFETY: the image is valid and preserves context, so
         // `machine_kexec()` returns; we hold the lock (`&mut self`), and
-        // `_quiesced` proves the machine is quiesced on one CPU with
-        // interrupts off.
+        // the caller guarantees the quiesced machine it needs.
         unsafe { bindings::machine_kexec(self.ptr.as_ptr()) };
     }
 }

@@ -10,6 +10,8 @@
 #   FRAGMENT_MIB  MiB of which A keeps every other 64 KiB (many ranges)
 #   DATA     1: A keeps a file open for writing on the ext2 disk /dev/vdb
 #   HIBERNATE  0: stop after the normal boot (a check that no resume ran)
+#   ZERO_CHECK 1: after the resume, 70% of free memory as fresh anonymous
+#              pages must read as zero (init_on_free, page poisoning)
 
 . /etc/kj-prelude.sh
 
@@ -38,6 +40,11 @@ mark "hibernate start"
 kjump hibernate --device /dev/vda --kernel /boot/bzImage || die "kjump hibernate"
 mark "A resumed cpus=$(cat /sys/devices/system/cpu/online)"
 check_memory A
+if [ "$ZERO_CHECK" = 1 ]; then
+	kb=$(kj-guest meminfo MemFree | cut -d' ' -f3)
+	out=$(kj-guest zero-check --mib $((kb * 7 / 10 / 1024))) || die "$out"
+	mark "A $out"
+fi
 if [ "$DATA" = 1 ]; then
 	echo "written after resume" >&3
 	exec 3>&-

@@ -8,6 +8,9 @@
 #   MEM_MIB  MiB of process memory A (and B) fill before and check after
 #   VMCORE_CHECK  1: B searches A's memory in /proc/vmcore (slow under TCG),
 #                 finds A's tagged pages (TAG_MIB MiB) and runs makedumpfile
+#   PARK_CHECK  1: after the first return A names its offline CPUs, waits
+#               while the harness looks at them, then takes each of its
+#               CPUs down and up again (or up and down, if offline)
 #   B_MIN, B_MAX, B_ARGS   the physical range B runs in, and B's options
 #                          that keep it there (memmap=, nokaslr); B_MIN=
 #                          crashkernel: A's crashkernel= reservation, and
@@ -120,6 +123,27 @@ kexec --load-preserve-context /boot/bzImage --initrd=/boot/initrd \
 	die "A load: $(tail -n1 /tmp/load.out)"
 mark "A loaded"
 
+# The CPUs A keeps offline must wait in A's memory after a return (the
+# harness reads each one's place from QEMU's monitor while A sleeps), and
+# A must still be able to hotplug its own.
+park_check() {
+	mark "A parked? offline=$(cat /sys/devices/system/cpu/offline)"
+	sleep 5
+	cycled=
+	for c in /sys/devices/system/cpu/cpu[1-9]*; do
+		[ -e "$c/online" ] || continue
+		if [ "$(cat "$c/online")" = 1 ]; then
+			echo 0 >"$c/online" && echo 1 >"$c/online" || die "${c##*/}: offline and online"
+		elif echo 1 >"$c/online" 2>/dev/null; then
+			echo 0 >"$c/online" || die "${c##*/}: back offline"
+		else
+			continue
+		fi
+		cycled="$cycled ${c##*/}"
+	done
+	mark "A hotplug ok:$cycled online=$(cat /sys/devices/system/cpu/online)"
+}
+
 i=0
 while [ $i -lt "$TRIPS" ]; do
 	i=$((i + 1))
@@ -127,6 +151,7 @@ while [ $i -lt "$TRIPS" ]; do
 	mark "A jumping $i"
 	jump A
 	mark "A resumed $i cpus=$(cat /sys/devices/system/cpu/online)"
+	[ $i -eq 1 ] && [ "$PARK_CHECK" = 1 ] && park_check
 	check_memory A
 	[ $i -eq 1 ] && [ -n "$TAG_OPTS" ] && tags_stayed
 	[ "$(cat /tmp/a.txt)" = "written by A before the jump" ] || die "A file changed"

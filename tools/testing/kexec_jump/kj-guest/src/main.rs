@@ -5,6 +5,8 @@
 //! - `memhold --mib N --seed S --check FILE`: fill N MiB with a pattern,
 //!   wait until FILE exists, then check every word.
 //! - `meminfo FIELD`: print a /proc/meminfo field in kB.
+//! - `zero-check --mib N`: N MiB of fresh anonymous pages must read as
+//!   zero (the kernel hands them out with `__GFP_ZERO`).
 //! - `free`: free memory in kB, counting the pages parked on the per-CPU
 //!   lists (MemFree does not, and they come and go with every exit).
 //! - `physcall --elf FILE --calls N`: load the physical-mode checksum
@@ -47,7 +49,7 @@ use std::{env, fs, path::Path, process::ExitCode, thread, time::Duration};
 
 fn usage() -> ExitCode {
     eprintln!(
-        "usage: kj-guest memhold --mib N --seed S --check FILE [--mlock] | fragment --mib N | meminfo FIELD | free | \
+        "usage: kj-guest memhold --mib N --seed S --check FILE [--mlock] | fragment --mib N | meminfo FIELD | free | zero-check --mib N | \
          find FILE TEXT | drain | exec | physcall --elf FILE --calls N [--reentry] [--kjump] [--cycles] | events --elf FILE | \
          unwind --elf FILE --steps LIST | race --elf FILE | markfile DIR TEXT ABOVE | vmcore-at ADDR | vmcore-ram | fuzz --seed S --secs T | fill-limit | resident-efault | clock | tsc | tagfill --mib N --nonce X --check FILE | tagscan NONCE | busy --mem ADDR --size BYTES | memcpy --pages N"
     );
@@ -191,6 +193,27 @@ fn pcp_pages(zoneinfo: &str) -> u64 {
         .sum()
 }
 
+/// Maps `mib` MiB of fresh anonymous pages and counts the pages that do
+/// not read as zero.
+fn zero_check(mib: usize) -> Result<(), String> {
+    let len = mib << 20;
+    let p = sys::map_anon_populated(len).map_err(|e| format!("mmap {mib} MiB: {e}"))?;
+    // SAFETY: `p` is a fresh mapping of `len` bytes, readable, that
+    // nothing else refers to; it is unmapped only after the last use of
+    // `words`.
+    let words = unsafe { std::slice::from_raw_parts(p.cast::<u64>(), len / 8) };
+    let dirty = words
+        .chunks(4096 / 8)
+        .filter(|page| page.iter().any(|&w| std::hint::black_box(w) != 0))
+        .count();
+    sys::unmap(p.cast_mut(), len).map_err(|e| format!("munmap: {e}"))?;
+    if dirty > 0 {
+        return Err(format!("{dirty} of {} fresh pages not zero", len / 4096));
+    }
+    println!("zero-check: {mib} MiB of fresh pages all zero");
+    Ok(())
+}
+
 fn free() -> ExitCode {
     let meminfo = fs::read_to_string("/proc/meminfo").unwrap_or_default();
     let zoneinfo = fs::read_to_string("/proc/zoneinfo").unwrap_or_default();
@@ -277,6 +300,10 @@ fn main() -> ExitCode {
             None => usage(),
         },
         Some("free") => free(),
+        Some("zero-check") => match opt("--mib").and_then(|v| v.parse().ok()) {
+            Some(mib) => report("zero-check", zero_check(mib)),
+            None => usage(),
+        },
         Some("fuzz") => {
             let seed = opt("--seed").and_then(|v| parse_num(&v)).unwrap_or(1);
             let secs = opt("--secs").and_then(|v| v.parse().ok()).unwrap_or(20);

@@ -30,6 +30,31 @@ pub fn map_anon(len: usize) -> Result<*mut u8, Error> {
     }
 }
 
+/// `len` bytes of anonymous memory whose pages the kernel allocated at
+/// once (`MAP_POPULATE` of a writable private mapping: a write fault per
+/// page, each page from the page allocator with `__GFP_ZERO`), never
+/// written by this process: its address.
+pub fn map_anon_populated(len: usize) -> Result<*const u8, Error> {
+    const PROT_RW: i32 = 3;
+    const MAP_PRIVATE_ANON_POPULATE: i32 = 0x22 | 0x8000;
+    // SAFETY: as in `map_anon`.
+    let p = unsafe {
+        mmap(
+            std::ptr::null_mut(),
+            len,
+            PROT_RW,
+            MAP_PRIVATE_ANON_POPULATE,
+            -1,
+            0,
+        )
+    };
+    if p as isize == -1 {
+        Err(errno())
+    } else {
+        Ok(p)
+    }
+}
+
 /// Unmaps `len` bytes at `at`, page aligned, inside a mapping from
 /// [`map_anon`]; the caller never touches them again.
 pub fn unmap(at: *mut u8, len: usize) -> Result<(), Error> {

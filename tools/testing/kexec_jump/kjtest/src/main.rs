@@ -42,6 +42,8 @@ pub struct Ctx {
     pub scratch: PathBuf,
     /// QEMU's CPU model, if not its default (`-cpu`).
     pub cpu: Option<&'static str>,
+    /// Threads per core of the guest's CPUs (1: no SMT).
+    pub threads: u32,
 }
 
 fn root() -> PathBuf {
@@ -69,6 +71,7 @@ fn ctx(kernel: &'static str, test: &str) -> Ctx {
         kjump_bin: root.join("target/x86_64-unknown-linux-gnu/release/kjump"),
         scratch,
         cpu: None,
+        threads: 1,
     }
 }
 

@@ -3,11 +3,15 @@
 //! One QEMU guest: its serial console, read line by line with timestamps.
 
 use std::{
-    fs::File,
+    fs::{self, File},
     io::{BufRead, BufReader, Write},
+    os::unix::net::UnixStream,
     path::{Path, PathBuf},
     process::{Child, Command, Stdio},
-    sync::mpsc::{self, Receiver, RecvTimeoutError},
+    sync::{
+        atomic::{AtomicU32, Ordering},
+        mpsc::{self, Receiver, RecvTimeoutError},
+    },
     thread,
     time::{Duration, Instant},
 };
@@ -22,6 +26,8 @@ pub struct VmConfig {
     pub append: String,
     /// Number of CPUs.
     pub smp: u32,
+    /// Threads per core (SMT siblings), 1 for none.
+    pub threads: u32,
     /// Memory in MiB.
     pub mem_mib: u32,
     /// Raw disk images attached as virtio-blk (/dev/vda, /dev/vdb, ...).
@@ -45,8 +51,9 @@ pub struct Line {
 /// debug checks print "WARNING:"), "BUG:" reports (KASAN, KFENCE, sleeping
 /// in atomic context, soft lockups), hung tasks, RCU stalls (detected
 /// by another CPU, by the stalled CPU itself, or by an expedited grace
-/// period), allocation failures that warn and the OOM killer.
-pub const REPORTS: [&str; 13] = [
+/// period), allocation failures that warn, the OOM killer, a free page
+/// found written with page poisoning on, and a page table holding garbage.
+pub const REPORTS: [&str; 15] = [
     "Kernel panic",
     "BUG:",
     "Oops:",
@@ -60,6 +67,8 @@ pub const REPORTS: [&str; 13] = [
     "page allocation failure",
     "invoked oom-killer",
     "Out of memory",
+    "pagealloc: memory corruption",
+    "Bad swap file entry",
 ];
 
 /// The first kernel report in `lines`, if any.
@@ -124,9 +133,14 @@ impl Mender {
     }
 }
 
+/// Tells the QMP sockets of the guests one harness runs apart.
+static QMP_SOCKETS: AtomicU32 = AtomicU32::new(0);
+
 /// A running guest. Dropping it kills QEMU.
 pub struct Vm {
     child: Child,
+    /// QEMU's QMP socket, for the monitor's view of the vCPUs.
+    qmp: PathBuf,
     lines: Receiver<Line>,
     transcript: Vec<Line>,
     /// Reports that do not end a wait: a documented failure of the
@@ -138,9 +152,18 @@ impl Vm {
     /// Starts QEMU (TCG: KVM hangs on this machine kind) and a thread that
     /// copies its console to `log` and to the waiters.
     pub fn start(cfg: &VmConfig, log: &Path) -> Result<Vm, String> {
+        // A short path: a socket's name has at most 107 bytes.
+        let qmp = std::env::temp_dir().join(format!(
+            "kjtest-{}-{}.qmp",
+            std::process::id(),
+            QMP_SOCKETS.fetch_add(1, Ordering::Relaxed)
+        ));
+        let _ = fs::remove_file(&qmp);
         let mut cmd = Command::new("qemu-system-x86_64");
         cmd.args(["-accel", "tcg", "-m", &cfg.mem_mib.to_string()])
-            .args(["-smp", &cfg.smp.to_string()])
+            .args(["-smp", &format!("{},threads={}", cfg.smp, cfg.threads)])
+            .arg("-qmp")
+            .arg(format!("unix:{},server=on,wait=off", qmp.display()))
             .arg("-kernel")
             .arg(&cfg.kernel)
             .arg("-initrd")
@@ -206,6 +229,7 @@ impl Vm {
         });
         Ok(Vm {
             child,
+            qmp,
             lines: rx,
             transcript: Vec::new(),
             tolerated: &[],
@@ -284,12 +308,51 @@ impl Vm {
     pub fn transcript(&self) -> &[Line] {
         &self.transcript
     }
+
+    /// Runs `command` in QEMU's human monitor, on vCPU `cpu` (for the
+    /// commands that look at one), and returns what it printed.
+    pub fn monitor(&self, command: &str, cpu: u32) -> Result<String, String> {
+        let err = |e: std::io::Error| format!("QMP {}: {e}", self.qmp.display());
+        let stream = UnixStream::connect(&self.qmp).map_err(err)?;
+        stream
+            .set_read_timeout(Some(Duration::from_secs(30)))
+            .map_err(err)?;
+        let mut out = stream.try_clone().map_err(err)?;
+        let mut replies = BufReader::new(stream).lines();
+        // The greeting, then one reply per command; events may come between.
+        let mut reply = |request: serde_json::Value| -> Result<serde_json::Value, String> {
+            writeln!(out, "{request}").map_err(err)?;
+            loop {
+                let line = replies
+                    .next()
+                    .ok_or("QMP: connection closed")?
+                    .map_err(err)?;
+                let v: serde_json::Value =
+                    serde_json::from_str(&line).map_err(|e| format!("QMP: {e}: {line}"))?;
+                if let Some(e) = v.get("error") {
+                    return Err(format!("QMP: {request}: {e}"));
+                }
+                if let Some(r) = v.get("return") {
+                    return Ok(r.clone());
+                }
+            }
+        };
+        reply(serde_json::json!({ "execute": "qmp_capabilities" }))?;
+        let r = reply(serde_json::json!({
+            "execute": "human-monitor-command",
+            "arguments": { "command-line": command, "cpu-index": cpu },
+        }))?;
+        r.as_str()
+            .map(str::to_string)
+            .ok_or_else(|| format!("QMP: {command}: not text: {r}"))
+    }
 }
 
 impl Drop for Vm {
     fn drop(&mut self) {
         let _ = self.child.kill();
         let _ = self.child.wait();
+        let _ = fs::remove_file(&self.qmp);
     }
 }
 

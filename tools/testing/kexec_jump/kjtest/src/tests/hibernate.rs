@@ -109,11 +109,19 @@ fn hibernate(g: &mut Guest) -> Result<String, Failure> {
 /// boot (same kernel, command line and initramfs) resumes it: the memory
 /// is intact, A writes more and closes the file; the host's e2fsck finds
 /// the disk clean and the file holds both writes. The boot after that is
-/// a normal one: the image was resumed once.
+/// a normal one: the image was resumed once. Both boots run with
+/// `init_on_free=1`: after the resume, fresh pages (which the kernel then
+/// does not clear on allocation) read as zero, not as what C left there.
 pub(super) fn hibernate_resume_round_trip(ctx: &Ctx) -> TestResult {
     let resume = raw_disk(ctx, "resume.img", 1024)?;
     let data = ext2_disk(ctx)?;
-    let initrd = image(ctx, "MEM_MIB=256\nDATA=1\nHIBERNATE=1\nFRAGMENT_MIB=32\n")?;
+    let initrd = image(
+        ctx,
+        "MEM_MIB=256\nDATA=1\nHIBERNATE=1\nFRAGMENT_MIB=32\nZERO_CHECK=1\n",
+    )?;
+    let boot = |ctx: &Ctx, initrd: &[u8], disks: &[&PathBuf]| {
+        boot_args(ctx, initrd, disks, &format!("{ARGS} init_on_free=1"))
+    };
 
     let mut g = boot(ctx, &initrd, &[&resume, &data])?;
     let written = hibernate(&mut g)?;
@@ -131,6 +139,8 @@ pub(super) fn hibernate_resume_round_trip(ctx: &Ctx) -> TestResult {
         return Err(g.fail(format!("A's CPUs after the resume: {l}")));
     }
     g.step("KJ: A memory intact", 120)?;
+    let zero = g.step("KJ: A zero-check:", 300)?;
+    println!("    init_on_free=1: {}", zero.trim_start_matches("KJ: A zero-check: "));
     g.step("KJ: done", 60)?;
     g.vm.wait_exit(SECS(60)).map_err(|e| g.fail(e))?;
     let boot_to_a =
@@ -294,16 +304,19 @@ fn kernel_hibernation_outcome(g: &mut Guest) -> Result<String, Failure> {
 /// kjump and resumes intact; loading A's pages costs the resuming kernel
 /// no more than their size plus 64 MiB. The kernel's own hibernation on
 /// the same guest and load is shown beside it (it needs as much free
-/// memory as the image and is expected to fail).
+/// memory as the image and is expected to fail). kjump's boots run with
+/// `page_poison=1`: after the resume, fresh pages hold the poison the
+/// kernel checks on allocation, not what the resuming kernel left there.
 pub(super) fn hibernate_70_percent_of_ram(ctx: &Ctx) -> TestResult {
     const MEM: u32 = 1536;
     let hold = MEM * 70 / 100;
     let conf = format!("MEM_MIB={hold}\nMLOCK=1\nDATA=0\nHIBERNATE=1\n");
     let resume = raw_disk(ctx, "resume.img", u64::from(MEM))?;
-    let initrd = image(ctx, &conf)?;
-    let mut g = boot_mem(ctx, &initrd, &[&resume], ARGS, MEM)?;
+    let initrd = image(ctx, &format!("{conf}ZERO_CHECK=1\n"))?;
+    let args = format!("{ARGS} page_poison=1");
+    let mut g = boot_mem(ctx, &initrd, &[&resume], &args, MEM)?;
     let written = hibernate(&mut g)?;
-    let mut g = boot_mem(ctx, &initrd, &[&resume], ARGS, MEM)?;
+    let mut g = boot_mem(ctx, &initrd, &[&resume], &args, MEM)?;
     let l = g.step("kjump: loading A took", 600)?;
     let extra: i64 = l
         .rsplit_once('(')
@@ -318,6 +331,8 @@ pub(super) fn hibernate_70_percent_of_ram(ctx: &Ctx) -> TestResult {
     g.step("kjump: resuming A", 600)?;
     g.step("KJ: A resumed", 600)?;
     g.step("KJ: A memory intact", 300)?;
+    let zero = g.step("KJ: A zero-check:", 300)?;
+    println!("    page_poison=1: {}", zero.trim_start_matches("KJ: A zero-check: "));
     g.step("KJ: done", 60)?;
     let image_mib = number_after(&written, "free left out, ").unwrap_or(0);
     println!("    kjump:  {hold} MiB mlocked of {MEM} MiB: hibernated ({image_mib} MiB image), resumed intact");

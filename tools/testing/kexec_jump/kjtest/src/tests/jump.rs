@@ -16,6 +16,9 @@ pub(crate) struct Recipe {
     scan_dump: bool,
     /// The reliability report's line for that dump.
     dump_fact: &'static str,
+    /// Whether A checks, after the first return, where its offline CPUs
+    /// wait and that it can still hotplug its own.
+    park_check: bool,
 }
 
 /// The recipe upstream kernels need too. B runs in [256, 384) MiB, which
@@ -27,6 +30,7 @@ const UPSTREAM_RECIPE: Recipe = Recipe {
     b_args: "nokaslr memmap=exactmap memmap=64K@576K memmap=127M@256M memmap=1M$383M",
     scan_dump: true,
     dump_fact: "dump of A, kexec-tools upstream recipe: found / wrong / total",
+    park_check: false,
 };
 
 /// What a new user types, read off the kexec-tools man page and A's
@@ -39,6 +43,7 @@ const NEW_USER: Recipe = Recipe {
     b_args: "",
     scan_dump: false,
     dump_fact: "dump of A, kexec-tools new user recipe: found / wrong / total",
+    park_check: false,
 };
 
 /// [`NEW_USER`] with B checking its dump of A (KASLR on in A: its direct
@@ -56,6 +61,11 @@ const TAG_MIB: u32 = 400;
 
 /// Boots A with the jump scenario and B's kernel and initramfs inside.
 fn boot_jump(ctx: &Ctx, trips: u32, recipe: &Recipe) -> Result<Guest, Failure> {
+    boot_jump_on(ctx, trips, recipe, 2)
+}
+
+/// [`boot_jump`] with `cpus` CPUs.
+fn boot_jump_on(ctx: &Ctx, trips: u32, recipe: &Recipe, cpus: u32) -> Result<Guest, Failure> {
     // Scanning all of B's dump is slow under TCG: once, for the recipe
     // the reference is compared on.
     let vmcore_check = u32::from(trips == 1 && recipe.scan_dump);
@@ -65,8 +75,9 @@ fn boot_jump(ctx: &Ctx, trips: u32, recipe: &Recipe) -> Result<Guest, Failure> {
         "B_MIN=0x10000000\nB_MAX=0x17ffffff\n"
     };
     let conf = format!(
-        "{JUMP_CONF}{range}TRIPS={trips}\nVMCORE_CHECK={vmcore_check}\nTAG_MIB={TAG_MIB}\nB_ARGS='{}'\n",
-        recipe.b_args
+        "{JUMP_CONF}{range}TRIPS={trips}\nVMCORE_CHECK={vmcore_check}\nTAG_MIB={TAG_MIB}\nB_ARGS='{}'\nPARK_CHECK={}\n",
+        recipe.b_args,
+        u32::from(recipe.park_check),
     );
     let script = include_str!("../../../scenarios/jump.sh");
     let mut b = base_image(ctx)?;
@@ -91,7 +102,7 @@ fn boot_jump(ctx: &Ctx, trips: u32, recipe: &Recipe) -> Result<Guest, Failure> {
             reason: e,
             excerpt: vec![],
         })?;
-    boot_with_disk(ctx, a.finish(), recipe.a_args, Some(ext2_disk(ctx)?))
+    boot_on(ctx, a.finish(), recipe.a_args, Some(ext2_disk(ctx)?), cpus)
 }
 
 /// Runs `trips` round trips A -> B -> A with Debian's kexec-tools and checks
@@ -305,6 +316,123 @@ pub(super) fn jump_round_trip_cpu_max(ctx: &Ctx) -> TestResult {
     };
     jump_trips_with(&max, 1, &CPU_MAX_RECIPE)?;
     super::physical::physical_calls(&max, 10)
+}
+
+/// A keeps CPUs offline that B starts: with `maxcpus=1` on two CPUs, then
+/// with `nosmt` on two cores of two threads. After the jump back every
+/// CPU A keeps offline must wait in A's own kernel text (the physical
+/// address of its instruction pointer, read from QEMU's monitor), not in
+/// B's memory where B parked it; and A must still take each of its CPUs
+/// down and up again.
+pub(super) fn offline_cpus_parked_in_a_after_jump_back(ctx: &Ctx) -> TestResult {
+    let maxcpus = Recipe {
+        a_args: "nokaslr crashkernel=128M@256M memmap=64K$576K maxcpus=1",
+        ..PARK_RECIPE
+    };
+    parked_in_a(ctx, &maxcpus, "cpus=0-1")?;
+    let smt = Ctx {
+        threads: 2,
+        ..ctx.clone()
+    };
+    let nosmt = Recipe {
+        a_args: "nokaslr crashkernel=128M@256M memmap=64K$576K nosmt",
+        ..PARK_RECIPE
+    };
+    parked_in_a(&smt, &nosmt, "cpus=0-3")
+}
+
+/// The upstream recipe for [`offline_cpus_parked_in_a_after_jump_back`].
+const PARK_RECIPE: Recipe = Recipe {
+    scan_dump: false,
+    park_check: true,
+    ..UPSTREAM_RECIPE
+};
+
+/// One boot of [`offline_cpus_parked_in_a_after_jump_back`]; B must come
+/// up with `b_cpus`.
+fn parked_in_a(ctx: &Ctx, recipe: &Recipe, b_cpus: &str) -> TestResult {
+    let cpus = if ctx.threads > 1 { 4 } else { 2 };
+    let mut g = boot_jump_on(ctx, 1, recipe, cpus)?;
+    let up = g.step("KJ: A up", 60)?;
+    let code = up
+        .split_whitespace()
+        .find_map(|w| w.strip_prefix("code="))
+        .and_then(|v| v.split_once('-'))
+        .and_then(|(a, b)| {
+            Some((
+                u64::from_str_radix(a, 16).ok()?,
+                u64::from_str_radix(b, 16).ok()?,
+            ))
+        })
+        .ok_or_else(|| g.fail(format!("no kernel code range for A: {up}")))?;
+    g.step("KJ: A loaded", 300)?;
+    g.step("KJ: A jumping 1", 120)?;
+    let b = g.step("KJ: B up", 120)?;
+    if !b.contains(b_cpus) {
+        return Err(g.fail(format!("want B up with {b_cpus}: {b}")));
+    }
+    g.step("KJ: A resumed 1", 300)?;
+    let l = g.step("KJ: A parked? offline=", 60)?;
+    let offline = cpu_list(
+        l.split("offline=")
+            .nth(1)
+            .and_then(|r| r.split_whitespace().next())
+            .unwrap_or(""),
+    )
+        .ok_or_else(|| g.fail(format!("no offline CPUs in A: {l}")))?;
+    for cpu in offline {
+        let at = parked_at(&g, cpu)?;
+        if at < code.0 || at > code.1 {
+            return Err(g.fail(format!(
+                "CPU{cpu} waits at physical {at:#x}, outside A's kernel code {:#x}-{:#x}",
+                code.0, code.1
+            )));
+        }
+        println!("    CPU{cpu} offline in A, halted at {at:#x} in A's kernel code");
+    }
+    let l = g.step("KJ: A hotplug ok", 120)?;
+    println!("    {}", l.trim_start_matches("KJ: "));
+    g.step("KJ: A done", 120)?;
+    Ok(Verdict::Pass)
+}
+
+/// The physical address vCPU `cpu` is halted at, from QEMU's monitor.
+fn parked_at(g: &Guest, cpu: u32) -> Result<u64, Failure> {
+    let mon = |cmd: &str| {
+        g.vm()
+            .monitor(cmd, cpu)
+            .map_err(|e| g.fail(format!("CPU{cpu}: {e}")))
+    };
+    let regs = mon("info registers")?;
+    let field = |name: &str| {
+        regs.split_whitespace()
+            .find_map(|w| w.strip_prefix(name))
+            .map(str::to_string)
+    };
+    if field("HLT=").as_deref() != Some("1") {
+        return Err(g.fail(format!("CPU{cpu} is offline in A but not halted")));
+    }
+    let rip = field("RIP=").ok_or_else(|| g.fail(format!("CPU{cpu}: no RIP in: {regs}")))?;
+    let gpa = mon(&format!("gva2gpa 0x{rip}"))?;
+    gpa.trim()
+        .strip_prefix("gpa: 0x")
+        .and_then(|h| u64::from_str_radix(h, 16).ok())
+        .ok_or_else(|| {
+            g.fail(format!(
+                "CPU{cpu} halted at {rip}, which its page tables do not map: {}",
+                gpa.trim()
+            ))
+        })
+}
+
+/// The CPUs of a sysfs CPU list ("1", "1,3", "1-3").
+pub(super) fn cpu_list(list: &str) -> Option<Vec<u32>> {
+    let mut cpus = Vec::new();
+    for part in list.trim().split(',') {
+        let (a, b) = part.split_once('-').unwrap_or((part, part));
+        cpus.extend(a.parse::<u32>().ok()?..=b.parse::<u32>().ok()?);
+    }
+    Some(cpus)
 }
 
 /// The upstream recipe without the dump scan, which `jump_round_trip`

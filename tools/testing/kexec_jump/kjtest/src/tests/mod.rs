@@ -132,6 +132,13 @@ pub const TESTS: &[TestCase] = &[
         ref_reports: &[],
     },
     TestCase {
+        name: "offline_cpus_parked_in_a_after_jump_back",
+        run: jump::offline_cpus_parked_in_a_after_jump_back,
+        kernels: OURS_AND_C,
+        ref_fails: false,
+        ref_reports: &[],
+    },
+    TestCase {
         name: "physical_mode_call_100",
         run: physical::physical_mode_call_100,
         kernels: ALL,
@@ -504,6 +511,7 @@ pub(crate) fn boot_disks(
         initrd: path,
         append: format!("console=ttyS0 panic=-1 rdinit=/init {append}"),
         smp: cpus,
+        threads: ctx.threads,
         mem_mib,
         disks,
         cpu: ctx.cpu,
@@ -631,6 +639,14 @@ pub(crate) fn number_after(line: &str, key: &str) -> Option<u64> {
 #[cfg(test)]
 mod unit {
     use super::*;
+
+    #[test]
+    fn cpu_lists_parse() {
+        assert_eq!(super::jump::cpu_list("1"), Some(vec![1]));
+        assert_eq!(super::jump::cpu_list("1,3\n"), Some(vec![1, 3]));
+        assert_eq!(super::jump::cpu_list("1-3,5"), Some(vec![1, 2, 3, 5]));
+        assert_eq!(super::jump::cpu_list(""), None);
+    }
 
     #[test]
     fn number_after_parses() {

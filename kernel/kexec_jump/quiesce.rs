@@ -1,81 +1,81 @@
 // SPDX-License-Identifier: GPL-2.0
 
-//! System sleep: the steps that quiesce the machine before a transition
-//! (a kexec jump, a hibernation image) and bring it back afterwards.
+//! The steps that quiesce the machine before a jump and bring it back
+//! afterwards. They are kexec jump's own, as hibernation keeps its sequence
+//! static in `kernel/power/hibernate.c`: no other code may freeze the
+//! system.
 //!
 //! C headers: [`include/linux/suspend.h`](srctree/include/linux/suspend.h),
 //! [`include/linux/pm.h`](srctree/include/linux/pm.h),
 //! [`include/linux/freezer.h`](srctree/include/linux/freezer.h),
 //! [`include/linux/syscore_ops.h`](srctree/include/linux/syscore_ops.h).
 //!
-//! Each step is a guard, and the steps form a chain: the constructor of a
-//! step takes the step before it by exclusive borrow, so the steps can only
-//! be entered in order, none can be skipped or entered twice, and the
-//! borrow checker makes each step be left (dropped) before the one it
-//! borrows:
+//! [`with_quiesced`] is the only way in: it enters every step in order,
+//! lends its closure a proof that all of them are entered, and leaves
+//! them in reverse order, after the closure and on every error path alike.
+//! Each step is a guard whose constructor takes the step before it by
+//! exclusive borrow:
 //!
 //! [`SystemTransitionLocked`] -> [`PreparedConsole`] -> [`FrozenTasks`] ->
 //! [`SuspendedConsole`] -> [`SuspendedDevices`] -> [`SuspendedDevicesLate`]
 //! -> [`SecondaryCpusOffline`] -> (interrupts off) -> [`SuspendedSyscore`].
 //!
-//! The guards are not `Send`: the mutex, the freezer and CPU hotplug
-//! belong to the task that entered the step, which must also leave it.
-//!
-//! ```no_run
-//! use kernel::interrupt::with_local_interrupts_disabled;
-//! use kernel::power::*;
-//!
-//! fn quiesce_and(
-//!     locked: &mut SystemTransitionLocked<'_>,
-//!     transition: impl FnOnce(&SuspendedSyscore<'_>),
-//! ) -> Result {
-//!     let mut console = PreparedConsole::prepare(locked);
-//!     let mut tasks = FrozenTasks::freeze(&mut console)?;
-//!     let mut output = SuspendedConsole::suspend(&mut tasks);
-//!     let mut devices = SuspendedDevices::start(&mut output, Message::FREEZE, Message::RESTORE)?;
-//!     let mut late = SuspendedDevicesLate::end(&mut devices)?;
-//!     let mut cpus = SecondaryCpusOffline::disable(&mut late)?;
-//!     with_local_interrupts_disabled(|irqs| {
-//!         let syscore = SuspendedSyscore::suspend(&mut cpus, irqs)?;
-//!         transition(&syscore);
-//!         Ok(())
-//!     })
-//! }
-//! ```
+//! so steps can only be entered in this order, none skipped or entered
+//! twice, and each is left before the one it borrows. The guards never
+//! leave this module: the closure gets a shared reference to the last one,
+//! which it can neither keep, forget (the PM core would stay unbalanced)
+//! nor hand to another task (no guard is `Send` or `Sync`: the freezer and
+//! CPU hotplug belong to the task that entered the step).
 //!
 //! A guard exists only once its C call succeeded. A constructor that fails
-//! first undoes whatever its own step did partway, so a chain built with
-//! `?` leaves exactly the steps it entered, in reverse order, on every path.
-//!
-//! Messages: a step that fails partway undoes its partial work with
-//! [`Message::RECOVER`], as the PM core does inside `dpm_suspend_end()` and
-//! as hibernation does when its image cannot be made; a step that was
-//! fully entered is left with the resume message its caller chose.
+//! first undoes whatever its own step did partway, with `PMSG_RECOVER` as
+//! the PM core does inside `dpm_suspend_end()`; a step that was fully
+//! entered is left with the resume message of its [`Messages`].
 
-use crate::{bindings, error::to_result, interrupt::LocalInterruptDisabled, prelude::*};
 use core::marker::PhantomData;
+use kernel::{
+    bindings,
+    error::to_result,
+    irqflags::{with_local_irqs_disabled, LocalIrqsDisabled},
+    prelude::*,
+};
 
 /// What each guard holds beside its borrow: the `*mut ()` makes the guards
 /// neither `Send` nor `Sync`, so no step is left by another task.
 type Step<'a> = PhantomData<(&'a mut (), *mut ())>;
 
 /// A power-management transition message (`pm_message_t`).
-#[derive(Clone, Copy, Debug, PartialEq, Eq)]
-pub struct Message(i32);
+#[derive(Clone, Copy)]
+struct Message(i32);
 
 impl Message {
-    /// Quiesce devices for a snapshot of the system (`PMSG_FREEZE`).
-    pub const FREEZE: Message = Message(bindings::PM_EVENT_FREEZE as i32);
-    /// Resume devices after a snapshot was used: they may have been reset
-    /// meanwhile (`PMSG_RESTORE`).
-    pub const RESTORE: Message = Message(bindings::PM_EVENT_RESTORE as i32);
-    /// Resume devices after a freeze that failed: nothing else touched them
-    /// (`PMSG_RECOVER`).
-    pub const RECOVER: Message = Message(bindings::PM_EVENT_RECOVER as i32);
+    const FREEZE: Message = Message(bindings::PM_EVENT_FREEZE as i32);
+    const RESTORE: Message = Message(bindings::PM_EVENT_RESTORE as i32);
+    const RECOVER: Message = Message(bindings::PM_EVENT_RECOVER as i32);
 
     fn to_raw(self) -> bindings::pm_message_t {
         bindings::pm_message_t { event: self.0 }
     }
+}
+
+/// How devices are quiesced, and how they come back once the transition
+/// happened. Only the pairs below exist: a device cannot be frozen for one
+/// transition and resumed as after another.
+#[derive(Clone, Copy)]
+pub(crate) struct Messages {
+    suspend: Message,
+    resume: Message,
+}
+
+impl Messages {
+    /// A jump: devices are frozen as for a snapshot (`PMSG_FREEZE`) and
+    /// restored afterwards (`PMSG_RESTORE`), since the image may have
+    /// driven or reset them meanwhile; a later step's failure restores
+    /// them too, as the C sequence does.
+    pub(crate) const JUMP: Messages = Messages {
+        suspend: Message::FREEZE,
+        resume: Message::RESTORE,
+    };
 }
 
 /// No other system transition (suspend, hibernation, another kexec jump)
@@ -84,20 +84,47 @@ impl Message {
 ///
 /// # Invariants
 ///
-/// The current task holds `system_transition_mutex` for `'a`.
-pub struct SystemTransitionLocked<'a>(Step<'a>);
+/// The current task, in process context, holds `system_transition_mutex`
+/// for `'a`.
+pub(crate) struct SystemTransitionLocked<'a>(Step<'a>);
 
 impl SystemTransitionLocked<'_> {
     /// Stands for the `system_transition_mutex` the current task holds.
     ///
     /// # Safety
     ///
-    /// The current task holds `system_transition_mutex`, and keeps holding
-    /// it while the returned value lives.
-    pub unsafe fn assume_held() -> Self {
+    /// The current task, in process context, holds
+    /// `system_transition_mutex` and keeps holding it while the returned
+    /// value lives.
+    pub(crate) unsafe fn assume_held() -> Self {
         // INVARIANT: by the caller's guarantee.
         Self(PhantomData)
     }
+}
+
+/// Enters every step, runs `transition` with the machine quiesced, and
+/// leaves every step again.
+///
+/// `transition` runs on the only online CPU with local interrupts off: it
+/// must not sleep.
+///
+/// Fails with the first step's error, `EBUSY` if a task refuses to freeze;
+/// every step entered has then been left, and `transition` did not run.
+pub(crate) fn with_quiesced<T>(
+    locked: &mut SystemTransitionLocked<'_>,
+    messages: Messages,
+    transition: impl FnOnce(&SuspendedSyscore<'_>) -> T,
+) -> Result<T> {
+    let mut console = PreparedConsole::prepare(locked);
+    let mut tasks = FrozenTasks::freeze(&mut console)?;
+    let mut output = SuspendedConsole::suspend(&mut tasks);
+    let mut devices = SuspendedDevices::start(&mut output, messages)?;
+    let mut late = SuspendedDevicesLate::end(&mut devices)?;
+    let mut cpus = SecondaryCpusOffline::disable(&mut late)?;
+    with_local_irqs_disabled(|irqs| {
+        let syscore = SuspendedSyscore::suspend(&mut cpus, irqs)?;
+        Ok(transition(&syscore))
+    })
 }
 
 /// The console is switched to the suspend console (`pm_prepare_console()`).
@@ -105,13 +132,12 @@ impl SystemTransitionLocked<'_> {
 /// # Invariants
 ///
 /// `pm_prepare_console()` was called and `pm_restore_console()` was not.
-#[must_use = "dropping the guard restores the console at once"]
-pub struct PreparedConsole<'a>(Step<'a>);
+struct PreparedConsole<'a>(Step<'a>);
 
 impl<'a> PreparedConsole<'a> {
     /// Switches the console; the switch is undone on drop.
-    pub fn prepare(_transition: &'a mut SystemTransitionLocked<'_>) -> Self {
-        // SAFETY: callable from process context; it cannot fail.
+    fn prepare(_locked: &'a mut SystemTransitionLocked<'_>) -> Self {
+        // SAFETY: process context (`_locked`); it cannot fail.
         unsafe { bindings::pm_prepare_console() };
         // INVARIANT: the console was just prepared.
         Self(PhantomData)
@@ -133,19 +159,18 @@ impl Drop for PreparedConsole<'_> {
 /// `freeze_processes()` succeeded, then `pm_restrict_gfp_mask()` was
 /// called, and neither `pm_restore_gfp_mask()` nor `thaw_processes()`
 /// was.
-#[must_use = "dropping the guard thaws the tasks at once"]
-pub struct FrozenTasks<'a>(Step<'a>);
+struct FrozenTasks<'a>(Step<'a>);
 
 impl<'a> FrozenTasks<'a> {
     /// Freezes all tasks and restricts the GFP mask. Fails with `EBUSY` if
     /// a task refuses to freeze; the freezer has then thawed the tasks it
     /// froze.
-    pub fn freeze(_console: &'a mut PreparedConsole<'_>) -> Result<Self> {
-        // SAFETY: called from process context by the task running the
-        // transition, which the freezer skips.
+    fn freeze(_console: &'a mut PreparedConsole<'_>) -> Result<Self> {
+        // SAFETY: process context, by the task running the transition,
+        // which the freezer skips.
         to_result(unsafe { bindings::freeze_processes() }).map_err(|_| EBUSY)?;
-        // SAFETY: `system_transition_mutex` is held (the borrowed chain
-        // starts with `SystemTransitionLocked`).
+        // SAFETY: `system_transition_mutex` is held (the chain starts with
+        // `SystemTransitionLocked`).
         unsafe { bindings::pm_restrict_gfp_mask() };
         // INVARIANT: the tasks were just frozen, the mask restricted.
         Ok(Self(PhantomData))
@@ -167,12 +192,11 @@ impl Drop for FrozenTasks<'_> {
 /// # Invariants
 ///
 /// `suspend_console()` was called and `resume_console()` was not.
-#[must_use = "dropping the guard resumes the console at once"]
-pub struct SuspendedConsole<'a>(Step<'a>);
+struct SuspendedConsole<'a>(Step<'a>);
 
 impl<'a> SuspendedConsole<'a> {
     /// Suspends the consoles; they resume on drop.
-    pub fn suspend(_tasks: &'a mut FrozenTasks<'_>) -> Self {
+    fn suspend(_tasks: &'a mut FrozenTasks<'_>) -> Self {
         // SAFETY: no preconditions; it cannot fail.
         unsafe { bindings::suspend_console() };
         // INVARIANT: the consoles were just suspended.
@@ -192,29 +216,22 @@ impl Drop for SuspendedConsole<'_> {
 ///
 /// # Invariants
 ///
-/// `dpm_suspend_start(suspend)` succeeded and `dpm_resume_end()` was not
-/// called.
-#[must_use = "dropping the guard resumes the devices at once"]
-pub struct SuspendedDevices<'a> {
-    suspend: Message,
-    resume: Message,
+/// `dpm_suspend_start(messages.suspend)` succeeded and `dpm_resume_end()`
+/// was not called.
+struct SuspendedDevices<'a> {
+    messages: Messages,
     _console: Step<'a>,
 }
 
 impl<'a> SuspendedDevices<'a> {
-    /// Runs `dpm_suspend_start(suspend)`; the drop runs
-    /// `dpm_resume_end(resume)`.
+    /// Runs `dpm_suspend_start()`; the drop runs `dpm_resume_end()`.
     ///
     /// On failure some devices may be prepared or frozen:
     /// `dpm_suspend_start()` leaves them to its caller, so they are
-    /// resumed here with [`Message::RECOVER`] before the error is returned.
-    pub fn start(
-        _console: &'a mut SuspendedConsole<'_>,
-        suspend: Message,
-        resume: Message,
-    ) -> Result<Self> {
+    /// resumed here with `PMSG_RECOVER` before the error is returned.
+    fn start(_console: &'a mut SuspendedConsole<'_>, messages: Messages) -> Result<Self> {
         // SAFETY: process context, tasks frozen (the borrowed chain).
-        let ret = unsafe { bindings::dpm_suspend_start(suspend.to_raw()) };
+        let ret = unsafe { bindings::dpm_suspend_start(messages.suspend.to_raw()) };
         if let Err(e) = to_result(ret) {
             // SAFETY: `dpm_suspend_start()` ran; `dpm_resume_end()`
             // resumes and completes exactly the devices it reached.
@@ -223,8 +240,7 @@ impl<'a> SuspendedDevices<'a> {
         }
         // INVARIANT: `dpm_suspend_start()` just succeeded.
         Ok(Self {
-            suspend,
-            resume,
+            messages,
             _console: PhantomData,
         })
     }
@@ -233,7 +249,7 @@ impl<'a> SuspendedDevices<'a> {
 impl Drop for SuspendedDevices<'_> {
     fn drop(&mut self) {
         // SAFETY: suspended, by the type invariant.
-        unsafe { bindings::dpm_resume_end(self.resume.to_raw()) };
+        unsafe { bindings::dpm_resume_end(self.messages.resume.to_raw()) };
     }
 }
 
@@ -243,8 +259,7 @@ impl Drop for SuspendedDevices<'_> {
 /// # Invariants
 ///
 /// `dpm_suspend_end()` succeeded and `dpm_resume_start()` was not called.
-#[must_use = "dropping the guard resumes the devices at once"]
-pub struct SuspendedDevicesLate<'a> {
+struct SuspendedDevicesLate<'a> {
     resume: Message,
     _devices: Step<'a>,
 }
@@ -253,12 +268,13 @@ impl<'a> SuspendedDevicesLate<'a> {
     /// Runs `dpm_suspend_end()` with the messages `devices` was started
     /// with; the drop runs `dpm_resume_start()`. On failure
     /// `dpm_suspend_end()` has already recovered the devices it reached.
-    pub fn end(devices: &'a mut SuspendedDevices<'_>) -> Result<Self> {
+    fn end(devices: &'a mut SuspendedDevices<'_>) -> Result<Self> {
+        let messages = devices.messages;
         // SAFETY: `devices` proves that `dpm_suspend_start()` succeeded.
-        to_result(unsafe { bindings::dpm_suspend_end(devices.suspend.to_raw()) })?;
+        to_result(unsafe { bindings::dpm_suspend_end(messages.suspend.to_raw()) })?;
         // INVARIANT: `dpm_suspend_end()` just succeeded.
         Ok(Self {
-            resume: devices.resume,
+            resume: messages.resume,
             _devices: PhantomData,
         })
     }
@@ -271,19 +287,18 @@ impl Drop for SuspendedDevicesLate<'_> {
     }
 }
 
-/// All CPUs but this one are offline (`suspend_disable_secondary_cpus()`).
+/// All CPUs but this one are offline.
 ///
 /// # Invariants
 ///
 /// `suspend_disable_secondary_cpus()` succeeded and
 /// `suspend_enable_secondary_cpus()` was not called.
-#[must_use = "dropping the guard brings the CPUs back at once"]
-pub struct SecondaryCpusOffline<'a>(Step<'a>);
+struct SecondaryCpusOffline<'a>(Step<'a>);
 
 impl<'a> SecondaryCpusOffline<'a> {
     /// Takes the secondary CPUs offline; they come back on drop. On
     /// failure the CPUs already taken down are brought back first.
-    pub fn disable(_devices: &'a mut SuspendedDevicesLate<'_>) -> Result<Self> {
+    fn disable(_devices: &'a mut SuspendedDevicesLate<'_>) -> Result<Self> {
         // SAFETY: process context, devices suspended (the borrowed chain).
         let ret = unsafe { bindings::suspend_disable_secondary_cpus() };
         if let Err(e) = to_result(ret) {
@@ -305,7 +320,8 @@ impl Drop for SecondaryCpusOffline<'_> {
 }
 
 /// System core operations (timekeeping, interrupt controllers) are
-/// suspended: `syscore_suspend()`. The last step before a transition.
+/// suspended: `syscore_suspend()`. The last step: a shared reference to
+/// it proves that the machine is quiesced.
 ///
 /// As in suspend and hibernation, `system_state` is `SYSTEM_SUSPEND` while
 /// the step lasts: syscore callbacks may take sleeping locks with
@@ -315,9 +331,8 @@ impl Drop for SecondaryCpusOffline<'_> {
 ///
 /// `syscore_suspend()` succeeded and `syscore_resume()` was not called;
 /// local interrupts stay disabled and this CPU is the only one online for
-/// `'a`.
-#[must_use = "dropping the guard resumes the system core at once"]
-pub struct SuspendedSyscore<'a>(PhantomData<(Step<'a>, &'a LocalInterruptDisabled)>);
+/// `'a`, and every step before this one is entered.
+pub(crate) struct SuspendedSyscore<'a>(PhantomData<(Step<'a>, &'a LocalIrqsDisabled)>);
 
 /// Sets `system_state`.
 ///
@@ -332,9 +347,9 @@ unsafe fn set_system_state(state: bindings::system_states) {
 
 impl<'a> SuspendedSyscore<'a> {
     /// Runs `syscore_suspend()`, which resumes what it reached on failure.
-    pub fn suspend(
+    fn suspend(
         _cpus: &'a mut SecondaryCpusOffline<'_>,
-        _irqs: &'a LocalInterruptDisabled,
+        _irqs: &'a LocalIrqsDisabled,
     ) -> Result<Self> {
         // SAFETY: one CPU online (`_cpus`), interrupts off (`_irqs`).
         unsafe { set_system_state(bindings::system_states_SYSTEM_SUSPEND) };

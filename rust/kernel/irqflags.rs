@@ -14,7 +14,7 @@ use core::marker::PhantomData;
 
 /// Proof that local interrupts are disabled on this CPU.
 ///
-/// Only [`with_local_interrupts_disabled`] makes one, and it only lends it
+/// Only [`with_local_irqs_disabled`] makes one, and it only lends it
 /// out: a token cannot be moved, forgotten or outlive the section that
 /// restores the saved state, so sections can only nest, and the innermost
 /// one is always left first.
@@ -23,7 +23,7 @@ use core::marker::PhantomData;
 ///
 /// Local interrupts are disabled on the CPU running the code that holds a
 /// reference to this token, for as long as the reference lives.
-pub struct LocalInterruptDisabled {
+pub struct LocalIrqsDisabled {
     /// Not `Send` or `Sync`: the proof is about the CPU that made it.
     _not_send: PhantomData<*mut ()>,
 }
@@ -37,24 +37,24 @@ pub struct LocalInterruptDisabled {
 /// # Examples
 ///
 /// ```
-/// use kernel::interrupt::{irqs_disabled, with_local_interrupts_disabled};
+/// use kernel::irqflags::{irqs_disabled, with_local_irqs_disabled};
 ///
 /// assert!(!irqs_disabled());
-/// with_local_interrupts_disabled(|_outer| {
+/// with_local_irqs_disabled(|_outer| {
 ///     assert!(irqs_disabled());
 ///     // A nested section leaves interrupts off for the outer one.
-///     with_local_interrupts_disabled(|_inner| assert!(irqs_disabled()));
+///     with_local_irqs_disabled(|_inner| assert!(irqs_disabled()));
 ///     assert!(irqs_disabled());
 /// });
 /// assert!(!irqs_disabled());
 /// ```
-pub fn with_local_interrupts_disabled<T>(f: impl FnOnce(&LocalInterruptDisabled) -> T) -> T {
+pub fn with_local_irqs_disabled<T>(f: impl FnOnce(&LocalIrqsDisabled) -> T) -> T {
     // SAFETY: saving the state and disabling interrupts on the local CPU
     // has no preconditions.
     let flags = unsafe { bindings::local_irq_save() };
     // INVARIANT: interrupts are off from here until the restore below,
     // which runs after `f` and with it every borrow of `token`.
-    let token = LocalInterruptDisabled {
+    let token = LocalIrqsDisabled {
         _not_send: PhantomData,
     };
     let ret = f(&token);
