@@ -140,7 +140,10 @@ pub(super) fn hibernate_resume_round_trip(ctx: &Ctx) -> TestResult {
     }
     g.step("KJ: A memory intact", 120)?;
     let zero = g.step("KJ: A zero-check:", 300)?;
-    println!("    init_on_free=1: {}", zero.trim_start_matches("KJ: A zero-check: "));
+    println!(
+        "    init_on_free=1: {}",
+        zero.trim_start_matches("KJ: A zero-check: ")
+    );
     g.step("KJ: done", 60)?;
     g.vm.wait_exit(SECS(60)).map_err(|e| g.fail(e))?;
     let boot_to_a =
@@ -332,7 +335,10 @@ pub(super) fn hibernate_70_percent_of_ram(ctx: &Ctx) -> TestResult {
     g.step("KJ: A resumed", 600)?;
     g.step("KJ: A memory intact", 300)?;
     let zero = g.step("KJ: A zero-check:", 300)?;
-    println!("    page_poison=1: {}", zero.trim_start_matches("KJ: A zero-check: "));
+    println!(
+        "    page_poison=1: {}",
+        zero.trim_start_matches("KJ: A zero-check: ")
+    );
     g.step("KJ: done", 60)?;
     let image_mib = number_after(&written, "free left out, ").unwrap_or(0);
     println!("    kjump:  {hold} MiB mlocked of {MEM} MiB: hibernated ({image_mib} MiB image), resumed intact");

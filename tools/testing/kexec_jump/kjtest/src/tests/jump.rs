@@ -379,7 +379,7 @@ fn parked_in_a(ctx: &Ctx, recipe: &Recipe, b_cpus: &str) -> TestResult {
             .and_then(|r| r.split_whitespace().next())
             .unwrap_or(""),
     )
-        .ok_or_else(|| g.fail(format!("no offline CPUs in A: {l}")))?;
+    .ok_or_else(|| g.fail(format!("no offline CPUs in A: {l}")))?;
     for cpu in offline {
         let at = parked_at(&g, cpu)?;
         if at < code.0 || at > code.1 {
