@@ -28,6 +28,17 @@
  * KEXEC_CONTROL_CODE_MAX_SIZE, then the data area (saved state, a GDT and
  * an IDT of its own). The callee's stack is the page PA_JUMP_STACK.
  *
+ * Each CR3 switch keeps an IDT, a GDT and a stack that the tables on both
+ * sides map, so an NMI or machine check in between finds them: between
+ * A's table and the 1:1 table, the copies in the control page at its
+ * direct-map address (machine_kexec_prepare() maps that page there in the
+ * 1:1 table too; gates to the stubs' kernel-text address, which both
+ * tables map, to this code or its copy); between the callee's table and
+ * the 1:1 table, those at its physical address (the entry contract: the
+ * callee maps this page 1:1), with the stack at the top of the page.
+ * Never the physical ones under A's table, where they may be user
+ * memory (with SMAP, an implicit supervisor access to it faults).
+ *
  * Jump out: switch to the 1:1 table; known CR4 (CET and global pages off,
  * MCE kept on TDX guests) before known CR0 (WP off); own GDT (CS
  * reloaded) and IDT; flush caches if SME is on; copy the real-mode
@@ -136,8 +147,12 @@
 #define KJ_DEBUG_PORT	DATA(0xa8)	/* 0: no exception report */
 #define KJ_SME		DATA(0xb0)	/* sme_active */
 #define KJ_MAGIC	DATA(KEXEC_JUMP_DATA_MAGIC)	/* 0xb8 */
+#define KJ_VA_GDTR	DATA(0xc0)	/* 10 bytes */
+#define KJ_VA_IDTR	DATA(0xd0)	/* 10 bytes */
 #define KJ_IDT		DATA(0x100)	/* KJ_NR_VECTORS gates of 16 bytes */
-#define KJ_CONSTS	DATA(0x300)	/* a copy of .Lconsts */
+#define KJ_CONSTS	DATA(0x300)	/* a copy of .Lconsts, at most 0x100 */
+#define KJ_VA_IDT	DATA(0x400)	/* KJ_NR_VECTORS gates of 16 bytes */
+#define KJ_SWITCH_STACK	PAGE_SIZE	/* top of a stack in the last 0x200 */
 #define KJ_CONST(x)	(KJ_CONSTS + (x) - .Lconsts)
 
 /* The exception vectors the own IDT covers, and the size of each stub. */
@@ -218,9 +233,27 @@ SYM_CODE_START_NOALIGN(kexec_jump_call)
 	movabsq	$KEXEC_JUMP_MAGIC, %rax
 	movq	%rax, KJ_MAGIC(%r11)
 
+	/*
+	 * IDT, GDT and stack that A's table and the 1:1 table both map, at
+	 * the control page's direct-map address; the gates lead to the stubs'
+	 * kernel-text address. Built once a jump: the way back loads them
+	 * again before it switches to A's table.
+	 */
+	leaq	KJ_VA_IDT(%r11), %rdi
+	movabsq	$kj_vectors, %rax
+	call	kj_build_idt
+	movw	$(.Lgdt_end - .Lgdt - 1), KJ_VA_GDTR(%r11)
+	leaq	KJ_CONST(.Lgdt)(%r11), %rax
+	movq	%rax, KJ_VA_GDTR+2(%r11)
+	movw	$(KJ_NR_VECTORS * 16 - 1), KJ_VA_IDTR(%r11)
+	leaq	KJ_VA_IDT(%r11), %rax
+	movq	%rax, KJ_VA_IDTR+2(%r11)
+	lgdt	KJ_VA_GDTR(%r11)
+	lidt	KJ_VA_IDTR(%r11)
+	leaq	KJ_SWITCH_STACK(%r11), %rsp
+
 	/* This page stays mapped (onto the control page) across the switch. */
 	movq	%r9, %cr3
-	leaq	PAGE_SIZE(%r15), %rsp
 	leaq	(.Lidentity_mapped - kexec_jump_call)(%r8), %rax
 	pushq	%rax
 	ANNOTATE_UNRET_SAFE
@@ -244,6 +277,7 @@ SYM_CODE_START_NOALIGN(kexec_jump_call)
 	movq	%rax, %cr0
 	movq	%r9, %cr3
 	call	kj_load_descriptors
+	leaq	PAGE_SIZE(%r15), %rsp
 
 	/*
 	 * With SME, cache lines written encrypted may be flushed over the
@@ -275,12 +309,17 @@ SYM_CODE_START_NOALIGN(kexec_jump_call)
 	andl	$(X86_CR4_PAE | X86_CR4_LA57), %eax
 	ALTERNATIVE "", __stringify(orl $X86_CR4_MCE, %eax), X86_FEATURE_TDX_GUEST
 	movq	%rax, %cr4
+	/*
+	 * The callee's IDT and stack may be unmapped in the 1:1 table: take
+	 * this page's own, which both tables map 1:1, before the switch.
+	 */
 	leaq	kexec_jump_call(%rip), %r8
+	leaq	KJ_SWITCH_STACK(%r8), %rsp
+	call	kj_load_descriptors
 	movq	KJ_PA_TABLE(%r8), %rax
 	movq	%rax, %cr3
 	movq	KJ_PA_STACK(%r8), %rsp
 	addq	$PAGE_SIZE, %rsp
-	call	kj_load_descriptors
 	cld
 	/* As on the way out: the callee's encrypted lines before the copy. */
 	cmpq	$0, KJ_SME(%r8)
@@ -300,6 +339,14 @@ SYM_CODE_START_NOALIGN(kexec_jump_call)
 	movq	KJ_CR4(%r8), %r12
 	movq	KJ_CR3(%r8), %r9
 	movq	KJ_VA_CONTROL(%r8), %r8
+	/*
+	 * A's table may map the physical addresses of the own IDT, GDT and
+	 * stack as user memory: take the copies at the direct-map address,
+	 * built on the way out, which both tables map.
+	 */
+	lgdt	KJ_VA_GDTR(%r8)
+	lidt	KJ_VA_IDTR(%r8)
+	leaq	KJ_SWITCH_STACK(%r8), %rsp
 	movabsq	$.Lvirtual_mapped, %rax
 	pushq	%rax
 	ANNOTATE_UNRET_SAFE
@@ -352,7 +399,7 @@ SYM_CODE_END(kexec_jump_call)
  * Load the own GDT and IDT, in the control page at %r8 (running 1:1),
  * and reload CS and the data segments from that GDT: the descriptors
  * cached from the table in use before may be anybody's. Clobbers %rax,
- * %rcx, %rdx, %r11.
+ * %rcx, %rdx, %rdi.
  */
 SYM_CODE_START_LOCAL_NOALIGN(kj_load_descriptors)
 	UNWIND_HINT_END_OF_STACK
@@ -370,23 +417,10 @@ SYM_CODE_START_LOCAL_NOALIGN(kj_load_descriptors)
 	movl	%eax, %es
 	movl	%eax, %ss
 
-	/* Interrupt gates, DPL 0, no IST, to the stubs at kj_vectors. */
-	leaq	KJ_IDT(%r8), %r11
+	/* The gates lead to the stubs here: the page runs 1:1. */
+	leaq	KJ_IDT(%r8), %rdi
 	leaq	kj_vectors(%rip), %rax
-	xorl	%ecx, %ecx
-1:	movq	%rax, %rdx
-	movw	%dx, 0(%r11)
-	movw	$__KERNEL_CS, 2(%r11)
-	movw	$0x8e00, 4(%r11)
-	shrq	$16, %rdx
-	movw	%dx, 6(%r11)
-	shrq	$16, %rdx
-	movq	%rdx, 8(%r11)
-	addq	$KJ_STUB_SIZE, %rax
-	addq	$16, %r11
-	incl	%ecx
-	cmpl	$KJ_NR_VECTORS, %ecx
-	jb	1b
+	call	kj_build_idt
 	leaq	KJ_IDT(%r8), %rax
 	movw	$(KJ_NR_VECTORS * 16 - 1), KJ_OWN_IDTR(%r8)
 	movq	%rax, KJ_OWN_IDTR+2(%r8)
@@ -395,6 +429,31 @@ SYM_CODE_START_LOCAL_NOALIGN(kj_load_descriptors)
 	ret
 	int3
 SYM_CODE_END(kj_load_descriptors)
+
+/*
+ * Write KJ_NR_VECTORS interrupt gates (DPL 0, no IST) at %rdi, to the
+ * stubs starting at %rax. Clobbers %rax, %rcx, %rdx, %rdi.
+ */
+SYM_CODE_START_LOCAL_NOALIGN(kj_build_idt)
+	UNWIND_HINT_END_OF_STACK
+	xorl	%ecx, %ecx
+1:	movq	%rax, %rdx
+	movw	%dx, 0(%rdi)
+	movw	$__KERNEL_CS, 2(%rdi)
+	movw	$0x8e00, 4(%rdi)
+	shrq	$16, %rdx
+	movw	%dx, 6(%rdi)
+	shrq	$16, %rdx
+	movq	%rdx, 8(%rdi)
+	addq	$KJ_STUB_SIZE, %rax
+	addq	$16, %rdi
+	incl	%ecx
+	cmpl	$KJ_NR_VECTORS, %ecx
+	jb	1b
+	ANNOTATE_UNRET_SAFE
+	ret
+	int3
+SYM_CODE_END(kj_build_idt)
 
 /*
  * Swap each source page of the indirection list with its destination page,
@@ -452,6 +511,8 @@ SYM_CODE_END(kj_swap_pages)
  * the CPU pushes none (EXCEPTION_ERRCODE_MASK), the vector, a jump.
  */
 SYM_CODE_START_LOCAL_NOALIGN(kj_vectors)
+	/* Its address goes into gates; CET is off wherever they are used. */
+	ANNOTATE_NOENDBR
 	vector = 0
 	.rept	KJ_NR_VECTORS
 	UNWIND_HINT_END_OF_STACK	/* each stub is an entry of its own */
@@ -499,6 +560,10 @@ SYM_CODE_START_LOCAL_NOALIGN(kj_exception)
 	pushq	%rax
 	/* 0..112(%rsp) the registers above, 120 vector, 128 error, 136 RIP */
 	leaq	kexec_jump_call(%rip), %r8
+	/* Only the control page has data; the kernel-text original has none. */
+	movabsq	$KEXEC_JUMP_MAGIC, %rax
+	cmpq	%rax, KJ_MAGIC(%r8)
+	jne	2f
 	cmpq	$0, KJ_DEBUG_PORT(%r8)
 	je	2f
 	leaq	KJ_CONST(.Lmsg_vector)(%r8), %rsi
@@ -613,4 +678,7 @@ SYM_CODE_END(kj_putc)
 		.asciz	" r15 "
 		.byte	0
 .Lconsts_end:
+	.if	.Lconsts_end - .Lconsts > KJ_VA_IDT - KJ_CONSTS
+	.error	"kexec_jump_64.S: .Lconsts overlaps KJ_VA_IDT"
+	.endif
 	.popsection
