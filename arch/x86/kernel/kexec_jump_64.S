@@ -10,7 +10,7 @@
  *   head        first entry of the image's indirection list (image->head)
  *   page_list   [PA_CONTROL_PAGE], [VA_CONTROL_PAGE], [PA_TABLE_PAGE],
  *               [PA_SWAP_PAGE], [PA_JUMP_STACK], [PA_RM_AREA],
- *               [PA_RM_SAVE], [RM_SIZE], [DEBUG_PORT]
+ *               [PA_RM_SAVE], [RM_SIZE], [DEBUG_PORT], [NO_RETURN]
  *   start       the image's entry (first jump) or re-entry point (later)
  *   sme_active  nonzero if host memory encryption is active
  *   returns     the image's re-entry point: where the next jump must go
@@ -50,7 +50,10 @@
  *   8(%rsp)  the re-entry slot, holding start
  *
  * Nothing is passed in registers. kexec-tools' purgatory hands 0(%rsp) to
- * the new kernel as kexec_jump_back_entry=.
+ * the new kernel as kexec_jump_back_entry=. With NO_RETURN set (a ranges
+ * image: a saved kernel restored over this one), both words are 0 and the
+ * entry is jumped to: the kernel it resumes gets 0 as the re-entry point,
+ * and kernel_kexec() there refuses to enter that image again.
  *
  * Jump back: the callee either returns with "ret" (a physical-mode
  * program; it may first overwrite the slot) or, being a kernel, calls the
@@ -149,6 +152,7 @@
 #define KJ_MAGIC	DATA(KEXEC_JUMP_DATA_MAGIC)	/* 0xb8 */
 #define KJ_VA_GDTR	DATA(0xc0)	/* 10 bytes */
 #define KJ_VA_IDTR	DATA(0xd0)	/* 10 bytes */
+#define KJ_NO_RETURN	DATA(0xe0)	/* nonzero: the callee never comes back */
 #define KJ_IDT		DATA(0x100)	/* KJ_NR_VECTORS gates of 16 bytes */
 #define KJ_CONSTS	DATA(0x300)	/* a copy of .Lconsts, at most 0x100 */
 #define KJ_VA_IDT	DATA(0x400)	/* KJ_NR_VECTORS gates of 16 bytes */
@@ -228,6 +232,8 @@ SYM_CODE_START_NOALIGN(kexec_jump_call)
 	movq	%rax, KJ_RM_SIZE(%r11)
 	movq	PTR(DEBUG_PORT)(%rsi), %rax
 	movq	%rax, KJ_DEBUG_PORT(%r11)
+	movq	PTR(NO_RETURN)(%rsi), %rax
+	movq	%rax, KJ_NO_RETURN(%r11)
 	movq	%r12, KJ_SME(%r11)
 	/* A's CR4 above and this say which paging mode the way back wants. */
 	movabsq	$KEXEC_JUMP_MAGIC, %rax
@@ -294,7 +300,18 @@ SYM_CODE_START_NOALIGN(kexec_jump_call)
 	movq	KJ_HEAD(%r8), %rdi
 	call	kj_swap_pages
 
-	pushq	%r14			/* the re-entry slot */
+	/*
+	 * A restore: the callee is a saved kernel's jump-back entry, and this
+	 * kernel is gone once it runs. Hand it no re-entry point (0), so that
+	 * it never enters what was here.
+	 */
+	cmpq	$0, KJ_NO_RETURN(%r8)
+	je	1f
+	pushq	$0			/* the re-entry slot */
+	pushq	$0			/* no return address */
+	ANNOTATE_RETPOLINE_SAFE
+	jmp	*%r14
+1:	pushq	%r14			/* the re-entry slot */
 	ANNOTATE_RETPOLINE_SAFE
 	call	*%r14
 

@@ -196,7 +196,13 @@ pub fn hibernate(dev: &str, kernel: &str, append: &str) -> Result<()> {
     crate::trace("jumping");
     let jumped = crate::jump("hibernate");
     // Whatever happened, B is spent: a cold boot overwrote it, or it gave up.
-    let unloaded = sys::kexec_load(0, &[], sys::KEXEC_PRESERVE_CONTEXT);
+    // With KJUMP_KEEP_B=1 (tests), B stays loaded: after a resume the
+    // kernel itself must refuse to enter it again.
+    let unloaded = if std::env::var_os("KJUMP_KEEP_B").is_some_and(|v| v == "1") {
+        Ok(())
+    } else {
+        sys::kexec_load(0, &[], sys::KEXEC_PRESERVE_CONTEXT)
+    };
     crate::state::clear();
     let away = jumped?;
     unloaded.map_err(|e| anyhow::anyhow!(sys::explain("unloading B", &e)))?;

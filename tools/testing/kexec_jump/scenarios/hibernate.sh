@@ -10,6 +10,8 @@
 #   FRAGMENT_MIB  MiB of which A keeps every other 64 KiB (many ranges)
 #   DATA     1: A keeps a file open for writing on the ext2 disk /dev/vdb
 #   HIBERNATE  0: stop after the normal boot (a check that no resume ran)
+#   KEEP_B     1: kjump leaves B loaded; after the resume, kexec -e must be
+#              refused (ENOEXEC: B did not jump back), then B is unloaded
 #   ZERO_CHECK 1: after the resume, 70% of free memory as fresh anonymous
 #              pages must read as zero (init_on_free, page poisoning)
 
@@ -37,9 +39,15 @@ if [ "$DATA" = 1 ]; then
 	echo "written before hibernation" >&3
 fi
 mark "hibernate start"
+[ "$KEEP_B" = 1 ] && export KJUMP_KEEP_B=1
 kjump hibernate --device /dev/vda --kernel /boot/bzImage || die "kjump hibernate"
 mark "A resumed cpus=$(cat /sys/devices/system/cpu/online)"
 check_memory A
+if [ "$KEEP_B" = 1 ]; then
+	out=$(kj-guest exec)
+	mark "A exec after the resume: $out"
+	kjump unload >/dev/null || die "unload after the resume"
+fi
 if [ "$ZERO_CHECK" = 1 ]; then
 	kb=$(kj-guest meminfo MemFree | cut -d' ' -f3)
 	out=$(kj-guest zero-check --mib $((kb * 7 / 10 / 1024))) || die "$out"

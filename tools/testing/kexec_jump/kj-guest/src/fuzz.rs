@@ -316,22 +316,50 @@ fn ram_end(addr: u64) -> Result<u64, String> {
         .ok_or_else(|| format!("{addr:#x} is in no System RAM region of /proc/iomem"))
 }
 
+/// Whether a top-level resource of /proc/iomem holds `addr`.
+fn claimed(addr: u64) -> Result<bool, String> {
+    let iomem = fs::read_to_string("/proc/iomem").map_err(|e| format!("/proc/iomem: {e}"))?;
+    Ok(iomem.lines().filter(|l| !l.starts_with(' ')).any(|l| {
+        let range = l.split(' ').next().and_then(|r| r.split_once('-'));
+        let parse = |x: &str| u64::from_str_radix(x, 16).ok();
+        matches!(range.map(|(lo, hi)| (parse(lo), parse(hi))),
+                 Some((Some(lo), Some(hi))) if lo <= addr && addr <= hi)
+    }))
+}
+
 /// The regression cases sized from this machine: an entry just past the
-/// CPU's physical address width, and a ranges image of the kernel's
-/// managed pages (MemTotal) less 32 MiB: not more than RAM, so the kernel
-/// starts allocating, but more than can be free while `buffer` (64 MiB)
-/// is held, so the load must fail with ENOMEM, not wake the OOM killer
-/// (which would kill us).
+/// CPU's physical address width; a ranges image of the kernel's managed
+/// pages (MemTotal) less 32 MiB: not more than RAM, so the kernel starts
+/// allocating, but more than can be free while `buffer` (64 MiB) is held,
+/// so the load must fail with ENOMEM, not wake the OOM killer (which would
+/// kill us); and a range from the last page of System RAM into the hole
+/// that follows it (A boots with `mem=`, which leaves the RAM above
+/// unclaimed up to the firmware's reserved range).
 fn machine_cases() -> Result<Vec<(&'static str, Case, i32)>, String> {
     let text = fs::read_to_string("/proc/meminfo").map_err(|e| format!("/proc/meminfo: {e}"))?;
     let kib = crate::meminfo_field(&text, "MemTotal").ok_or("no MemTotal in /proc/meminfo")?;
     let total = (kib * 1024).saturating_sub(32 << 20) & !(PAGE - 1);
-    if RAM + total > ram_end(RAM)? {
+    let end = ram_end(RAM)?;
+    if RAM + total > end {
         return Err(format!(
             "System RAM at {RAM:#x} is smaller than {total} bytes"
         ));
     }
+    if claimed(end)? {
+        return Err(format!(
+            "no hole after System RAM at {end:#x}: boot with mem= below the RAM size"
+        ));
+    }
     Ok(vec![
+        (
+            "range from RAM into the hole after it",
+            Case {
+                entry: RAM,
+                segs: vec![range(end - PAGE, 2 * PAGE)],
+                flags: PRESERVE | RANGES,
+            },
+            EADDRNOTAVAIL,
+        ),
         (
             "entry past the CPU's physical address width",
             Case {

@@ -109,7 +109,11 @@ fn hibernate(g: &mut Guest) -> Result<String, Failure> {
 /// boot (same kernel, command line and initramfs) resumes it: the memory
 /// is intact, A writes more and closes the file; the host's e2fsck finds
 /// the disk clean and the file holds both writes. The boot after that is
-/// a normal one: the image was resumed once. Both boots run with
+/// a normal one: the image was resumed once. kjump leaves B loaded after
+/// the resume (`KJUMP_KEEP_B=1`): `kexec -e` into it gets `ENOEXEC` (B
+/// never jumped back; the kernel that restored A handed it no re-entry
+/// point), where it used to jump into whatever the dead restoring kernel
+/// left at its old entry. Both boots run with
 /// `init_on_free=1`: after the resume, fresh pages (which the kernel then
 /// does not clear on allocation) read as zero, not as what C left there.
 pub(super) fn hibernate_resume_round_trip(ctx: &Ctx) -> TestResult {
@@ -117,7 +121,7 @@ pub(super) fn hibernate_resume_round_trip(ctx: &Ctx) -> TestResult {
     let data = ext2_disk(ctx)?;
     let initrd = image(
         ctx,
-        "MEM_MIB=256\nDATA=1\nHIBERNATE=1\nFRAGMENT_MIB=32\nZERO_CHECK=1\n",
+        "MEM_MIB=256\nDATA=1\nHIBERNATE=1\nFRAGMENT_MIB=32\nZERO_CHECK=1\nKEEP_B=1\n",
     )?;
     let boot = |ctx: &Ctx, initrd: &[u8], disks: &[&PathBuf]| {
         boot_args(ctx, initrd, disks, &format!("{ARGS} init_on_free=1"))
@@ -139,6 +143,13 @@ pub(super) fn hibernate_resume_round_trip(ctx: &Ctx) -> TestResult {
         return Err(g.fail(format!("A's CPUs after the resume: {l}")));
     }
     g.step("KJ: A memory intact", 120)?;
+    // B stayed loaded (KJUMP_KEEP_B): it never jumped back, the kernel
+    // that restored A did, so entering B again must be refused.
+    let exec = g.step("KJ: A exec after the resume:", 120)?;
+    if !exec.contains("errno 8 ") {
+        return Err(g.fail(format!("want ENOEXEC for kexec -e into B: {exec}")));
+    }
+    println!("    {}", exec.trim_start_matches("KJ: A "));
     let zero = g.step("KJ: A zero-check:", 300)?;
     println!(
         "    init_on_free=1: {}",

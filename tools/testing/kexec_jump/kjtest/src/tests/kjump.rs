@@ -443,15 +443,17 @@ fn misuse(ctx: &Ctx, stages: &[(&str, &str, &[Try])]) -> TestResult {
 /// kexec_load() with bad preserve-context input: the regression cases
 /// (overlap, outside RAM, a hole below 1 MiB, bufsz > memsz, unaligned,
 /// wrapping, 17 segments, unknown flags and architecture, resident misuse,
-/// a bogus buffer, entry 0), each with its errno, then 20 s of random
-/// input from a fixed seed; no kernel report, and a jump works after.
+/// a bogus buffer, entry 0, a range from RAM into the unclaimed hole
+/// `mem=768M` leaves before the firmware's reserved range), each with its
+/// errno, then 20 s of random input from a fixed seed; no kernel report,
+/// and a jump works after.
 /// Last, with `kexec_load_limit_reboot` at 2, a ranges image is loaded
 /// and filled 10 times: fills do not count as loads.
 pub fn kexec_load_fuzz(ctx: &Ctx) -> TestResult {
     let conf = "SEED=0x6b6a756d70\nSECS=20\n";
     let script = include_str!("../../../scenarios/fuzz.sh");
     let initrd = with_b(ctx, || kjump_image(ctx, script, conf, false))?;
-    let mut g = boot_on(ctx, initrd, A_ARGS, None, 2)?;
+    let mut g = boot_on(ctx, initrd, &format!("{A_ARGS} mem=768M"), None, 2)?;
     let mut tally = crate::report::Tally::new(
         "bad kexec_load() inputs tried / a jump after them",
         ctx.name,
