@@ -303,28 +303,36 @@ fn phys_bits() -> Result<u32, String> {
 
 /// The end of the System RAM region of /proc/iomem that holds `addr`.
 fn ram_end(addr: u64) -> Result<u64, String> {
-    let iomem = fs::read_to_string("/proc/iomem").map_err(|e| format!("/proc/iomem: {e}"))?;
-    iomem
-        .lines()
-        .filter(|l| l.ends_with(" : System RAM") && !l.starts_with(' '))
-        .find_map(|l| {
-            let (lo, hi) = l.split(' ').next()?.split_once('-')?;
-            let lo = u64::from_str_radix(lo, 16).ok()?;
-            let hi = u64::from_str_radix(hi, 16).ok()?;
-            (lo <= addr && addr <= hi).then_some(hi + 1)
-        })
+    iomem_top()?
+        .into_iter()
+        .find(|(lo, hi, name)| name == "System RAM" && *lo <= addr && addr <= *hi)
+        .map(|(_, hi, _)| hi + 1)
         .ok_or_else(|| format!("{addr:#x} is in no System RAM region of /proc/iomem"))
+}
+
+/// The top-level resources of /proc/iomem: first byte, last byte, name.
+fn iomem_top() -> Result<Vec<(u64, u64, String)>, String> {
+    let iomem = fs::read_to_string("/proc/iomem").map_err(|e| format!("/proc/iomem: {e}"))?;
+    Ok(iomem
+        .lines()
+        .filter(|l| !l.starts_with(' '))
+        .filter_map(|l| {
+            let (range, name) = l.split_once(" : ")?;
+            let (lo, hi) = range.split_once('-')?;
+            Some((
+                u64::from_str_radix(lo, 16).ok()?,
+                u64::from_str_radix(hi, 16).ok()?,
+                name.to_string(),
+            ))
+        })
+        .collect())
 }
 
 /// Whether a top-level resource of /proc/iomem holds `addr`.
 fn claimed(addr: u64) -> Result<bool, String> {
-    let iomem = fs::read_to_string("/proc/iomem").map_err(|e| format!("/proc/iomem: {e}"))?;
-    Ok(iomem.lines().filter(|l| !l.starts_with(' ')).any(|l| {
-        let range = l.split(' ').next().and_then(|r| r.split_once('-'));
-        let parse = |x: &str| u64::from_str_radix(x, 16).ok();
-        matches!(range.map(|(lo, hi)| (parse(lo), parse(hi))),
-                 Some((Some(lo), Some(hi))) if lo <= addr && addr <= hi)
-    }))
+    Ok(iomem_top()?
+        .iter()
+        .any(|(lo, hi, _)| *lo <= addr && addr <= *hi))
 }
 
 /// The regression cases sized from this machine: an entry just past the
