@@ -37,6 +37,13 @@ for prog in checksum bench int3 fault checksum-256m switch-16m switch-64m switch
 		die "linking the physical-mode program failed"
 done
 
+# The program that reads PCI command registers and GPE enables during a
+# call (kj-guest platform).
+as --64 -o target/kj/platform.o tools/testing/kexec_jump/phys_call/platform.S ||
+	die "assembling platform.S failed"
+ld -N -nostdlib -static --no-warn-rwx-segments -Ttext=0x1000000 -e _start \
+	-o target/kj/platform.elf target/kj/platform.o || die "linking platform.elf failed"
+
 # The program kjump call runs in its tests: it says hello on the UART.
 as --64 -o target/kj/hello.o tools/testing/kexec_jump/phys_call/hello.S ||
 	die "assembling hello.S failed"

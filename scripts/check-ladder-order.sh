@@ -59,6 +59,7 @@ mutations=(
 	"devices suspended before tasks are frozen#quiesce#s/SuspendedDevices::start(&mut output,/SuspendedDevices::start(\&mut tasks,/#error\[E0308\]"
 	"secondary CPUs left online before syscore#quiesce#s/SuspendedSyscore::suspend(&mut cpus, irqs)/SuspendedSyscore::suspend(\&mut late, irqs)/#error\[E0308\]"
 	"syscore suspended without interrupts off#quiesce#s/SuspendedSyscore::suspend(&mut cpus, irqs)/SuspendedSyscore::suspend(\&mut cpus, \&())/#error\[E0308\]"
+	"platform quiesced before the devices' noirq callbacks#quiesce#s/QuietPlatform::quiesce(&mut late)/QuietPlatform::quiesce(\&mut devices)/#error\[E0308\]"
 	"CPUs offline swapped with late device suspend#quiesce#/let mut late = /{h;d};/let mut cpus = /{G}#error\[E0425\]"
 	"devices resumed while CPUs are still offline#quiesce#/let mut cpus = /a\\    drop(late);#error\[E0505\]"
 	"a step entered twice#quiesce#/let mut late = /a\\    let _again = SuspendedDevicesLate::end(\&mut devices)?;#error\[E0499\]"

@@ -8,7 +8,8 @@
 //! C headers: [`include/linux/suspend.h`](srctree/include/linux/suspend.h),
 //! [`include/linux/pm.h`](srctree/include/linux/pm.h),
 //! [`include/linux/freezer.h`](srctree/include/linux/freezer.h),
-//! [`include/linux/syscore_ops.h`](srctree/include/linux/syscore_ops.h).
+//! [`include/linux/syscore_ops.h`](srctree/include/linux/syscore_ops.h),
+//! [`include/linux/kexec.h`](srctree/include/linux/kexec.h).
 //!
 //! [`with_quiesced`] is the only way in: it enters every step in order,
 //! lends its closure a proof that all of them are entered, and leaves
@@ -18,7 +19,8 @@
 //!
 //! [`SystemTransitionLocked`] -> [`PreparedConsole`] -> [`FrozenTasks`] ->
 //! [`SuspendedConsole`] -> [`SuspendedDevices`] -> [`SuspendedDevicesLate`]
-//! -> [`SecondaryCpusOffline`] -> (interrupts off) -> [`SuspendedSyscore`].
+//! -> [`QuietPlatform`] -> [`SecondaryCpusOffline`] -> (interrupts off) ->
+//! [`SuspendedSyscore`].
 //!
 //! so steps can only be entered in this order, none skipped or entered
 //! twice, and each is left before the one it borrows. The guards never
@@ -120,7 +122,8 @@ pub(crate) fn with_quiesced<T>(
     let mut output = SuspendedConsole::suspend(&mut tasks);
     let mut devices = SuspendedDevices::start(&mut output, messages)?;
     let mut late = SuspendedDevicesLate::end(&mut devices)?;
-    let mut cpus = SecondaryCpusOffline::disable(&mut late)?;
+    let mut platform = QuietPlatform::quiesce(&mut late);
+    let mut cpus = SecondaryCpusOffline::disable(&mut platform)?;
     with_local_irqs_disabled(|irqs| {
         let syscore = SuspendedSyscore::suspend(&mut cpus, irqs)?;
         Ok(transition(&syscore))
@@ -287,6 +290,36 @@ impl Drop for SuspendedDevicesLate<'_> {
     }
 }
 
+/// No ACPI event handler of this kernel runs and no device masters the
+/// bus: `kexec_jump_quiesce_platform()`, where hibernation runs
+/// `platform_pre_snapshot()`.
+///
+/// # Invariants
+///
+/// `kexec_jump_quiesce_platform()` was called and
+/// `kexec_jump_resume_platform()` was not.
+struct QuietPlatform<'a>(Step<'a>);
+
+impl<'a> QuietPlatform<'a> {
+    /// Stops ACPI events and bus mastering. The drop lets ACPI events run
+    /// again; bus mastering comes back with each device's config space
+    /// when the devices are restored.
+    fn quiesce(_late: &'a mut SuspendedDevicesLate<'_>) -> Self {
+        // SAFETY: process context, the devices' noirq callbacks done (the
+        // borrowed chain).
+        unsafe { bindings::kexec_jump_quiesce_platform() };
+        // INVARIANT: just called.
+        Self(PhantomData)
+    }
+}
+
+impl Drop for QuietPlatform<'_> {
+    fn drop(&mut self) {
+        // SAFETY: quiesced, by the type invariant.
+        unsafe { bindings::kexec_jump_resume_platform() };
+    }
+}
+
 /// All CPUs but this one are offline.
 ///
 /// # Invariants
@@ -298,8 +331,9 @@ struct SecondaryCpusOffline<'a>(Step<'a>);
 impl<'a> SecondaryCpusOffline<'a> {
     /// Takes the secondary CPUs offline; they come back on drop. On
     /// failure the CPUs already taken down are brought back first.
-    fn disable(_devices: &'a mut SuspendedDevicesLate<'_>) -> Result<Self> {
-        // SAFETY: process context, devices suspended (the borrowed chain).
+    fn disable(_platform: &'a mut QuietPlatform<'_>) -> Result<Self> {
+        // SAFETY: process context, devices and platform quiesced (the
+        // borrowed chain).
         let ret = unsafe { bindings::suspend_disable_secondary_cpus() };
         if let Err(e) = to_result(ret) {
             // SAFETY: on failure the CPUs taken down so far stay down and

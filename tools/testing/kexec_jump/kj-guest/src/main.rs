@@ -33,6 +33,8 @@
 //!   `kexec_load_limit_reboot` (sets it to 2: run last).
 //! - `resident-efault`: a resident reload whose last buffer is unmapped
 //!   gets EFAULT and leaves the loaded resident image whole.
+//! - `platform --elf FILE`: one call of phys_call/platform.S; during it no
+//!   PCI function on bus 0 masters the bus and no ACPI GPE is enabled.
 //! - `clock`: CLOCK_MONOTONIC in ns.
 //! - `memcpy --pages N`: TSC cycles of a plain copy of N pages (the best
 //!   of several), the benchmark's yardstick for a jump's page swap.
@@ -40,6 +42,7 @@
 mod busy;
 mod fuzz;
 mod physcall;
+mod platform;
 mod sys;
 mod tags;
 mod testdev;
@@ -51,7 +54,7 @@ fn usage() -> ExitCode {
     eprintln!(
         "usage: kj-guest memhold --mib N --seed S --check FILE [--mlock] | fragment --mib N | meminfo FIELD | free | zero-check --mib N | \
          find FILE TEXT | drain | exec | physcall --elf FILE --calls N [--reentry] [--kjump] [--cycles] | events --elf FILE | \
-         unwind --elf FILE --steps LIST | race --elf FILE | markfile DIR TEXT ABOVE | vmcore-at ADDR | vmcore-ram | fuzz --seed S --secs T | fill-limit | resident-efault | clock | tsc | tagfill --mib N --nonce X --check FILE | tagscan NONCE | busy --mem ADDR --size BYTES | memcpy --pages N"
+         unwind --elf FILE --steps LIST | race --elf FILE | markfile DIR TEXT ABOVE | vmcore-at ADDR | vmcore-ram | fuzz --seed S --secs T | fill-limit | resident-efault | platform --elf FILE | clock | tsc | tagfill --mib N --nonce X --check FILE | tagscan NONCE | busy --mem ADDR --size BYTES | memcpy --pages N"
     );
     ExitCode::from(2)
 }
@@ -318,6 +321,10 @@ fn main() -> ExitCode {
                 }
             }
         }
+        Some("platform") => match opt("--elf") {
+            Some(elf) => report("platform", platform::run(Path::new(&elf))),
+            None => usage(),
+        },
         Some("resident-efault") => match fuzz::resident_efault() {
             Ok(s) => {
                 println!("resident-efault: {s}");

@@ -37,7 +37,7 @@ pub fn fnv1a(bytes: &[u8]) -> u64 {
 /// one page more than the window holds (capped), and one of them is
 /// outside it. The others are unmapped; the page found stays mapped for
 /// the life of the process (every call needs it).
-fn locked_page_outside(lo: u64, hi: u64) -> Result<(&'static mut [u8], u64), String> {
+pub(crate) fn locked_page_outside(lo: u64, hi: u64) -> Result<(&'static mut [u8], u64), String> {
     const PAGE: usize = 4096;
     let window = usize::try_from(hi.saturating_sub(lo) / PAGE as u64).unwrap_or(usize::MAX);
     let pages = window.saturating_add(2).min(65536);

@@ -265,7 +265,7 @@ fn jump_trips_with(ctx: &Ctx, trips: u32, recipe: &Recipe) -> Result<(Verdict, S
 /// B's dump of A with kexec-tools, as a new user gets it, printed beside
 /// kjump's. kexec-tools 2.0.25 leaves the vmcoreinfo PT_NOTE and A's RAM
 /// from 1 MiB to --mem-min (but A's kernel image) out of a preserve-context
-/// image's ELF core header; on our kernels B adds both back (patch 15), so
+/// image's ELF core header; on our kernels B adds both back (patch 16), so
 /// every tagged page is found at its address, makedumpfile -d 31 writes a
 /// dump and --dump-dmesg reads A's log. The reference is shown.
 fn recipe_dump(ctx: &Ctx, g: &mut Guest, tagged: &str, fact: &'static str) -> Result<(), Failure> {

@@ -146,6 +146,13 @@ pub const TESTS: &[TestCase] = &[
         ref_reports: &[],
     },
     TestCase {
+        name: "platform_quiet_during_call",
+        run: physical::platform_quiet_during_call,
+        kernels: ALL,
+        ref_fails: true,
+        ref_reports: &[],
+    },
+    TestCase {
         name: "kjump_call_100",
         run: physical::kjump_call_100,
         kernels: OURS,
@@ -530,7 +537,7 @@ pub(crate) fn boot_disks(
 }
 
 /// Boots with every build of the checksum program (/boot/checksum.elf,
-/// bench.elf, int3.elf, fault.elf, checksum-256m.elf) and kjump, and runs `body` between "KJ: A up" and
+/// bench.elf, int3.elf, fault.elf, checksum-256m.elf), platform.elf and kjump, and runs `body` between "KJ: A up" and
 /// "KJ: done".
 fn boot_with_program(ctx: &Ctx, body: &str, append: &str) -> Result<Guest, Failure> {
     boot_with_program_on(ctx, body, append, 2)
@@ -546,6 +553,7 @@ fn boot_with_program_on(ctx: &Ctx, body: &str, append: &str, cpus: u32) -> Resul
         .and_then(|i| i.host_file(&ctx.bench_prog, "boot/bench.elf", 0o644))
         .and_then(|i| i.host_file(&progs.join("int3.elf"), "boot/int3.elf", 0o644))
         .and_then(|i| i.host_file(&progs.join("fault.elf"), "boot/fault.elf", 0o644))
+        .and_then(|i| i.host_file(&progs.join("platform.elf"), "boot/platform.elf", 0o644))
         .and_then(|i| {
             i.host_file(
                 &progs.join("checksum-256m.elf"),

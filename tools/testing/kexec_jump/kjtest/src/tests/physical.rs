@@ -37,6 +37,34 @@ pub(super) fn physical_calls(ctx: &Ctx, calls: u32) -> TestResult {
     Ok(Verdict::Pass)
 }
 
+/// During a physical-mode call A's platform is quiet: the program reads,
+/// while A is quiesced, the command register of every PCI function on bus
+/// 0 and the ACPI GPE0 enable registers; no function may master the bus
+/// and no GPE may be enabled. After the call the bus masters and the
+/// enabled GPEs (by sysfs) are those of before.
+pub(super) fn platform_quiet_during_call(ctx: &Ctx) -> TestResult {
+    let mut g = boot_with_program(ctx, "kj-guest platform --elf /boot/platform.elf", "")?;
+    g.step("platform: bus 0 masters", 120)?;
+    match g.step("platform: during the call no bus master", 300) {
+        // Upstream's jump stops neither; the call itself returns.
+        Err(f)
+            if ctx.name == "ref"
+                && f.reason
+                    .contains("platform: FAIL during the call: function")
+                && f.reason.contains("masters the bus")
+                && f.reason.contains("GPE enable registers") =>
+        {
+            return Ok(Verdict::Known(
+                "a stray bus master keeps mastering and the GPEs stay enabled during the call"
+                    .into(),
+            ));
+        }
+        r => r?,
+    };
+    g.step("KJ: done", 60)?;
+    Ok(Verdict::Pass)
+}
+
 /// The same program, linked at 256 MiB, called 100 times through kjump:
 /// `kjump call --resident` loads it in place into A's reservation and
 /// makes the first call, plain jumps make the other 99 (nothing copied);
