@@ -23,11 +23,17 @@
 # kexec -e returns once the image has jumped back. Its exit code says
 # nothing then (kexec-tools reports a stale errno), so the harness judges the
 # jump by what B printed in between; the output is kept for the log.
+# Every jump is also judged by what this kernel logged across it (see
+# quiet_since()).
 jump() {
+	JUMPS=$((JUMPS + 1))
+	log_mark "jump-$JUMPS"
 	# Let the console finish our line before the kernel prints its own.
 	kj-guest drain
 	kexec -e >/tmp/jump.out 2>&1
-	mark "$1 kexec -e returned $? $(tail -n1 /tmp/jump.out)"
+	rc=$?
+	quiet_since "jump-$JUMPS" "$1 jump"
+	mark "$1 kexec -e returned $rc $(tail -n1 /tmp/jump.out)"
 }
 
 case " $(cat /proc/cmdline) " in

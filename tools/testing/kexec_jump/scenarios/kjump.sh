@@ -50,9 +50,12 @@ case " $(cat /proc/cmdline) " in
 	n=0
 	while :; do
 		mark "B jumping back"
+		log_mark "back-$n"
 		kj-guest drain
 		kjump back >/tmp/back.out 2>&1
-		mark "B back returned $? $(tail -n1 /tmp/back.out)"
+		rc=$?
+		quiet_since "back-$n" "B kjump back"
+		mark "B back returned $rc $(tail -n1 /tmp/back.out)"
 		n=$((n + 1))
 		mark "B resumed $n cpus=$(cat /sys/devices/system/cpu/online)"
 		check_memory B
@@ -84,8 +87,10 @@ while [ $i -lt "$TRIPS" ]; do
 	sleeper=$!
 	before=$(ns)
 	mark "A jumping $i"
+	log_mark "exec-$i"
 	kj-guest drain
 	taskset -c "$EXEC_CPU" kjump exec >/tmp/exec.out 2>&1 || die "A exec: $(tail -n1 /tmp/exec.out)"
+	quiet_since "exec-$i" "A kjump exec"
 	after=$(ns)
 	mark "A resumed $i cpus=$(cat /sys/devices/system/cpu/online) $(tail -n1 /tmp/exec.out)"
 	[ "$after" -ge "$before" ] || die "CLOCK_MONOTONIC went back: $before -> $after"
