@@ -15,6 +15,9 @@ log=${1:-}
 doc=$KJ_ROOT/Documentation/admin-guide/kexec-jump.rst
 summary=$(grep -E '^[0-9]+ passed, [0-9]+ failed' "$log" | tail -n1)
 [ -n "$summary" ] || die "$log has no summary line: the run did not finish"
+xfail=$(sed -n 's/^\([0-9]*\) expected failures (XFAIL.*/\1/p' "$log" | tail -n1)
+[ -n "$xfail" ] || die "$log has no expected-failure count"
+summary="$summary; $xfail expected failures of the reference"
 grep -q '^reliability report:$' "$log" || die "$log has no reliability report"
 commit=$(git -C "$KJ_ROOT" rev-parse --short HEAD)
 

@@ -14,8 +14,11 @@
 //!   the yardstick is a plain memcpy of as many pages, timed in the guest.
 //!
 //! One call per boot: the reference survives only its first call. Figures
-//! are from an emulated machine (TCG); only the ratios mean something.
+//! are from an emulated machine (TCG); only the ratios mean something,
+//! each round of one kernel paired with the round of the other made next
+//! to it.
 
+use crate::stats::{self, Spread};
 use crate::{tests, Ctx};
 use std::{fs, path::Path};
 
@@ -87,81 +90,138 @@ fn figure(lines: &[String], key: &str) -> Option<f64> {
     rest.split_whitespace().next()?.parse().ok()
 }
 
-fn median(mut v: Vec<f64>) -> f64 {
-    v.sort_by(f64::total_cmp);
-    v[v.len() / 2]
-}
-
 /// One boot's figures: the ladder phases (ms), the switch and the memcpy
-/// (TSC cycles).
+/// (TSC cycles; the switch needs the test devices, which c lacks).
 struct Sample {
     phases: [f64; 3],
-    switch: f64,
-    memcpy: f64,
+    switch: Option<f64>,
+    memcpy: Option<f64>,
 }
 
-/// Runs `rounds` boots per kernel and prints the medians side by side.
-pub fn run(ctx_for: impl Fn(&'static str) -> Ctx, rounds: usize) -> Result<(), String> {
-    let pages = load_pages(&ctx_for("ours").bench_prog)?;
-    // Rounds alternate between the kernels, so a busy spell of the
-    // machine weighs on both alike.
-    let kernels = ["ours", "ref"];
-    let mut samples: [Vec<Sample>; 2] = [Vec::new(), Vec::new()];
+impl Sample {
+    fn ladder(&self) -> f64 {
+        self.phases.iter().sum()
+    }
+}
+
+/// `rounds` boots of each of two kernels, one physical-mode call each.
+/// Rounds alternate between the kernels (a, b, a, b..), so a busy spell of
+/// the machine weighs on both alike and round i of each is a pair.
+fn samples(ctxs: [&Ctx; 2], rounds: usize) -> Result<[Vec<Sample>; 2], String> {
+    let pages = load_pages(&ctxs[0].bench_prog)?;
+    let mut out: [Vec<Sample>; 2] = [Vec::new(), Vec::new()];
     for round in 1..=rounds {
-        for (k, kernel) in kernels.iter().enumerate() {
-            let ctx = ctx_for(kernel);
-            let lines = tests::one_physical_call(&ctx, pages)
+        for (k, ctx) in ctxs.iter().enumerate() {
+            let kernel = ctx.name;
+            let lines = tests::one_physical_call(ctx, pages)
                 .map_err(|f| format!("{kernel} round {round}: {}", f.reason))?;
-            let missing = |what: &str| format!("{kernel} round {round}: no {what} in the console");
-            samples[k].push(Sample {
-                phases: phases(&lines).ok_or_else(|| missing("phase mark"))?,
-                switch: figure(&lines, "KJ: switch_cycles ").ok_or_else(|| missing("switch"))?,
-                memcpy: figure(&lines, &format!("memcpy: {pages} pages "))
-                    .ok_or_else(|| missing("memcpy"))?,
+            let missing = || format!("{kernel} round {round}: no phase mark in the console");
+            out[k].push(Sample {
+                phases: phases(&lines).ok_or_else(missing)?,
+                switch: figure(&lines, "KJ: switch_cycles "),
+                memcpy: figure(&lines, &format!("memcpy: {pages} pages ")),
             });
         }
     }
-    let medians = samples.map(|s| {
-        let phases = [0, 1, 2].map(|i| median(s.iter().map(|x| x.phases[i]).collect()));
-        let switch = median(s.iter().map(|x| x.switch).collect());
-        let memcpy = median(s.iter().map(|x| x.memcpy).collect());
-        (phases, switch, memcpy)
-    });
-    let [(op, os, om), (rp, rs, rm)] = [medians[0], medians[1]];
-    println!("\nmedian of {rounds} boots per kernel (TCG):");
-    println!("{:<34} {:>12} {:>12} {:>9}", "", "ours", "ref", "ours/ref");
+    Ok(out)
+}
+
+/// Prints one row: the two sides as min / median / max and a / b paired.
+fn row(name: &str, a: &[f64], b: &[f64], div: f64, prec: usize) {
+    let show = |v: &[f64]| Spread::of(v).map_or("-".into(), |x| x.show(div, prec));
+    println!(
+        "{name:<34} {:>26} {:>26}   {}",
+        show(a),
+        show(b),
+        stats::verdict(a, b)
+    );
+}
+
+/// `kjtest bench`: ours and the reference, `rounds` boots each,
+/// alternating; every figure as min / median / max, ours/ref paired.
+pub fn run(ctx_for: impl Fn(&'static str) -> Ctx, rounds: usize) -> Result<(), String> {
+    let (ours, reference) = (ctx_for("ours"), ctx_for("ref"));
+    let [o, r] = samples([&ours, &reference], rounds)?;
+    let pages = load_pages(&ours.bench_prog)?;
+    println!("\n{rounds} boots per kernel, alternating (TCG), min / median / max:");
+    println!("{:<34} {:>26} {:>26}   ours/ref, paired", "", "ours", "ref");
     for (i, name) in PHASES.iter().enumerate() {
-        println!(
-            "{:<34} {:>12.1} {:>12.1} {:>8.2}x",
-            format!("{name}, ms"),
-            op[i],
-            rp[i],
-            op[i] / rp[i]
+        let (a, b): (Vec<f64>, Vec<f64>) = (
+            o.iter().map(|x| x.phases[i]).collect(),
+            r.iter().map(|x| x.phases[i]).collect(),
         );
+        row(&format!("{name}, ms"), &a, &b, 1.0, 1);
     }
-    let (o, r): (f64, f64) = (op.iter().sum(), rp.iter().sum());
-    println!(
-        "{:<34} {o:>12.1} {r:>12.1} {:>8.2}x",
-        "whole ladder, ms",
-        o / r
+    let ladder = |v: &[Sample]| v.iter().map(Sample::ladder).collect::<Vec<_>>();
+    row("whole ladder, ms", &ladder(&o), &ladder(&r), 1.0, 1);
+    let all = |v: &[Sample], f: fn(&Sample) -> Option<f64>, what: &str| {
+        v.iter()
+            .map(f)
+            .collect::<Option<Vec<f64>>>()
+            .ok_or(format!("a boot printed no {what}"))
+    };
+    let (os, rs) = (
+        all(&o, |x| x.switch, "switch")?,
+        all(&r, |x| x.switch, "switch")?,
     );
-    println!(
-        "{:<34} {os:>12.0} {rs:>12.0} {:>8.2}x",
-        "one switch, cycles",
-        os / rs
+    let (om, rm) = (
+        all(&o, |x| x.memcpy, "memcpy")?,
+        all(&r, |x| x.memcpy, "memcpy")?,
     );
-    println!(
-        "{:<34} {om:>12.0} {rm:>12.0} {:>8.2}x",
-        format!("memcpy of {pages} pages, cycles"),
-        om / rm
+    row("one switch, Mcycles", &os, &rs, 1e6, 2);
+    row(
+        &format!("memcpy of {pages} pages, Mcycles"),
+        &om,
+        &rm,
+        1e6,
+        2,
     );
-    println!(
-        "{:<34} {:>11.1}x {:>11.1}x",
+    row(
         "switch / memcpy",
-        os / om,
-        rs / rm
+        &stats::paired(&os, &om),
+        &stats::paired(&rs, &rm),
+        1.0,
+        1,
     );
     Ok(())
+}
+
+/// The ladder floor in the test command: the Rust sequence (ours) no
+/// slower than the same series' C sequence (c), whole ladder, `rounds`
+/// boots each, alternating; the rounds go to build/bench/ladder.tsv.
+pub fn ladder_floor(ours: &Ctx, c: &Ctx, rounds: usize) -> Result<(), String> {
+    use crate::floors::{judge, record, Bound, Outcome};
+    let [o, r] = samples([ours, c], rounds)?;
+    let ladder = |v: &[Sample]| v.iter().map(Sample::ladder).collect::<Vec<_>>();
+    let (a, b) = (ladder(&o), ladder(&r));
+    let mut series: Vec<(String, Vec<f64>)> = Vec::new();
+    for (side, v) in [("Rust", &o), ("C", &r)] {
+        for (i, name) in PHASES.iter().enumerate() {
+            series.push((
+                format!("{side}: {name}"),
+                v.iter().map(|x| x.phases[i]).collect(),
+            ));
+        }
+    }
+    series.push(("Rust: whole ladder".into(), a.clone()));
+    series.push(("C: whole ladder".into(), b.clone()));
+    let named: Vec<(&str, &[f64])> = series
+        .iter()
+        .map(|(n, v)| (n.as_str(), v.as_slice()))
+        .collect();
+    record("ladder", &named)?;
+    println!("{rounds} boots each, alternating, min / median / max, ms:");
+    println!(
+        "{:<34} {:>26} {:>26}   Rust/C, paired",
+        "", "Rust (ours)", "C (c)"
+    );
+    row("whole ladder", &a, &b, 1.0, 1);
+    let (outcome, line) = judge("Rust ladder / C ladder", &a, &b, Bound::AtMost(1.0));
+    println!("{line}");
+    match outcome {
+        Outcome::Missed => Err(line),
+        _ => Ok(()),
+    }
 }
 
 #[cfg(test)]

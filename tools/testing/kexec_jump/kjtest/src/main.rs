@@ -10,12 +10,14 @@
 
 mod bench;
 mod cpio;
+mod floors;
 mod initramfs;
 mod qemu;
 mod report;
 mod soak;
 mod stats;
 mod switch_bench;
+mod tables;
 mod tests;
 
 use report::{Outcome, Report};
@@ -46,14 +48,14 @@ pub struct Ctx {
     pub threads: u32,
 }
 
-fn root() -> PathBuf {
+pub(crate) fn root() -> PathBuf {
     let root = env::var_os("KJ_ROOT")
         .map(PathBuf::from)
         .unwrap_or_else(|| PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("../../../.."));
     fs::canonicalize(&root).unwrap_or(root)
 }
 
-fn ctx(kernel: &'static str, test: &str) -> Ctx {
+pub(crate) fn ctx(kernel: &'static str, test: &str) -> Ctx {
     let root = root();
     let scratch = root.join("build/test").join(kernel).join(test);
     let _ = fs::remove_dir_all(&scratch);
@@ -260,6 +262,20 @@ fn main() -> ExitCode {
                 }
             }
         }
+        Some("tables") => match args.get(1).map(|n| tables::table(n)) {
+            Some(Ok(t)) => {
+                print!("{t}");
+                ExitCode::SUCCESS
+            }
+            Some(Err(e)) => {
+                eprintln!("kjtest tables: {e}");
+                ExitCode::FAILURE
+            }
+            None => {
+                eprintln!("usage: kjtest tables switch|hibernate|ladder");
+                ExitCode::from(2)
+            }
+        },
         Some("switch-bench") => {
             let rounds = args.get(1).and_then(|r| r.parse().ok()).unwrap_or(5);
             match switch_bench::run(
@@ -276,7 +292,7 @@ fn main() -> ExitCode {
         }
         _ => {
             eprintln!(
-                "usage: kjtest run [--kernel ours|c|ref|both|all] [--only NAME] [--list] | kjtest demo | kjtest bench [ROUNDS] | kjtest switch-bench [ROUNDS] | kjtest hibernate-bench [MIB] [ROUNDS] | kjtest soak [TRIPS]"
+                "usage: kjtest run [--kernel ours|c|ref|both|all] [--only NAME] [--list] | kjtest demo | kjtest bench [ROUNDS] | kjtest switch-bench [ROUNDS] | kjtest hibernate-bench [MIB] [ROUNDS] | kjtest soak [TRIPS] | kjtest tables switch|hibernate|ladder"
             );
             ExitCode::from(2)
         }

@@ -153,8 +153,8 @@ const CYCLES_M: f64 = 1e6;
 /// The physical-mode part: one switch with a program of 16, 64 and 256
 /// MiB, resident (kjump) and swapped (kexec-tools) on ours, and the
 /// reference's first call (it survives no second), `rounds` each.
-/// Returns whether both floors hold.
-fn program_switches(ours: &Ctx, reference: &Ctx, rounds: u32) -> Result<bool, String> {
+/// Fails if a floor is missed beyond the spread.
+fn program_switches(ours: &Ctx, reference: &Ctx, rounds: u32) -> Result<(), String> {
     println!(
         "one switch (syscore suspend to syscore resume) with a physical-mode program, \
          Mcycles min / median / max of {rounds}:"
@@ -188,19 +188,62 @@ fn program_switches(ours: &Ctx, reference: &Ctx, rounds: u32) -> Result<bool, St
         resident.push(r);
         swapped.push(s);
     }
-    let med = |v: &[f64]| Spread::of(v).map_or(f64::NAN, |s| s.median);
-    let (r16, r256, s256) = (med(&resident[0]), med(&resident[2]), med(&swapped[2]));
-    let faster = s256 / r256;
-    let flat = r256 / r16;
-    println!(
-        "floor: resident at 256 MiB at least 10x faster than swapped at 256 MiB: {faster:.1}x, {}",
-        if faster >= 10.0 { "met" } else { "NOT met" }
+    judge_floors(&resident[0], &resident[2], &swapped[2])
+}
+
+/// The two floors of the resident switch, each judged against the spread
+/// (crate::floors); prints them, and fails with those missed beyond it.
+fn judge_floors(r16: &[f64], r256: &[f64], s256: &[f64]) -> Result<(), String> {
+    use crate::floors::{judge, Bound, Outcome};
+    let (faster, line1) = judge(
+        "swapped/resident at 256 MiB",
+        s256,
+        r256,
+        Bound::AtLeast(10.0),
     );
-    println!(
-        "floor: resident at 256 MiB within 1.2x of resident at 16 MiB: {flat:.2}x, {}",
-        if flat <= 1.2 { "met" } else { "NOT met" }
+    let (flat, line2) = judge(
+        "resident 256 MiB / resident 16 MiB",
+        r256,
+        r16,
+        Bound::AtMost(1.2),
     );
-    Ok(faster >= 10.0 && flat <= 1.2)
+    println!("{line1}\n{line2}");
+    let missed: Vec<&str> = [(faster, &line1), (flat, &line2)]
+        .into_iter()
+        .filter(|(o, _)| *o == Outcome::Missed)
+        .map(|(_, l)| l.as_str())
+        .collect();
+    match missed.is_empty() {
+        true => Ok(()),
+        false => Err(missed.join("; ")),
+    }
+}
+
+/// The switch floors in the test command: `rounds` calls of the resident
+/// program at 16 and 256 MiB and of the swapped one at 256 MiB (one boot
+/// each), the rounds written to build/bench/switch.tsv.
+pub fn floors(ctx: &Ctx, rounds: u32) -> Result<(), String> {
+    let r16 = program_calls(ctx, 16, rounds, true)?;
+    let r256 = program_calls(ctx, 256, rounds, true)?;
+    let s256 = program_calls(ctx, 256, rounds, false)?;
+    let m = |v: &[f64]| v.iter().map(|c| c / CYCLES_M).collect::<Vec<_>>();
+    let (r16, r256, s256) = (m(&r16), m(&r256), m(&s256));
+    crate::floors::record(
+        "switch",
+        &[
+            ("resident 16 MiB", &r16),
+            ("resident 256 MiB", &r256),
+            ("swapped 256 MiB", &s256),
+        ],
+    )?;
+    let show = |v: &[f64]| Spread::of(v).map_or("-".into(), |x| x.show(1.0, 1));
+    println!(
+        "one switch, Mcycles min / median / max of {rounds}: resident 16 MiB {}, resident 256 MiB {}, swapped 256 MiB {}",
+        show(&r16),
+        show(&r256),
+        show(&s256)
+    );
+    judge_floors(&r16, &r256, &s256)
 }
 
 /// The ping-pong part: A -> B -> A with a kernel B, B swapped
@@ -259,12 +302,8 @@ pub fn run(ours: &Ctx, reference: &Ctx, rounds: u32) -> Result<(), String> {
     if rounds < 2 {
         return Err("need at least 2 rounds".into());
     }
-    let met = program_switches(ours, reference, rounds)?;
+    let floors = program_switches(ours, reference, rounds);
     ping_pong(ours, rounds + 1)?;
     println!("\n(TCG on a shared machine: read the ratios, not the cycles)");
-    if met {
-        Ok(())
-    } else {
-        Err("a floor is not met".into())
-    }
+    floors
 }

@@ -446,13 +446,26 @@ fn kernel_sample(ctx: &Ctx, conf: &str) -> Result<Sample, Failure> {
     })
 }
 
-/// `kjtest hibernate-bench`: kjump hibernate + resume against the
-/// kernel's own hibernation to a swap device, same guest (1 GiB, 2 CPUs,
-/// TCG), same load (a process holding `mib` MiB), `rounds` runs of each,
-/// alternating. Prints each figure as min / median / max, and kjump/kernel
-/// as the ratios of each round's pair ("no difference" when the two
-/// ranges overlap); fails if either side fails.
+/// One row of the hibernation benchmark: name, unit, divisor, the figure.
+type Row = (&'static str, &'static str, f64, fn(&Sample) -> f64);
+
+/// The hibernation benchmark's rows.
+const ROWS: [Row; 3] = [
+    ("hibernate start -> powered off", "s", 1.0, |s| s.to_off),
+    ("boot -> A running again", "s", 1.0, |s| s.to_a),
+    ("image on the device", "MiB", 1048576.0, |s| s.bytes as f64),
+];
+
+/// kjump hibernate + resume against the kernel's own hibernation to a
+/// swap device, same guest (1 GiB, 2 CPUs, TCG), same load (a process
+/// holding `mib` MiB), `rounds` runs of each, alternating. Prints each
+/// figure as min / median / max and kjump/kernel as the ratios of each
+/// round's pair ("no difference" when the two ranges overlap), writes the
+/// rounds to build/bench/hibernate.tsv, and judges the floors: kjump no
+/// slower to power off and to resume, its image no larger. Fails if
+/// either side fails or a floor is missed beyond the spread.
 pub fn bench(ctx: &Ctx, mib: u32, rounds: u32) -> Result<(), String> {
+    use crate::floors::{judge, record, Bound, Outcome};
     use crate::stats::{verdict, Spread};
     let conf = format!("MEM_MIB={mib}\nMLOCK=0\nDATA=0\nHIBERNATE=1\n");
     let (mut ks, mut cs) = (Vec::new(), Vec::new());
@@ -468,11 +481,11 @@ pub fn bench(ctx: &Ctx, mib: u32, rounds: u32) -> Result<(), String> {
         "{:<32} {:>20} {:>20}   kjump/kernel, paired",
         "", "kjump", "kernel (swap)"
     );
-    let row = |what: &str, f: fn(&Sample) -> f64, div: f64, unit: &str| {
-        let (k, c): (Vec<f64>, Vec<f64>) = (
-            ks.iter().map(|s| f(s) / div).collect(),
-            cs.iter().map(|s| f(s) / div).collect(),
-        );
+    let mut series = Vec::new();
+    let mut missed = Vec::new();
+    for (what, unit, div, f) in ROWS {
+        let k: Vec<f64> = ks.iter().map(|s| f(s) / div).collect();
+        let c: Vec<f64> = cs.iter().map(|s| f(s) / div).collect();
         let show = |v: &[f64]| Spread::of(v).map_or("-".into(), |x| x.show(1.0, 1));
         println!(
             "{what:<32} {:>18} {unit} {:>18} {unit}   {}",
@@ -480,14 +493,31 @@ pub fn bench(ctx: &Ctx, mib: u32, rounds: u32) -> Result<(), String> {
             show(&c),
             verdict(&k, &c)
         );
-    };
-    row("hibernate start -> powered off", |s| s.to_off, 1.0, "s");
-    row("boot -> A running again", |s| s.to_a, 1.0, "s");
-    row(
-        "image on the device",
-        |s| s.bytes as f64,
-        f64::from(1 << 20),
-        "MiB",
-    );
-    Ok(())
+        let (outcome, line) = judge(&format!("kjump/kernel, {what}"), &k, &c, Bound::AtMost(1.0));
+        println!("{line}");
+        if outcome == Outcome::Missed {
+            missed.push(line);
+        }
+        series.push((format!("kjump: {what}"), k));
+        series.push((format!("kernel: {what}"), c));
+    }
+    let named: Vec<(&str, &[f64])> = series
+        .iter()
+        .map(|(n, v)| (n.as_str(), v.as_slice()))
+        .collect();
+    record("hibernate", &named)?;
+    match missed.is_empty() {
+        true => Ok(()),
+        false => Err(missed.join("; ")),
+    }
+}
+
+/// The hibernation floors in the test command: `bench` with 256 MiB, 3
+/// rounds.
+pub(super) fn hibernate_floors(ctx: &Ctx) -> TestResult {
+    bench(ctx, 256, 3).map_err(|reason| Failure {
+        reason,
+        excerpt: vec![],
+    })?;
+    Ok(Verdict::Pass)
 }

@@ -6,6 +6,7 @@
 use crate::{initramfs::Initramfs, qemu::Vm, qemu::VmConfig, Ctx};
 
 mod basics;
+mod benchmarks;
 mod busy;
 mod devices;
 mod hibernate;
@@ -191,6 +192,27 @@ pub const TESTS: &[TestCase] = &[
         name: "freeze_failure_unwinds",
         run: devices::freeze_failure_unwinds,
         kernels: WITH_DEVICES,
+        ref_fails: false,
+        ref_reports: &[],
+    },
+    TestCase {
+        name: "switch_floors",
+        run: benchmarks::switch_floors,
+        kernels: OURS,
+        ref_fails: false,
+        ref_reports: &[],
+    },
+    TestCase {
+        name: "ladder_floor",
+        run: benchmarks::ladder_floor,
+        kernels: OURS,
+        ref_fails: false,
+        ref_reports: &[],
+    },
+    TestCase {
+        name: "hibernate_floors",
+        run: hibernate::hibernate_floors,
+        kernels: OURS,
         ref_fails: false,
         ref_reports: &[],
     },

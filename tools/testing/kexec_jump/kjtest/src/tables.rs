@@ -1,0 +1,114 @@
+// SPDX-License-Identifier: GPL-2.0
+
+//! `kjtest tables NAME`: the documentation's table for a benchmark, made
+//! from the rounds its last run recorded (build/bench/NAME.tsv), with the
+//! floors judged again from them. scripts/update-bench-doc.sh puts the
+//! output into README.md, so no figure there is typed by hand.
+
+use crate::floors::{judge, load, Bound, Recorded};
+use crate::stats::{verdict, Spread};
+
+fn spread(v: &[f64], prec: usize) -> String {
+    Spread::of(v).map_or("-".into(), |s| s.show(1.0, prec))
+}
+
+/// Rows "what | a | b | a/b paired" for the series "A: what", "B: what".
+fn paired_rows(r: &Recorded, sides: [&str; 2], rows: &[(&str, &str)]) -> Result<String, String> {
+    let mut out = format!(
+        "| | {} | {} | {}/{}, paired |\n| --- | --- | --- | --- |\n",
+        sides[0], sides[1], sides[0], sides[1]
+    );
+    for (what, unit) in rows {
+        let a = r.get(&format!("{}: {what}", sides[0]))?;
+        let b = r.get(&format!("{}: {what}", sides[1]))?;
+        out += &format!(
+            "| {what} | {} {unit} | {} {unit} | {} |\n",
+            spread(a, 1),
+            spread(b, 1),
+            verdict(a, b)
+        );
+    }
+    Ok(out)
+}
+
+fn switch(r: &Recorded) -> Result<String, String> {
+    let (r16, r256, s256) = (
+        r.get("resident 16 MiB")?,
+        r.get("resident 256 MiB")?,
+        r.get("swapped 256 MiB")?,
+    );
+    let mut out = String::from("| B | one switch, Mcycles |\n| --- | --- |\n");
+    for (name, v) in [
+        ("resident 16 MiB", r16),
+        ("resident 256 MiB", r256),
+        ("swapped 256 MiB", s256),
+    ] {
+        out += &format!("| {name} | {} |\n", spread(v, 1));
+    }
+    out += "\n- ";
+    out += &judge(
+        "swapped/resident at 256 MiB",
+        s256,
+        r256,
+        Bound::AtLeast(10.0),
+    )
+    .1;
+    out += "\n- ";
+    out += &judge(
+        "resident 256 MiB / resident 16 MiB",
+        r256,
+        r16,
+        Bound::AtMost(1.2),
+    )
+    .1;
+    out += "\n";
+    Ok(out)
+}
+
+fn hibernate(r: &Recorded) -> Result<String, String> {
+    let rows = [
+        ("hibernate start -> powered off", "s"),
+        ("boot -> A running again", "s"),
+        ("image on the device", "MiB"),
+    ];
+    let mut out = paired_rows(r, ["kjump", "kernel"], &rows)?;
+    out += "\n";
+    for (what, _) in rows {
+        let (a, b) = (
+            r.get(&format!("kjump: {what}"))?,
+            r.get(&format!("kernel: {what}"))?,
+        );
+        out += "- ";
+        out += &judge(&format!("kjump/kernel, {what}"), a, b, Bound::AtMost(1.0)).1;
+        out += "\n";
+    }
+    Ok(out)
+}
+
+fn ladder(r: &Recorded) -> Result<String, String> {
+    let mut rows: Vec<(&str, &str)> = crate::bench::PHASES.iter().map(|p| (*p, "ms")).collect();
+    rows.push(("whole ladder", "ms"));
+    let mut out = paired_rows(r, ["Rust", "C"], &rows)?;
+    out += "\n- ";
+    let (a, b) = (r.get("Rust: whole ladder")?, r.get("C: whole ladder")?);
+    out += &judge("Rust ladder / C ladder", a, b, Bound::AtMost(1.0)).1;
+    out += "\n";
+    Ok(out)
+}
+
+/// The table for `name` (switch, hibernate or ladder), headed by the run
+/// it comes from.
+pub fn table(name: &str) -> Result<String, String> {
+    let r = load(name)?;
+    let body = match name {
+        "switch" => switch(&r)?,
+        "hibernate" => hibernate(&r)?,
+        "ladder" => ladder(&r)?,
+        _ => return Err(format!("no table '{name}' (switch, hibernate, ladder)")),
+    };
+    let rounds = r.series.first().map_or(0, |(_, v)| v.len());
+    Ok(format!(
+        "From the test command's run of {} ({rounds} rounds, min / median / max):\n\n{body}",
+        r.run
+    ))
+}
