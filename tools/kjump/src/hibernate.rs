@@ -98,6 +98,29 @@ fn block_device(dev: &str) -> Result<()> {
     Ok(())
 }
 
+/// The next boot must look for the image, or it boots normally and the
+/// image goes stale: refuse unless this boot's command line has
+/// kjump.resume= naming `dev` (the same device), as the next boot of the
+/// same entry will, or the caller says the next boot's entry has it.
+fn next_boot_resumes(dev: &str, elsewhere: bool) -> Result<()> {
+    use std::os::unix::fs::MetadataExt;
+    if elsewhere {
+        return Ok(());
+    }
+    let want = fs::metadata(dev).with_context(|| dev.to_string())?.rdev();
+    let cmdline = fs::read_to_string("/proc/cmdline").context("/proc/cmdline")?;
+    let named = cmdline
+        .split_whitespace()
+        .filter_map(|a| a.strip_prefix("kjump.resume="))
+        .any(|d| fs::metadata(d).is_ok_and(|m| m.rdev() == want));
+    if !named {
+        bail!(
+            "this boot's command line has no kjump.resume={dev}, so the next boot would not look for the image: add it to the boot entry (or pass --resume-elsewhere if the next boot's entry has it)"
+        );
+    }
+    Ok(())
+}
+
 /// Block 0 of `dev`, read or written past the page cache (A reads the
 /// device again after the jump, when other kernels have written it).
 fn block0(dev: &str, write: Option<&[u8]>) -> Result<Vec<u8>> {
@@ -148,10 +171,11 @@ fn claimed_device(hint: &str, nonce: u64) -> Result<String> {
 }
 
 /// In A: hibernate to `dev` through a kexec jump to `kernel`.
-pub fn hibernate(dev: &str, kernel: &str, append: &str) -> Result<()> {
+pub fn hibernate(dev: &str, kernel: &str, append: &str, resume_elsewhere: bool) -> Result<()> {
     let t0 = Instant::now();
     crate::trace("hibernate start");
     block_device(dev)?;
+    next_boot_resumes(dev, resume_elsewhere)?;
     own_build_id()?;
     crate::trace("checks done");
     let exe = fs::read("/proc/self/exe").context("/proc/self/exe")?;

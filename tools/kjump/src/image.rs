@@ -21,6 +21,13 @@ pub const PAGE: u64 = 4096;
 pub const MAGIC: &[u8; 8] = b"KJHIBIMG";
 /// Block 0 of an image that was resumed (so it never is again).
 pub const MAGIC_RESUMED: &[u8; 8] = b"KJRESUMD";
+/// Block 0 of an image that was found but not resumed: `kjump resume`
+/// writes it, with the reason at [`INVALID_REASON`], before the boot goes
+/// on, so that no later boot resumes A over filesystems this boot changed.
+pub const MAGIC_INVALID: &[u8; 8] = b"KJINVALD";
+/// Where an invalidated image's block 0 holds the reason (NUL-padded);
+/// the header fields before it are left for inspection.
+pub const INVALID_REASON: usize = 512;
 /// Block 0 while a hibernation is under way: A marks the device with this
 /// and the run's nonce, and B writes only to the disk that carries them.
 pub const MAGIC_CLAIM: &[u8; 8] = b"KJCLAIM1";
@@ -104,6 +111,9 @@ impl Header {
         if &b[..8] == MAGIC_RESUMED {
             bail!("the image there was already resumed");
         }
+        if &b[..8] == MAGIC_INVALID {
+            bail!("the image there was invalidated: {}", invalid_reason(b));
+        }
         if &b[..8] != MAGIC {
             bail!("no hibernation image there");
         }
@@ -139,6 +149,27 @@ impl Header {
             free_pages: w(13),
         })
     }
+}
+
+/// Block 0 with the image invalidated for `why` (see [`MAGIC_INVALID`]).
+pub fn invalidated(block0: &[u8], why: &str) -> Vec<u8> {
+    let mut b = block0[..PAGE as usize].to_vec();
+    b[..8].copy_from_slice(MAGIC_INVALID);
+    let room = PAGE as usize - INVALID_REASON - 1;
+    let why = &why.as_bytes()[..why.len().min(room)];
+    b[INVALID_REASON..].fill(0);
+    b[INVALID_REASON..INVALID_REASON + why.len()].copy_from_slice(why);
+    b
+}
+
+/// The reason an invalidated block 0 records (printable text only).
+pub fn invalid_reason(block0: &[u8]) -> String {
+    let r = &block0[INVALID_REASON..PAGE as usize];
+    let end = r.iter().position(|&c| c == 0).unwrap_or(r.len());
+    String::from_utf8_lossy(&r[..end])
+        .chars()
+        .map(|c| if c.is_control() { '?' } else { c })
+        .collect()
 }
 
 /// A run of pages: first page frame and count.
@@ -260,6 +291,9 @@ mod tests {
             .unwrap_err()
             .to_string()
             .contains("already"));
+        let b = invalidated(&h.encode(), "another kernel build\n");
+        let e = Header::decode(&b).unwrap_err().to_string();
+        assert_eq!(e, "the image there was invalidated: another kernel build?");
         assert!(Header::decode(&[0u8; 4096]).is_err());
     }
 

@@ -86,8 +86,15 @@ enum Cmd {
         /// More of B's command line
         #[arg(long, default_value = "")]
         append: String,
+        /// The next boot's entry has kjump.resume=DEVICE, though this
+        /// boot's command line has not (otherwise refused: the image
+        /// would never be looked for)
+        #[arg(long)]
+        resume_elsewhere: bool,
     },
-    /// Resume the kernel saved on DEVICE; returns if there is nothing to resume
+    /// Resume the kernel saved on DEVICE; returns if it did not, with exit
+    /// code 1 (no image), 2 (an image that could not be resumed, now
+    /// invalidated) or 3 (such an image kept: the boot must stop)
     Resume {
         /// Block device holding the image
         #[arg(long)]
@@ -216,7 +223,31 @@ fn status() -> Result<()> {
         );
     }
     println!("jumps so far: {}", state::jumps());
+    let cmdline = fs::read_to_string("/proc/cmdline").unwrap_or_default();
+    for dev in cmdline
+        .split_whitespace()
+        .filter_map(|a| a.strip_prefix("kjump.resume="))
+    {
+        println!("resume device {dev}: {}", resume_device_state(dev));
+    }
     Ok(())
+}
+
+/// What block 0 of a resume device says, in a few words.
+fn resume_device_state(dev: &str) -> String {
+    use std::os::unix::fs::FileExt;
+    let mut b = vec![0u8; image::PAGE as usize];
+    match fs::File::open(dev).and_then(|f| f.read_exact_at(&mut b, 0)) {
+        Err(e) => format!("unreadable ({e})"),
+        Ok(()) => match image::Header::decode(&b) {
+            Ok(h) => format!(
+                "a hibernation image of kernel build {}, {} MiB",
+                hibernate::hex(&h.build_id),
+                h.image_end >> 20
+            ),
+            Err(e) => e.to_string(),
+        },
+    }
 }
 
 /// /boot/vmlinuz-RELEASE of the running kernel.
@@ -260,9 +291,23 @@ fn main() {
             device,
             kernel,
             append,
-        } => hibernate::hibernate(&device, &kernel.unwrap_or_else(default_kernel), &append),
-        Cmd::Resume { device } => resume::resume(&device)
-            .with_context(|| format!("no resume from {device}, booting normally")),
+            resume_elsewhere,
+        } => hibernate::hibernate(
+            &device,
+            &kernel.unwrap_or_else(default_kernel),
+            &append,
+            resume_elsewhere,
+        ),
+        Cmd::Resume { device } => {
+            let no = resume::resume(&device);
+            let (code, why, next) = match &no {
+                resume::NoResume::NoImage(e) => (no.exit_code(), e, "booting normally"),
+                resume::NoResume::Invalidated(e) => (no.exit_code(), e, "booting normally"),
+                resume::NoResume::Kept(e) => (no.exit_code(), e, "the boot must stop"),
+            };
+            eprintln!("kjump: no resume from {device}, {next}: {why:#}");
+            std::process::exit(code);
+        }
     };
     if let Err(e) = r {
         eprintln!("kjump: {e:#}");

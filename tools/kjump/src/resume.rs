@@ -67,9 +67,8 @@ impl Image {
     }
 }
 
-/// Opens and checks everything but the chunks.
-fn open(dev: &str) -> Result<Image> {
-    let mut file = open_direct(dev).with_context(|| dev.to_string())?;
+/// Checks everything in the image on `file` but the chunks.
+fn open(mut file: File) -> Result<Image> {
     let dev_len = file.seek(SeekFrom::End(0))?;
     let mut hb = AlignedBuf::new(PAGE as usize);
     file.read_exact_at(hb.bytes_mut(), 0)
@@ -181,16 +180,108 @@ fn load_chunks(img: &Image) -> Result<()> {
     })
 }
 
-/// Checks the image on `dev` and, if it is valid, resumes A from it:
-/// returns only if there is nothing to resume or the resume failed.
+/// Why `kjump resume` did not resume; the initramfs hook acts on the exit
+/// code.
+pub enum NoResume {
+    /// Nothing to resume: no image, one resumed or invalidated before, or
+    /// no device to read (exit code 1).
+    NoImage(anyhow::Error),
+    /// An image was there and could not be resumed: it is invalidated
+    /// now, and the boot goes on (exit code 2).
+    Invalidated(anyhow::Error),
+    /// An image could not be resumed and is still valid: the user asked
+    /// for that (`kjump.resume_failed=halt`) or writing the device failed.
+    /// The boot must not go on and change what A has mounted (exit code 3).
+    Kept(anyhow::Error),
+}
+
+impl NoResume {
+    pub fn exit_code(&self) -> i32 {
+        match self {
+            NoResume::NoImage(_) => 1,
+            NoResume::Invalidated(_) => 2,
+            NoResume::Kept(_) => 3,
+        }
+    }
+}
+
+/// Whether this boot's command line asks to keep an image that cannot be
+/// resumed and stop the boot (`kjump.resume_failed=halt`).
+fn keep_on_failure() -> bool {
+    std::fs::read_to_string("/proc/cmdline").is_ok_and(|c| {
+        c.split_whitespace()
+            .any(|a| a == "kjump.resume_failed=halt")
+    })
+}
+
+/// Resumes A from the image on `dev` if there is a valid one of this
+/// kernel build: returns only when it did not.
+///
+/// Once block 0 holds an image header, every outcome but the jump into A
+/// invalidates the image durably before this returns (unless
+/// `kjump.resume_failed=halt`): otherwise the boot goes on, fsck and
+/// journal replay change the filesystems A has mounted, and a later boot
+/// of the right kernel would resume A over them.
+pub fn resume(dev: &str) -> NoResume {
+    let file = match open_direct(dev) {
+        Ok(f) => f,
+        Err(e) => return NoResume::NoImage(anyhow::anyhow!("{dev}: {e}")),
+    };
+    let mut block = AlignedBuf::new(PAGE as usize);
+    if file.read_exact_at(block.bytes_mut(), 0).is_err() {
+        return NoResume::NoImage(anyhow::anyhow!("the device is shorter than one block"));
+    }
+    if &block.bytes()[..8] != image::MAGIC {
+        let why = Header::decode(block.bytes())
+            .err()
+            .unwrap_or_else(|| anyhow::anyhow!("no hibernation image there"));
+        return NoResume::NoImage(why);
+    }
+    let why = match file.try_clone() {
+        Ok(f) => resume_image(f, dev).err(),
+        Err(e) => Some(e.into()),
+    }
+    .unwrap_or_else(|| anyhow::anyhow!("A came back to this kernel instead of resuming"));
+    if keep_on_failure() {
+        return NoResume::Kept(why.context(format!(
+            "the image is kept (kjump.resume_failed=halt): boot kernel build {} to resume it",
+            hex(&block.bytes()[20..20 + (block.bytes()[16] as usize).min(40)])
+        )));
+    }
+    let mut bad = AlignedBuf::new(PAGE as usize);
+    bad.bytes_mut()
+        .copy_from_slice(&image::invalidated(block.bytes(), &format!("{why:#}")));
+    match file
+        .write_all_at(bad.bytes(), 0)
+        .and_then(|_| file.sync_all())
+    {
+        Ok(()) => NoResume::Invalidated(why.context("the image is invalidated")),
+        Err(e) => NoResume::Kept(why.context(format!(
+            "invalidating the image failed ({e}): it is still there, and resuming it later would lose what this boot changes"
+        ))),
+    }
+}
+
+/// Checks the image on `file` and, if it is valid, resumes A from it:
+/// returns only if the resume failed.
 ///
 /// The whole image is checked while it is loaded into a ranges image,
-/// before the device is written or anything runs from it: a bad image is
-/// unloaded and refused with the device untouched. A valid one is marked
-/// resumed on the device before the jump.
-pub fn resume(dev: &str) -> Result<()> {
-    let img = open(dev)?;
+/// before the device is written or anything runs from it. A valid one is
+/// marked resumed on the device before the jump.
+fn resume_image(file: File, dev: &str) -> Result<()> {
+    let img = open(file)?;
     let h = &img.header;
+    // A's pages and this process's chunk buffers must fit at once: check
+    // before anything is loaded, or the OOM killer ends kjump half way
+    // and nothing invalidates the image.
+    let need = ((h.used_pages * PAGE) >> 20) + RESUME_HEADROOM_MIB;
+    let have = meminfo_kib("MemAvailable:") >> 10;
+    if have < need {
+        bail!(
+            "not enough memory to resume: A's {} MiB of pages need {need} MiB, this kernel has {have} MiB available",
+            (h.used_pages * PAGE) >> 20
+        );
+    }
     let flags = sys::KEXEC_PRESERVE_CONTEXT;
     let ranges: Vec<KexecSegment> = img
         .map
@@ -240,14 +331,24 @@ pub fn resume(dev: &str) -> Result<()> {
     bail!("A came back to this kernel instead of resuming")
 }
 
-/// MemFree of /proc/meminfo, in KiB.
-fn mem_free_kib() -> u64 {
+/// MiB a resume needs beyond A's pages: two chunks in flight, raw and
+/// compressed, and the kernel's bookkeeping of the ranges image (about 15
+/// MiB for 134 MiB of pages, measured).
+const RESUME_HEADROOM_MIB: u64 = 64;
+
+/// A field of /proc/meminfo, in KiB (0 if missing).
+fn meminfo_kib(field: &str) -> u64 {
     std::fs::read_to_string("/proc/meminfo")
         .ok()
         .and_then(|m| {
             m.lines()
-                .find_map(|l| l.strip_prefix("MemFree:"))
+                .find_map(|l| l.strip_prefix(field))
                 .and_then(|v| v.split_whitespace().next()?.parse().ok())
         })
         .unwrap_or(0)
+}
+
+/// MemFree of /proc/meminfo, in KiB.
+fn mem_free_kib() -> u64 {
+    meminfo_kib("MemFree:")
 }

@@ -10,6 +10,7 @@
 #   FRAGMENT_MIB  MiB of which A keeps every other 64 KiB (many ranges)
 #   DATA     1: A keeps a file open for writing on the ext2 disk /dev/vdb
 #   HIBERNATE  0: stop after the normal boot (a check that no resume ran)
+#   HIBERNATE_ARGS  more options of kjump hibernate
 #   KEEP_B     1: kjump leaves B loaded; after the resume, kexec -e must be
 #              refused (ENOEXEC: B did not jump back), then B is unloaded
 #   ZERO_CHECK 1: after the resume, 70% of free memory as fresh anonymous
@@ -40,7 +41,7 @@ if [ "$DATA" = 1 ]; then
 fi
 mark "hibernate start"
 [ "$KEEP_B" = 1 ] && export KJUMP_KEEP_B=1
-kjump hibernate --device /dev/vda --kernel /boot/bzImage || die "kjump hibernate"
+kjump hibernate --device /dev/vda --kernel /boot/bzImage $HIBERNATE_ARGS || die "kjump hibernate"
 mark "A resumed cpus=$(cat /sys/devices/system/cpu/online)"
 check_memory A
 if [ "$KEEP_B" = 1 ]; then

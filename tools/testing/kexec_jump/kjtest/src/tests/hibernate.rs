@@ -204,11 +204,8 @@ pub(super) fn hibernate_refuses_bad_images(ctx: &Ctx) -> TestResult {
     let no_hibernate = image(ctx, "MEM_MIB=0\nDATA=0\nHIBERNATE=0\n")?;
     let mut flipped = good[..end].to_vec();
     flipped[4096 + 1000] ^= 0x40;
-    let mut other_build = good[..end].to_vec();
-    other_build[20] ^= 0xff;
-    let sum = xxhash_rust::xxh3::xxh3_64(&other_build[..192]);
-    other_build[192..200].copy_from_slice(&sum.to_le_bytes());
-    let cases: [(&str, Vec<u8>, &str); 4] = [
+    let other_build = cases_other_build(&good[..end]);
+    let cases: [(&str, Vec<u8>, &str); 5] = [
         (
             "a flipped byte in a chunk",
             flipped,
@@ -229,30 +226,121 @@ pub(super) fn hibernate_refuses_bad_images(ctx: &Ctx) -> TestResult {
             vec![0u8; 1 << 20],
             "no hibernation image there",
         ),
+        // Not the image's fault: the resuming kernel has too little free
+        // memory (most of it reserved).
+        (
+            "a resuming kernel short of memory",
+            good[..end].to_vec(),
+            "not enough memory to resume",
+        ),
     ];
+    let path = ctx.scratch.join("bad.img");
     for (what, bytes, why) in cases {
-        let path = ctx.scratch.join("bad.img");
         fs::write(&path, &bytes).map_err(|e| setup(format!("{}: {e}", path.display())))?;
-        let mut g = boot(ctx, &no_hibernate, &[&path])?;
+        let args = match what.contains("short of memory") {
+            true => "nokaslr crashkernel=800M kjump.resume=/dev/vda",
+            false => ARGS,
+        };
+        let mut g = boot_args(ctx, &no_hibernate, &[&path], args)?;
         let l = g.step("no resume from /dev/vda", 300)?;
         if !l.contains(why) {
             return Err(g.fail(format!("{what}: want \"{why}\": {l}")));
         }
         g.step("KJ: normal boot", 60)?;
         g.step("KJ: done", 60)?;
+        // Found but not resumed: invalidated before the boot went on.
+        let block0 = fs::read(&path).map_err(|e| setup(format!("{}: {e}", path.display())))?;
+        let found = bytes.starts_with(b"KJHIBIMG");
+        let invalidated = block0.starts_with(b"KJINVALD");
+        if found != invalidated || (found && !l.contains("the image is invalidated")) {
+            return Err(g.fail(format!(
+                "{what}: image found {found}, invalidated {invalidated}: {l}"
+            )));
+        }
         println!("    {what}: {}", l.trim_start_matches("kjump: "));
     }
+    // The last invalidated image is never resumed, not even by a kernel
+    // that could.
+    let mut g = boot(ctx, &no_hibernate, &[&path])?;
+    let l = g.step("no resume from /dev/vda", 300)?;
+    if !l.contains("the image there was invalidated: ") {
+        return Err(g.fail(format!("want the invalidated image refused: {l}")));
+    }
+    g.step("KJ: normal boot", 60)?;
+    println!(
+        "    then a kernel that could resume it: {}",
+        l.trim_start_matches("kjump: ")
+    );
+    drop(g);
+    // kjump.resume_failed=halt: another build's image is kept and the boot
+    // stops before anything is mounted.
+    fs::write(&path, cases_other_build(&good[..end]))
+        .map_err(|e| setup(format!("{}: {e}", path.display())))?;
+    let halt = format!("{ARGS} kjump.resume_failed=halt");
+    let mut g = boot_args(ctx, &no_hibernate, &[&path], &halt)?;
+    let l = g.step("no resume from /dev/vda, the boot must stop", 300)?;
+    g.step("the boot stops", 60)?;
+    std::thread::sleep(std::time::Duration::from_secs(3));
+    if !g.said_since("the boot stops", "KJ: normal boot").is_empty() {
+        return Err(g.fail("the boot went on after kjump kept the image".into()));
+    }
+    drop(g);
+    let block0 = fs::read(&path).map_err(|e| setup(format!("{}: {e}", path.display())))?;
+    if !block0.starts_with(b"KJHIBIMG") {
+        return Err(setup(
+            "kjump.resume_failed=halt: the image was not kept".into(),
+        ));
+    }
+    println!(
+        "    kjump.resume_failed=halt: {}",
+        l.trim_start_matches("kjump: ")
+    );
     Ok(Verdict::Pass)
+}
+
+/// `image` with another build id in its header (checksum fixed).
+fn cases_other_build(image: &[u8]) -> Vec<u8> {
+    let mut other = image.to_vec();
+    other[20] ^= 0xff;
+    let sum = xxhash_rust::xxh3::xxh3_64(&other[..192]);
+    other[192..200].copy_from_slice(&sum.to_le_bytes());
+    other
 }
 
 /// The power is cut (QEMU killed) while B writes the image over an older,
 /// complete image, after 10%, 50% and 99% of the pages: each next boot
 /// finds no image and boots normally. (A's boot here lacks kjump.resume=,
-/// so that the older image is there to be wrongly resumed.)
+/// so that the older image is there to be wrongly resumed; A hibernates
+/// with --resume-elsewhere, after a first boot in which kjump refuses
+/// without it and leaves the device untouched.)
 pub(super) fn hibernate_power_cut_never_resumes(ctx: &Ctx) -> TestResult {
     let resume = raw_disk(ctx, "resume.img", 1024)?;
-    let initrd = image(ctx, "MEM_MIB=64\nDATA=0\nHIBERNATE=1\n")?;
     let no_resume = "crashkernel=160M";
+    let refused = image(ctx, "MEM_MIB=0\nDATA=0\nHIBERNATE=1\n")?;
+    let mut g = boot_args(ctx, &refused, &[&resume], no_resume)?;
+    let l = g.step(
+        "kjump: this boot's command line has no kjump.resume=/dev/vda",
+        300,
+    )?;
+    g.step("KJ: FAIL kjump hibernate", 60).or_else(|f| {
+        match f.reason.contains("FAIL kjump hibernate") {
+            true => Ok(String::new()),
+            false => Err(f),
+        }
+    })?;
+    drop(g);
+    let head = fs::read(&resume).map_err(|e| setup(format!("{}: {e}", resume.display())))?;
+    if head[..1 << 20].iter().any(|&b| b != 0) {
+        return Err(setup("the refused hibernation wrote to the device".into()));
+    }
+    println!(
+        "    without kjump.resume=: {}",
+        l.trim_start_matches("kjump: ")
+    );
+    let initrd = image(
+        ctx,
+        "MEM_MIB=64\nDATA=0\nHIBERNATE=1\nHIBERNATE_ARGS=--resume-elsewhere\n",
+    )?;
     let mut g = boot_args(ctx, &initrd, &[&resume], no_resume)?;
     hibernate(&mut g)?;
     let complete = fs::read(&resume).map_err(|e| setup(format!("{}: {e}", resume.display())))?;
