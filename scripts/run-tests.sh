@@ -24,6 +24,9 @@ cargo clippy --release --workspace --all-targets --quiet -- -D warnings ||
 
 echo "== unit tests"
 cargo test --workspace --release --quiet
+echo "== hibernation image decoders under fuzzing (fixed seed)"
+cargo test --release -p kjump --quiet decoders_survive_mutated_images -- --nocapture |
+	grep "image fuzz:" || die "the image fuzz test printed no count"
 
 echo "== end-to-end tests"
 exec "$KJ_ROOT/target/release/kjtest" run --kernel all "$@"

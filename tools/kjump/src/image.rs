@@ -34,6 +34,15 @@ pub const MAGIC_CLAIM: &[u8; 8] = b"KJCLAIM1";
 pub const VERSION: u32 = 1;
 /// Bytes of page data a chunk holds before compression.
 pub const CHUNK_RAW: usize = 4 << 20;
+/// The most bytes a chunk holds decompressed: its page data may pass
+/// CHUNK_RAW by the page that crossed it, and each page may open a run
+/// (a 16-byte run header).
+pub const CHUNK_RAW_MAX: usize = CHUNK_RAW + PAGE as usize + 16 * (CHUNK_RAW / PAGE as usize + 1);
+/// The most ranges a ranges image may declare (KEXEC_RANGES).
+pub const MAX_RANGES: u64 = 1 << 18;
+/// Page frames beyond x86_64's 52-bit physical address space: no page
+/// map entry reaches them, so a page frame times PAGE never overflows.
+pub const MAX_PFN: u64 = 1 << (52 - 12);
 /// Bytes of the header covered by its checksum.
 const HEADER_SUMMED: usize = 192;
 
@@ -172,6 +181,40 @@ pub fn invalid_reason(block0: &[u8]) -> String {
         .collect()
 }
 
+impl Header {
+    /// Checks every size and offset against what it means and against
+    /// `dev_len`, the device's length, before anything is read or
+    /// allocated from them: an image read back is untrusted input.
+    pub fn check_sizes(&self, dev_len: u64) -> Result<()> {
+        if self.image_end > dev_len {
+            bail!(
+                "the image is truncated: it needs {} bytes, the device has {dev_len}",
+                self.image_end
+            );
+        }
+        let inside = |off: u64, len: u64| {
+            off >= PAGE
+                && off.is_multiple_of(PAGE)
+                && off.checked_add(len).is_some_and(|e| e <= self.image_end)
+        };
+        if !inside(self.map_off, self.map_len) || !inside(self.index_off, self.index_len) {
+            bail!("the image header points outside the image");
+        }
+        let sized = |n: u64, each: u64, len: u64| n.checked_mul(each) == Some(len);
+        if self.nr_ranges == 0
+            || self.nr_ranges > MAX_RANGES
+            || !sized(self.nr_ranges, 16, self.map_len)
+            || !sized(self.nr_chunks, 24, self.index_len)
+            || self.nr_chunks > self.image_end / PAGE
+            || self.used_pages > MAX_PFN
+            || self.data_pages > self.used_pages
+        {
+            bail!("the image header's sizes disagree with each other");
+        }
+        Ok(())
+    }
+}
+
 /// A run of pages: first page frame and count.
 #[derive(Clone, Copy, Debug, PartialEq)]
 pub struct Run {
@@ -199,7 +242,7 @@ pub fn decode_runs(b: &[u8]) -> Result<Vec<Run>> {
         .collect();
     let mut end = 0;
     for r in &runs {
-        if r.pages == 0 || r.pfn < end || r.pfn.checked_add(r.pages).is_none() {
+        if r.pages == 0 || r.pfn < end || r.pfn.checked_add(r.pages).is_none_or(|e| e > MAX_PFN) {
             bail!("page map out of order at page frame {:#x}", r.pfn);
         }
         end = r.pfn + r.pages;
@@ -227,18 +270,32 @@ pub fn encode_index(chunks: &[Chunk]) -> Vec<u8> {
     b
 }
 
+/// Decodes a chunk index: every chunk page-aligned, not empty, no larger
+/// decompressed than [`CHUNK_RAW_MAX`], and stored no larger than that
+/// (a chunk that does not shrink is stored as it is).
 pub fn decode_index(b: &[u8]) -> Result<Vec<Chunk>> {
     if !b.len().is_multiple_of(24) {
         bail!("chunk index of {} bytes", b.len());
     }
-    Ok(b.chunks_exact(24)
+    let chunks: Vec<Chunk> = b
+        .chunks_exact(24)
         .map(|c| Chunk {
             off: u64::from_le_bytes(c[..8].try_into().unwrap()),
             comp_len: u32::from_le_bytes(c[8..12].try_into().unwrap()),
             raw_len: u32::from_le_bytes(c[12..16].try_into().unwrap()),
             sum: u64::from_le_bytes(c[16..].try_into().unwrap()),
         })
-        .collect())
+        .collect();
+    for (i, c) in chunks.iter().enumerate() {
+        if !c.off.is_multiple_of(PAGE)
+            || c.comp_len == 0
+            || c.comp_len > c.raw_len
+            || c.raw_len as usize > CHUNK_RAW_MAX
+        {
+            bail!("chunk {i} of the index has impossible sizes");
+        }
+    }
+    Ok(chunks)
 }
 
 /// A chunk's content, decompressed: runs of pages, each a 16-byte run

@@ -18,14 +18,46 @@ use std::{
     os::unix::fs::FileExt,
 };
 
-struct Image {
-    file: File,
+/// Where an image is read from: the resume device, or bytes in memory
+/// (the decoders' fuzz test).
+pub trait ReadAt: Sync {
+    /// Fills `buf` from `off` on.
+    fn read_range(&self, buf: &mut [u8], off: u64) -> std::io::Result<()>;
+    /// Bytes there are to read.
+    fn size(&mut self) -> std::io::Result<u64>;
+}
+
+impl ReadAt for File {
+    fn read_range(&self, buf: &mut [u8], off: u64) -> std::io::Result<()> {
+        FileExt::read_exact_at(self, buf, off)
+    }
+    fn size(&mut self) -> std::io::Result<u64> {
+        self.seek(SeekFrom::End(0))
+    }
+}
+
+impl ReadAt for &[u8] {
+    fn read_range(&self, buf: &mut [u8], off: u64) -> std::io::Result<()> {
+        let bytes = usize::try_from(off)
+            .ok()
+            .and_then(|o| self.get(o..o.checked_add(buf.len())?))
+            .ok_or(std::io::ErrorKind::UnexpectedEof)?;
+        buf.copy_from_slice(bytes);
+        Ok(())
+    }
+    fn size(&mut self) -> std::io::Result<u64> {
+        Ok(self.len() as u64)
+    }
+}
+
+struct Image<R> {
+    file: R,
     header: Header,
     map: Vec<Run>,
     chunks: Vec<Chunk>,
 }
 
-impl Image {
+impl<R: ReadAt> Image<R> {
     /// Reads `len` bytes at `off` (a page boundary: every piece of the
     /// image starts on one and is padded to whole pages). The device is
     /// read with O_DIRECT where it allows, so the page cache does not add
@@ -35,7 +67,7 @@ impl Image {
         let padded = len.div_ceil(PAGE) * PAGE;
         let mut b = AlignedBuf::new(padded as usize);
         self.file
-            .read_exact_at(&mut b.bytes_mut()[..padded as usize], off)
+            .read_range(&mut b.bytes_mut()[..padded as usize], off)
             .with_context(|| format!("reading the image at {off:#x}"))?;
         Ok(b)
     }
@@ -67,33 +99,34 @@ impl Image {
     }
 }
 
-/// Checks everything in the image on `file` but the chunks.
-fn open(mut file: File) -> Result<Image> {
-    let dev_len = file.seek(SeekFrom::End(0))?;
+/// Checks everything in the image on `file` but the chunks; `own` is
+/// this kernel's build id, `ram_pages` the pages of RAM it has (no image
+/// of more pages can be loaded, and every allocation here is bounded by
+/// them).
+fn open<R: ReadAt>(mut file: R, own: &[u8], ram_pages: u64) -> Result<Image<R>> {
+    let dev_len = file.size()?;
     let mut hb = AlignedBuf::new(PAGE as usize);
-    file.read_exact_at(hb.bytes_mut(), 0)
+    file.read_range(hb.bytes_mut(), 0)
         .map_err(|_| anyhow::anyhow!("the device is shorter than one block"))?;
     let header = Header::decode(hb.bytes())?;
-    let own = own_build_id()?;
     if header.build_id != own {
         bail!(
             "the image is from another kernel build ({}; this kernel is {})",
             hex(&header.build_id),
-            hex(&own)
+            hex(own)
         );
     }
-    if header.image_end > dev_len {
+    header.check_sizes(dev_len)?;
+    if header.used_pages > ram_pages || header.nr_chunks > header.data_pages {
         bail!(
-            "the image is truncated: it needs {} bytes, the device has {dev_len}",
-            header.image_end
+            "the image's {} pages in {} chunks cannot be this kernel's to load ({ram_pages} pages of RAM)",
+            header.used_pages,
+            header.nr_chunks
         );
     }
     let bounded = |off: u64, len: u64| {
         off >= PAGE && off.checked_add(len).is_some_and(|e| e <= header.image_end)
     };
-    if !bounded(header.map_off, header.map_len) || !bounded(header.index_off, header.index_len) {
-        bail!("the image header points outside the image");
-    }
     let mut img = Image {
         file,
         header: header.clone(),
@@ -130,14 +163,20 @@ fn open(mut file: File) -> Result<Image> {
     Ok(img)
 }
 
-/// Checks and loads every chunk: checksum, decompression, runs inside
-/// the map and ascending, then KEXEC_FILL. A second thread reads and
-/// decompresses the next chunk while this one fills. The data pages must
-/// add up to the header's count.
-fn load_chunks(img: &Image) -> Result<()> {
-    let flags = sys::KEXEC_PRESERVE_CONTEXT | sys::KEXEC_FILL;
+/// Checks every chunk (checksum, decompression, runs inside the map and
+/// ascending) and hands each one's runs to `fill` as segments. A second
+/// thread reads and decompresses the next chunk while `fill` runs. The
+/// data pages must add up to the header's count.
+fn load_chunks<R: ReadAt>(
+    img: &Image<R>,
+    mut fill: impl FnMut(&[KexecSegment]) -> Result<()>,
+) -> Result<()> {
     let (tx, rx) = std::sync::mpsc::sync_channel::<Result<Vec<u8>>>(1);
     std::thread::scope(|scope| {
+        // Owned here, so that a failure below drops it before the scope
+        // waits for the reader: its blocked send then fails and it stops
+        // (held outside, the reader waited forever and so did the boot).
+        let rx = rx;
         scope.spawn(move || {
             for i in 0..img.chunks.len() {
                 let c = img.chunk(i);
@@ -165,10 +204,7 @@ fn load_chunks(img: &Image) -> Result<()> {
                     memsz: run.pages * PAGE,
                 });
             }
-            // SAFETY: each buffer is a run's bytes inside `raw`, which
-            // chunk_runs() bounded and which outlives the call.
-            unsafe { sys::kexec_load_raw(0, &segs, flags) }
-                .map_err(|e| anyhow::anyhow!(sys::explain("loading A's pages", &e)))?;
+            fill(&segs)?;
         }
         if pages != img.header.data_pages {
             bail!(
@@ -269,7 +305,11 @@ pub fn resume(dev: &str) -> NoResume {
 /// before the device is written or anything runs from it. A valid one is
 /// marked resumed on the device before the jump.
 fn resume_image(file: File, dev: &str) -> Result<()> {
-    let img = open(file)?;
+    let img = open(
+        file,
+        &own_build_id()?,
+        (meminfo_kib("MemTotal:") << 10) / PAGE,
+    )?;
     let h = &img.header;
     // A's pages and this process's chunk buffers must fit at once: check
     // before anything is loaded, or the OOM killer ends kjump half way
@@ -298,7 +338,13 @@ fn resume_image(file: File, dev: &str) -> Result<()> {
     unsafe { sys::kexec_load_raw(h.entry, &ranges, flags | sys::KEXEC_RANGES) }
         .map_err(|e| anyhow::anyhow!(sys::explain("declaring A's pages", &e)))?;
     let jumped = (|| -> Result<()> {
-        load_chunks(&img)?;
+        load_chunks(&img, |segs| {
+            let flags = sys::KEXEC_PRESERVE_CONTEXT | sys::KEXEC_FILL;
+            // SAFETY: each buffer is a run's bytes inside a chunk that
+            // chunk_runs() bounded and that outlives the call.
+            unsafe { sys::kexec_load_raw(0, segs, flags) }
+                .map_err(|e| anyhow::anyhow!(sys::explain("loading A's pages", &e)))
+        })?;
         println!(
             "kjump: image on {dev} is valid: {} pages in {} ranges, {} with data, {} MiB",
             h.used_pages,
@@ -352,3 +398,7 @@ fn meminfo_kib(field: &str) -> u64 {
 fn mem_free_kib() -> u64 {
     meminfo_kib("MemFree:")
 }
+
+#[cfg(test)]
+#[path = "resume_fuzz.rs"]
+mod fuzz;
