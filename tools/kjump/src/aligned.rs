@@ -1,24 +1,6 @@
 // SPDX-License-Identifier: GPL-2.0
 
-//! Page-aligned buffers, and devices opened for O_DIRECT I/O.
-
-use std::{
-    fs::{File, OpenOptions},
-    os::unix::fs::OpenOptionsExt,
-};
-
-/// `dev` for reading and writing, with O_DIRECT where it allows it (a
-/// block device does; some files do not): no page cache in between.
-pub fn open_direct(dev: &str) -> std::io::Result<File> {
-    let open = |flags| {
-        OpenOptions::new()
-            .read(true)
-            .write(true)
-            .custom_flags(flags)
-            .open(dev)
-    };
-    open(libc::O_DIRECT).or_else(|_| open(0))
-}
+//! Page-aligned buffers, for devices opened for O_DIRECT I/O.
 
 /// A page-aligned buffer, for O_DIRECT reads and writes.
 pub struct AlignedBuf {

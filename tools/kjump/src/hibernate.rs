@@ -7,8 +7,8 @@
 //! B and says which.
 
 use crate::{
-    aligned::{open_direct, AlignedBuf},
-    cpio, image,
+    aligned::AlignedBuf,
+    cpio, device, image,
     image::{Chunk, Header, Run, CHUNK_RAW, PAGE},
     load, sys,
     vmcore::{FreeMap, Vmcore},
@@ -18,7 +18,7 @@ use std::{
     collections::BTreeMap,
     fs::{self, File},
     io::{Seek, SeekFrom, Write},
-    os::unix::fs::{FileExt, FileTypeExt},
+    os::unix::fs::FileExt,
     sync::{mpsc, Mutex},
     time::Instant,
 };
@@ -65,7 +65,7 @@ fn unhex(s: &str) -> Option<Vec<u8>> {
 /// "resumed" mark on the device to this run. Uniqueness is all it needs,
 /// so GRND_INSECURE: plain getrandom() blocks until the kernel's random
 /// pool is ready, which early after boot under emulation took a second.
-fn random_u64() -> u64 {
+pub fn random_u64() -> u64 {
     let mut v = 0u64;
     // SAFETY: getrandom(2) writes at most 8 bytes into `v`.
     let n = unsafe {
@@ -90,14 +90,6 @@ pub fn cmdline_value(key: &str) -> Option<String> {
         .map(String::from)
 }
 
-fn block_device(dev: &str) -> Result<()> {
-    let m = fs::metadata(dev).with_context(|| dev.to_string())?;
-    if !m.file_type().is_block_device() {
-        bail!("{dev} is not a block device");
-    }
-    Ok(())
-}
-
 /// The next boot must look for the image, or it boots normally and the
 /// image goes stale: refuse unless this boot's command line has
 /// kjump.resume= naming `dev` (the same device), as the next boot of the
@@ -112,6 +104,7 @@ fn next_boot_resumes(dev: &str, elsewhere: bool) -> Result<()> {
     let named = cmdline
         .split_whitespace()
         .filter_map(|a| a.strip_prefix("kjump.resume="))
+        .filter_map(|d| device::resolve(d).ok())
         .any(|d| fs::metadata(d).is_ok_and(|m| m.rdev() == want));
     if !named {
         bail!(
@@ -121,10 +114,27 @@ fn next_boot_resumes(dev: &str, elsewhere: bool) -> Result<()> {
     Ok(())
 }
 
+/// `dev` read-only, with O_DIRECT where it allows: B looks at every disk
+/// for A's mark, and must not be able to write any of them by mistake.
+fn open_direct_readonly(dev: &str) -> std::io::Result<File> {
+    use std::os::unix::fs::OpenOptionsExt;
+    let open = |flags| {
+        fs::OpenOptions::new()
+            .read(true)
+            .custom_flags(flags)
+            .open(dev)
+    };
+    open(libc::O_DIRECT).or_else(|_| open(0))
+}
+
 /// Block 0 of `dev`, read or written past the page cache (A reads the
 /// device again after the jump, when other kernels have written it).
 fn block0(dev: &str, write: Option<&[u8]>) -> Result<Vec<u8>> {
-    let f = open_direct(dev).with_context(|| dev.to_string())?;
+    let f = match write {
+        Some(_) => device::open_exclusive(dev),
+        None => open_direct_readonly(dev),
+    }
+    .with_context(|| dev.to_string())?;
     let mut page = AlignedBuf::new(PAGE as usize);
     match write {
         Some(b) => {
@@ -174,7 +184,8 @@ fn claimed_device(hint: &str, nonce: u64) -> Result<String> {
 pub fn hibernate(dev: &str, kernel: &str, append: &str, resume_elsewhere: bool) -> Result<()> {
     let t0 = Instant::now();
     crate::trace("hibernate start");
-    block_device(dev)?;
+    let dev = &device::resolve(dev)?;
+    device::check_for_image(dev)?;
     next_boot_resumes(dev, resume_elsewhere)?;
     own_build_id()?;
     crate::trace("checks done");
@@ -442,8 +453,12 @@ pub fn write_image(dev: &str, nonce: u64, entry: u64) -> Result<Header> {
     let map = core.map()?;
     let a_mem = map.bytes();
 
-    let mut file = open_direct(dev).with_context(|| dev.to_string())?;
-    let dev_len = file.seek(SeekFrom::End(0))?;
+    if device::signature(dev)?.is_none() {
+        bail!("{dev} carries this hibernation's mark but no kjump signature");
+    }
+    let mut file = device::open_exclusive(dev).with_context(|| dev.to_string())?;
+    // Up to the signature block, which stays.
+    let dev_len = device::image_limit(file.seek(SeekFrom::End(0))?);
     let mut w = Writer {
         file,
         dev_len,

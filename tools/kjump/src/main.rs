@@ -13,6 +13,7 @@ mod aligned;
 mod bzimage;
 mod call;
 mod cpio;
+mod device;
 mod elfcore;
 mod hibernate;
 mod image;
@@ -75,9 +76,23 @@ enum Cmd {
     },
     /// What is loaded, where B lives, whether this is A or B, jumps so far
     Status,
+    /// Make DEVICE kjump's resume device: refused if it is mounted, a
+    /// swap area, held (LVM, MD, dm), a whole disk with partitions, or
+    /// carries another signature (--force overrides only that)
+    Format {
+        /// Block device (its contents are lost)
+        device: String,
+        /// Overwrite another filesystem's or volume's signature
+        #[arg(long)]
+        force: bool,
+        /// The UUID to give it (default: a random one)
+        #[arg(long)]
+        uuid: Option<String>,
+    },
     /// Save this kernel to DEVICE through a jump to B, and power off
     Hibernate {
-        /// Block device the image is written to (its contents are lost)
+        /// The resume device, made kjump's by kjump format (/dev/... or
+        /// UUID=...)
         #[arg(long)]
         device: String,
         /// B's bzImage (default: this kernel's, /boot/vmlinuz-RELEASE)
@@ -228,7 +243,11 @@ fn status() -> Result<()> {
         .split_whitespace()
         .filter_map(|a| a.strip_prefix("kjump.resume="))
     {
-        println!("resume device {dev}: {}", resume_device_state(dev));
+        let state = match device::resolve(dev) {
+            Ok(d) => resume_device_state(&d),
+            Err(e) => e.to_string(),
+        };
+        println!("resume device {dev}: {state}");
     }
     Ok(())
 }
@@ -287,6 +306,18 @@ fn main() {
             resident,
         }),
         Cmd::Status => status(),
+        Cmd::Format {
+            device,
+            force,
+            uuid,
+        } => (|| {
+            let uuid = match uuid {
+                Some(u) => Some(device::parse_uuid(&u).context("--uuid: not a UUID")?),
+                None => None,
+            };
+            println!("kjump: {}", device::format(&device, force, uuid)?);
+            Ok(())
+        })(),
         Cmd::Hibernate {
             device,
             kernel,
@@ -299,7 +330,19 @@ fn main() {
             resume_elsewhere,
         ),
         Cmd::Resume { device } => {
-            let no = resume::resume(&device);
+            // A UUID= device may still be probing: look for it up to 10 s.
+            let mut named = device::resolve(&device);
+            for _ in 0..100 {
+                if named.is_ok() {
+                    break;
+                }
+                std::thread::sleep(std::time::Duration::from_millis(100));
+                named = device::resolve(&device);
+            }
+            let no = match named {
+                Ok(dev) => resume::resume(&dev),
+                Err(e) => resume::NoResume::NoImage(e),
+            };
             let (code, why, next) = match &no {
                 resume::NoResume::NoImage(e) => (no.exit_code(), e, "booting normally"),
                 resume::NoResume::Invalidated(e) => (no.exit_code(), e, "booting normally"),

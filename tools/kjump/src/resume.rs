@@ -6,7 +6,7 @@
 //! time) and jump back into A.
 
 use crate::{
-    aligned::{open_direct, AlignedBuf},
+    aligned::AlignedBuf,
     hibernate::{hex, own_build_id},
     image::{self, Chunk, Header, Run, PAGE},
     sys::{self, KexecSegment},
@@ -259,7 +259,7 @@ fn keep_on_failure() -> bool {
 /// journal replay change the filesystems A has mounted, and a later boot
 /// of the right kernel would resume A over them.
 pub fn resume(dev: &str) -> NoResume {
-    let file = match open_direct(dev) {
+    let file = match crate::device::open_exclusive(dev) {
         Ok(f) => f,
         Err(e) => return NoResume::NoImage(anyhow::anyhow!("{dev}: {e}")),
     };

@@ -11,6 +11,8 @@
 #   DATA     1: A keeps a file open for writing on the ext2 disk /dev/vdb
 #   HIBERNATE  0: stop after the normal boot (a check that no resume ran)
 #   HIBERNATE_ARGS  more options of kjump hibernate
+#   FORMAT     0: do not run kjump format /dev/vda before hibernating
+#   FORMAT_ARGS  more options of kjump format
 #   KEEP_B     1: kjump leaves B loaded; after the resume, kexec -e must be
 #              refused (ENOEXEC: B did not jump back), then B is unloaded
 #   ZERO_CHECK 1: after the resume, 70% of free memory as fresh anonymous
@@ -38,6 +40,13 @@ if [ "$DATA" = 1 ]; then
 	mount -t ext2 /dev/vdb /mnt || die "mount /dev/vdb"
 	exec 3>>/mnt/log.txt
 	echo "written before hibernation" >&3
+fi
+# The resume device must be kjump's; FORMAT=0 keeps what the harness put
+# there (an older image on a device formatted before).
+if [ "${FORMAT:-1}" = 1 ]; then
+	kjump format /dev/vda $FORMAT_ARGS >/tmp/format.out 2>&1 ||
+		die "kjump format: $(cat /tmp/format.out)"
+	mark "A $(cat /tmp/format.out)"
 fi
 mark "hibernate start"
 [ "$KEEP_B" = 1 ] && export KJUMP_KEEP_B=1

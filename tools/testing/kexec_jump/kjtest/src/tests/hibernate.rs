@@ -13,6 +13,9 @@ use std::{fs, path::PathBuf, process::Command};
 
 /// The one boot entry: the reservation and the resume device.
 const ARGS: &str = "crashkernel=160M kjump.resume=/dev/vda";
+/// A resume device's UUID, given by kjump format --uuid.
+const UUID: &str = "6b6a756d-7000-4000-8000-000000000001";
+const DEVICE_SCRIPT: &str = include_str!("../../../scenarios/device.sh");
 const HOOK: &str =
     include_str!("../../../../../kjump/initramfs-tools/scripts/local-premount/kjump");
 const SCRIPT: &str = include_str!("../../../scenarios/hibernate.sh");
@@ -119,12 +122,20 @@ fn hibernate(g: &mut Guest) -> Result<String, Failure> {
 pub(super) fn hibernate_resume_round_trip(ctx: &Ctx) -> TestResult {
     let resume = raw_disk(ctx, "resume.img", 1024)?;
     let data = ext2_disk(ctx)?;
+    // The device named by the UUID kjump format gives it, on both sides.
     let initrd = image(
         ctx,
-        "MEM_MIB=256\nDATA=1\nHIBERNATE=1\nFRAGMENT_MIB=32\nZERO_CHECK=1\nKEEP_B=1\n",
+        &format!(
+            "MEM_MIB=256\nDATA=1\nHIBERNATE=1\nFRAGMENT_MIB=32\nZERO_CHECK=1\nKEEP_B=1\nFORMAT_ARGS='--uuid {UUID}'\n"
+        ),
     )?;
     let boot = |ctx: &Ctx, initrd: &[u8], disks: &[&PathBuf]| {
-        boot_args(ctx, initrd, disks, &format!("{ARGS} init_on_free=1"))
+        boot_args(
+            ctx,
+            initrd,
+            disks,
+            &format!("crashkernel=160M kjump.resume=UUID={UUID} init_on_free=1"),
+        )
     };
 
     let mut g = boot(ctx, &initrd, &[&resume, &data])?;
@@ -181,7 +192,7 @@ pub(super) fn hibernate_resume_round_trip(ctx: &Ctx) -> TestResult {
     );
 
     let mut g = boot(ctx, &initrd, &[&resume, &data])?;
-    let l = g.step("no resume from /dev/vda", 120)?;
+    let l = g.step(&format!("no resume from UUID={UUID}"), 120)?;
     if !l.contains("already resumed") {
         return Err(g.fail(format!("the third boot: {l}")));
     }
@@ -307,6 +318,71 @@ fn cases_other_build(image: &[u8]) -> Vec<u8> {
     other
 }
 
+/// kjump format and kjump hibernate refuse every device that is not
+/// kjump's, each with its one line, and leave its first MiB as it was: no
+/// signature (hibernate), another filesystem's signature, mounted (even
+/// with --force), a whole disk with a partition table, an active swap
+/// area, a swap signature; then --force formats the former swap device
+/// with a given UUID, and kjump status finds it by that UUID.
+pub(super) fn hibernate_device_must_be_kjumps(ctx: &Ctx) -> TestResult {
+    let blank = raw_disk(ctx, "blank.img", 64)?;
+    let ext2 = ext2_disk(ctx)?;
+    let parted = raw_disk(ctx, "parted.img", 64)?;
+    // One MBR partition (type 0x83) from sector 2048 on.
+    let mut mbr = vec![0u8; 512];
+    mbr[446 + 4] = 0x83;
+    mbr[446 + 8..446 + 12].copy_from_slice(&2048u32.to_le_bytes());
+    mbr[446 + 12..446 + 16].copy_from_slice(&65536u32.to_le_bytes());
+    mbr[510..].copy_from_slice(&[0x55, 0xaa]);
+    fs::OpenOptions::new()
+        .write(true)
+        .open(&parted)
+        .and_then(|f| std::os::unix::fs::FileExt::write_all_at(&f, &mbr, 0))
+        .map_err(|e| setup(format!("{}: {e}", parted.display())))?;
+    let initrd = kjump_image(ctx, DEVICE_SCRIPT, "", false)?
+        .host_file(&ctx.kernel, "boot/bzImage", 0o644)
+        .map_err(setup)?
+        .finish();
+    let mut g = boot_args(
+        ctx,
+        &initrd,
+        &[&blank, &ext2, &parted],
+        &format!("crashkernel=160M kjump.resume=UUID={UUID}"),
+    )?;
+    for (what, why) in [
+        ("no signature", "has no kjump signature"),
+        ("foreign signature", "carries an ext2/3/4 filesystem"),
+        ("mounted", "is mounted on /mnt"),
+        (
+            "whole disk with partitions",
+            "is a whole disk with partitions (vdc1)",
+        ),
+        ("active swap", "is an active swap area"),
+        ("swap signature", "carries a swap area"),
+    ] {
+        let l = g.step(&format!("KJ: refused {what}:"), 120)?;
+        if !l.contains(why) {
+            return Err(g.fail(format!("{what}: want \"{why}\": {l}")));
+        }
+        println!(
+            "    {}",
+            l.split_once("refused ").map_or(l.as_str(), |x| x.1)
+        );
+    }
+    let l = g.step("KJ: formatted:", 60)?;
+    if !l.contains(&format!("UUID={UUID}")) || !l.contains("over a swap area (--force)") {
+        return Err(g.fail(format!("want the swap device formatted with the UUID: {l}")));
+    }
+    let l = g.step("KJ: status:", 60)?;
+    if !l.contains(&format!(
+        "resume device UUID={UUID}: no hibernation image there"
+    )) {
+        return Err(g.fail(format!("want kjump status to find the device by UUID: {l}")));
+    }
+    g.step("KJ: done", 60)?;
+    Ok(Verdict::Pass)
+}
+
 /// The power is cut (QEMU killed) while B writes the image over an older,
 /// complete image, after 10%, 50% and 99% of the pages: each next boot
 /// finds no image and boots normally. (A's boot here lacks kjump.resume=,
@@ -337,12 +413,17 @@ pub(super) fn hibernate_power_cut_never_resumes(ctx: &Ctx) -> TestResult {
         "    without kjump.resume=: {}",
         l.trim_start_matches("kjump: ")
     );
-    let initrd = image(
+    let first = image(
         ctx,
         "MEM_MIB=64\nDATA=0\nHIBERNATE=1\nHIBERNATE_ARGS=--resume-elsewhere\n",
     )?;
-    let mut g = boot_args(ctx, &initrd, &[&resume], no_resume)?;
+    let mut g = boot_args(ctx, &first, &[&resume], no_resume)?;
     hibernate(&mut g)?;
+    // The later boots keep the complete image (and the signature) there.
+    let initrd = image(
+        ctx,
+        "MEM_MIB=64\nDATA=0\nHIBERNATE=1\nHIBERNATE_ARGS=--resume-elsewhere\nFORMAT=0\n",
+    )?;
     let complete = fs::read(&resume).map_err(|e| setup(format!("{}: {e}", resume.display())))?;
     let check = image(ctx, "MEM_MIB=0\nDATA=0\nHIBERNATE=0\n")?;
     for pct in [10, 50, 99] {

@@ -287,6 +287,13 @@ pub const TESTS: &[TestCase] = &[
         ref_reports: &[],
     },
     TestCase {
+        name: "hibernate_device_must_be_kjumps",
+        run: hibernate::hibernate_device_must_be_kjumps,
+        kernels: OURS,
+        ref_fails: false,
+        ref_reports: &[],
+    },
+    TestCase {
         name: "hibernate_power_cut_never_resumes",
         run: hibernate::hibernate_power_cut_never_resumes,
         kernels: OURS,
