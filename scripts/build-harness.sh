@@ -12,6 +12,9 @@ cargo build --release --quiet -p kjtest || die "building kjtest failed"
 RUSTFLAGS="-C target-feature=+crt-static" \
 	cargo build --release --quiet -p kj-guest -p kjump --target x86_64-unknown-linux-gnu ||
 	die "building kj-guest and kjump failed"
+# A dynamically linked kjump too (target/release/kjump, what a plain cargo
+# build makes): hibernate_failure_in_b_keeps_a shows that A refuses it.
+cargo build --release --quiet -p kjump || die "building the dynamic kjump failed"
 
 # The physical-mode program, linked where kj-guest physcall loads it: its
 # benchmark build with 1 MiB of payload for the jump to swap, a build that

@@ -90,6 +90,65 @@ pub fn cmdline_value(key: &str) -> Option<String> {
         .map(String::from)
 }
 
+/// B runs this very binary as its init, with nothing else in its
+/// initramfs: a dynamically linked kjump would find no loader or
+/// libraries there, B's kernel would panic for want of an init, and A's
+/// session would be lost. Refuse it in A.
+fn static_binary(exe: &[u8]) -> Result<()> {
+    const PT_INTERP: u32 = 3;
+    let num = |at: usize, len: usize| -> Option<u64> {
+        let b = exe.get(at..at.checked_add(len)?)?;
+        Some(b.iter().rev().fold(0, |v, x| v << 8 | u64::from(*x)))
+    };
+    let headers = (|| {
+        let (off, size, n) = (num(0x20, 8)?, num(0x36, 2)?, num(0x38, 2)?);
+        (0..n)
+            .map(|i| num(usize::try_from(off + i * size).ok()?, 4))
+            .collect::<Option<Vec<_>>>()
+    })();
+    match headers {
+        None => bail!("/proc/self/exe is not an ELF file kjump can read"),
+        Some(types) if types.contains(&u64::from(PT_INTERP)) => bail!(
+            "this kjump is dynamically linked: B runs it as its init with no libraries, and would not start; use a static build (scripts/build-harness.sh makes one)"
+        ),
+        Some(_) => Ok(()),
+    }
+}
+
+/// The drivers between `dev` and its bus that are loadable modules (they
+/// have /sys/module/NAME/initstate): B boots with kjump as its only
+/// initramfs content, so it cannot load them and would not find the disk.
+fn modular_drivers(dev: &str) -> Vec<String> {
+    use std::os::unix::fs::MetadataExt;
+    let Ok(rdev) = fs::metadata(dev).map(|m| m.rdev()) else {
+        return Vec::new();
+    };
+    let sys = format!("/sys/dev/block/{}:{}", libc::major(rdev), libc::minor(rdev));
+    let Ok(mut at) = fs::canonicalize(sys) else {
+        return Vec::new();
+    };
+    let mut out = Vec::new();
+    loop {
+        if let Some(name) = fs::read_link(at.join("driver/module"))
+            .ok()
+            .and_then(|m| Some(m.file_name()?.to_str()?.to_string()))
+        {
+            if std::path::Path::new("/sys/module")
+                .join(&name)
+                .join("initstate")
+                .exists()
+                && !out.contains(&name)
+            {
+                out.push(name);
+            }
+        }
+        if !at.pop() || at == std::path::Path::new("/sys/devices") {
+            break;
+        }
+    }
+    out
+}
+
 /// The next boot must look for the image, or it boots normally and the
 /// image goes stale: refuse unless this boot's command line has
 /// kjump.resume= naming `dev` (the same device), as the next boot of the
@@ -188,8 +247,16 @@ pub fn hibernate(dev: &str, kernel: &str, append: &str, resume_elsewhere: bool) 
     device::check_for_image(dev)?;
     next_boot_resumes(dev, resume_elsewhere)?;
     own_build_id()?;
-    crate::trace("checks done");
     let exe = fs::read("/proc/self/exe").context("/proc/self/exe")?;
+    static_binary(&exe)?;
+    let modules = modular_drivers(dev);
+    if !modules.is_empty() {
+        bail!(
+            "{dev}'s drivers are modules ({}): B starts with kjump alone and could not load them; build them into the kernel (=y)",
+            modules.join(", ")
+        );
+    }
+    crate::trace("checks done");
     let initrd = cpio::newc(&[
         cpio::Entry::Dir("dev"),
         cpio::Entry::CharDev("dev/console", 5, 1),
@@ -606,7 +673,12 @@ pub fn run_as_init() -> ! {
         "kjump: B's init runs {} s after B's start",
         booted.split_whitespace().next().unwrap_or("?")
     );
-    let r = (|| -> Result<Header> {
+    // A panic here must not kill B's init (B's kernel would panic and
+    // reboot, and A's session would be lost): it jumps back like any error.
+    let r = std::panic::catch_unwind(|| -> Result<Header> {
+        if cmdline_value("kjump.inject").as_deref() == Some("panic") {
+            panic!("injected (kjump.inject=panic)");
+        }
         let dev =
             cmdline_value("kjump.hibernate").context("no kjump.hibernate= on the command line")?;
         let nonce = cmdline_value("kjump.nonce")
@@ -628,7 +700,15 @@ pub fn run_as_init() -> ! {
             h.image_end >> 20
         );
         Ok(h)
-    })();
+    })
+    .unwrap_or_else(|p| {
+        let what = p
+            .downcast_ref::<&str>()
+            .map(|s| s.to_string())
+            .or_else(|| p.downcast_ref::<String>().cloned())
+            .unwrap_or_default();
+        Err(anyhow::anyhow!("kjump panicked in B: {what}"))
+    });
     match r {
         Ok(_) => {
             println!("kjump: powering off");
@@ -651,6 +731,24 @@ pub fn run_as_init() -> ! {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn dynamic_binaries_are_refused() {
+        // An ELF header with one program header of the given type.
+        let elf = |kind: u32| {
+            let mut b = vec![0u8; 0x40 + 0x38];
+            b[..4].copy_from_slice(b"\x7fELF");
+            b[0x20..0x28].copy_from_slice(&0x40u64.to_le_bytes());
+            b[0x36..0x38].copy_from_slice(&0x38u16.to_le_bytes());
+            b[0x38..0x3a].copy_from_slice(&1u16.to_le_bytes());
+            b[0x40..0x44].copy_from_slice(&kind.to_le_bytes());
+            b
+        };
+        assert!(static_binary(&elf(1)).is_ok());
+        let e = static_binary(&elf(3)).unwrap_err().to_string();
+        assert!(e.contains("dynamically linked"), "{e}");
+        assert!(static_binary(&[0u8; 8]).is_err());
+    }
 
     #[test]
     fn chunks_that_do_not_shrink_are_stored() {

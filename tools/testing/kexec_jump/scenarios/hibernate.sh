@@ -11,6 +11,7 @@
 #   DATA     1: A keeps a file open for writing on the ext2 disk /dev/vdb
 #   HIBERNATE  0: stop after the normal boot (a check that no resume ran)
 #   HIBERNATE_ARGS  more options of kjump hibernate
+#   EXPECT_FAIL  1: kjump hibernate must fail and A go on (B gave up)
 #   FORMAT     0: do not run kjump format /dev/vda before hibernating
 #   FORMAT_ARGS  more options of kjump format
 #   KEEP_B     1: kjump leaves B loaded; after the resume, kexec -e must be
@@ -50,7 +51,18 @@ if [ "${FORMAT:-1}" = 1 ]; then
 fi
 mark "hibernate start"
 [ "$KEEP_B" = 1 ] && export KJUMP_KEEP_B=1
-kjump hibernate --device /dev/vda --kernel /boot/bzImage $HIBERNATE_ARGS || die "kjump hibernate"
+if [ -x /bin/kjump-dynamic ]; then
+	out=$(kjump-dynamic hibernate --device /dev/vda --kernel /boot/bzImage 2>&1) &&
+		die "a dynamic kjump hibernated"
+	mark "A dynamic kjump refused: $out"
+fi
+if ! kjump hibernate --device /dev/vda --kernel /boot/bzImage $HIBERNATE_ARGS; then
+	[ "$EXPECT_FAIL" = 1 ] || die "kjump hibernate"
+	mark "A back after a failed hibernation cpus=$(cat /sys/devices/system/cpu/online)"
+	check_memory A
+	mark "done"
+	poweroff -f
+fi
 mark "A resumed cpus=$(cat /sys/devices/system/cpu/online)"
 check_memory A
 if [ "$KEEP_B" = 1 ]; then

@@ -383,6 +383,56 @@ pub(super) fn hibernate_device_must_be_kjumps(ctx: &Ctx) -> TestResult {
     Ok(Verdict::Pass)
 }
 
+/// B cannot lose A: a dynamically linked kjump is refused in A (B would
+/// have no init), and a panic in B's kjump (injected with
+/// kjump.inject=panic on B's command line) jumps back: A says why, goes
+/// on with both CPUs and its process memory intact, and the device holds
+/// no image.
+pub(super) fn hibernate_failure_in_b_keeps_a(ctx: &Ctx) -> TestResult {
+    let resume = raw_disk(ctx, "resume.img", 1024)?;
+    let dynamic = crate::root().join("target/release/kjump");
+    let initrd = kjump_image(
+        ctx,
+        SCRIPT,
+        "MEM_MIB=64\nDATA=0\nHIBERNATE=1\nEXPECT_FAIL=1\nHIBERNATE_ARGS='--append kjump.inject=panic'\n",
+        false,
+    )?
+    .file("scripts/local-premount/kjump", HOOK.as_bytes(), 0o755)
+    .host_file(&ctx.kernel, "boot/bzImage", 0o644)
+    .and_then(|i| {
+        i.host_binary(
+            dynamic
+                .to_str()
+                .ok_or("target/release/kjump: not a UTF-8 path")?,
+            "bin/kjump-dynamic",
+        )
+    })
+    .map_err(|e| setup(format!("{e} (scripts/build-harness.sh builds the dynamic kjump)")))?
+    .finish();
+    let mut g = boot(ctx, &initrd, &[&resume])?;
+    let l = g.step("KJ: A dynamic kjump refused:", 120)?;
+    if !l.contains("dynamically linked") {
+        return Err(g.fail(format!("want the dynamic kjump refused: {l}")));
+    }
+    let b = g.step("kjump: hibernate failed in B:", 300)?;
+    if !b.contains("kjump panicked in B: injected") {
+        return Err(g.fail(format!("B's failure: {b}")));
+    }
+    g.step("kjump: B came back without a resumed image", 120)?;
+    let l = g.step("KJ: A back after a failed hibernation", 60)?;
+    if !l.contains("cpus=0-1") {
+        return Err(g.fail(format!("A's CPUs: {l}")));
+    }
+    g.step("KJ: A memory intact", 120)?;
+    g.step("KJ: done", 60)?;
+    let block0 = fs::read(&resume).map_err(|e| setup(format!("{}: {e}", resume.display())))?;
+    if block0.starts_with(b"KJHIBIMG") {
+        return Err(setup("an image is on the device after B gave up".into()));
+    }
+    println!("    {}", b.trim_start_matches("kjump: "));
+    Ok(Verdict::Pass)
+}
+
 /// The power is cut (QEMU killed) while B writes the image over an older,
 /// complete image, after 10%, 50% and 99% of the pages: each next boot
 /// finds no image and boots normally. (A's boot here lacks kjump.resume=,
