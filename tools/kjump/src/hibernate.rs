@@ -282,8 +282,9 @@ pub fn hibernate(dev: &str, kernel: &str, append: &str, resume_elsewhere: bool) 
     // emulation), i8042.nokbd i8042.noaux (no keyboard or mouse: probing
     // the mouse was another half second).
     let b_cmdline = format!(
-        "{} loglevel=5 pty.legacy_count=0 i8042.nokbd i8042.noaux rdinit=/init panic=10 kjump.hibernate={dev} kjump.nonce={nonce:x} {append}",
-        consoles.join(" ")
+        "{} loglevel=5 pty.legacy_count=0 i8042.nokbd i8042.noaux rdinit=/init panic=10 kjump.hibernate={dev} kjump.nonce={nonce:x} kjump.machine={:x} {append}",
+        consoles.join(" "),
+        crate::machine::id()
     );
     load::load(load::Request {
         kernel,
@@ -501,7 +502,7 @@ fn candidate_runs(core: &Vmcore) -> Vec<(u64, u64, u64)> {
 /// free map; zero pages are listed in the page map but carry no data.
 /// This thread reads A's pages (mapped) and gathers chunks; one worker
 /// per CPU compresses them; chunks are written in order.
-pub fn write_image(dev: &str, nonce: u64, entry: u64) -> Result<Header> {
+pub fn write_image(dev: &str, nonce: u64, entry: u64, machine: u64) -> Result<Header> {
     let core = Vmcore::open("/proc/vmcore")?;
     let build_id = core
         .info("BUILD-ID")
@@ -649,6 +650,7 @@ pub fn write_image(dev: &str, nonce: u64, entry: u64) -> Result<Header> {
         used_pages: used.iter().map(|r| r.pages).sum(),
         data_pages,
         free_pages,
+        machine,
     };
     // Everything else first, then the header, each flushed.
     w.file.sync_all().context("flushing the image")?;
@@ -688,7 +690,12 @@ pub fn run_as_init() -> ! {
             crate::back_entry()?.context("no kexec_jump_back_entry= on the command line")?;
         let dev = claimed_device(&dev, nonce)?;
         let t = Instant::now();
-        let h = write_image(&dev, nonce, entry)?;
+        // A's machine, as A saw it (B's firmware map is A's, but B may
+        // lack A's view of DMI): handed over on B's command line.
+        let machine = cmdline_value("kjump.machine")
+            .and_then(|n| u64::from_str_radix(&n, 16).ok())
+            .context("no kjump.machine= on the command line")?;
+        let h = write_image(&dev, nonce, entry, machine)?;
         println!(
             "kjump: image written to {dev} in {:.1} s: {} used pages in {} ranges, {} with data, {} zero, {} free left out, {} MiB",
             t.elapsed().as_secs_f64(),

@@ -31,7 +31,8 @@ pub const INVALID_REASON: usize = 512;
 /// Block 0 while a hibernation is under way: A marks the device with this
 /// and the run's nonce, and B writes only to the disk that carries them.
 pub const MAGIC_CLAIM: &[u8; 8] = b"KJCLAIM1";
-pub const VERSION: u32 = 1;
+/// 2: the header records the machine ([`Header::machine`]).
+pub const VERSION: u32 = 2;
 /// Bytes of page data a chunk holds before compression.
 pub const CHUNK_RAW: usize = 4 << 20;
 /// The most bytes a chunk holds decompressed: its page data may pass
@@ -77,6 +78,9 @@ pub struct Header {
     pub used_pages: u64,
     pub data_pages: u64,
     pub free_pages: u64,
+    /// A's machine and firmware (crate::machine::id()): C resumes only on
+    /// the same.
+    pub machine: u64,
 }
 
 impl Header {
@@ -103,6 +107,7 @@ impl Header {
             self.used_pages,
             self.data_pages,
             self.free_pages,
+            self.machine,
         ];
         for (i, w) in words.iter().enumerate() {
             b[64 + 8 * i..72 + 8 * i].copy_from_slice(&w.to_le_bytes());
@@ -156,6 +161,7 @@ impl Header {
             used_pages: w(11),
             data_pages: w(12),
             free_pages: w(13),
+            machine: w(14),
         })
     }
 }

@@ -18,6 +18,7 @@ mod elfcore;
 mod hibernate;
 mod image;
 mod load;
+mod machine;
 mod memmap;
 mod purgatory;
 mod resume;

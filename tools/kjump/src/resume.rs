@@ -311,6 +311,11 @@ fn resume_image(file: File, dev: &str) -> Result<()> {
         (meminfo_kib("MemTotal:") << 10) / PAGE,
     )?;
     let h = &img.header;
+    if h.machine != crate::machine::id() {
+        bail!(
+            "the image is from another machine or firmware: the firmware memory map or the BIOS identity differs from this boot's"
+        );
+    }
     // A's pages and this process's chunk buffers must fit at once: check
     // before anything is loaded, or the OOM killer ends kjump half way
     // and nothing invalidates the image.

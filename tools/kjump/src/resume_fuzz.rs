@@ -145,6 +145,7 @@ fn build(rng: &mut Rng) -> Vec<u8> {
         used_pages: runs.iter().map(|r| r.pages).sum(),
         data_pages,
         free_pages: 0,
+        machine: 1,
     };
     img[..PAGE as usize].copy_from_slice(&h.encode());
     img

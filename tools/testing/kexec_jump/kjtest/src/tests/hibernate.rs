@@ -216,7 +216,7 @@ pub(super) fn hibernate_refuses_bad_images(ctx: &Ctx) -> TestResult {
     let mut flipped = good[..end].to_vec();
     flipped[4096 + 1000] ^= 0x40;
     let other_build = cases_other_build(&good[..end]);
-    let cases: [(&str, Vec<u8>, &str); 5] = [
+    let cases: [(&str, Vec<u8>, &str); 6] = [
         (
             "a flipped byte in a chunk",
             flipped,
@@ -237,6 +237,12 @@ pub(super) fn hibernate_refuses_bad_images(ctx: &Ctx) -> TestResult {
             vec![0u8; 1 << 20],
             "no hibernation image there",
         ),
+        // The same machine? More RAM changes the firmware's memory map.
+        (
+            "the machine with 1152 MiB instead of 1024",
+            good[..end].to_vec(),
+            "from another machine or firmware",
+        ),
         // Not the image's fault: the resuming kernel has too little free
         // memory (most of it reserved).
         (
@@ -252,7 +258,12 @@ pub(super) fn hibernate_refuses_bad_images(ctx: &Ctx) -> TestResult {
             true => "nokaslr crashkernel=800M kjump.resume=/dev/vda",
             false => ARGS,
         };
-        let mut g = boot_args(ctx, &no_hibernate, &[&path], args)?;
+        let mem = if what.contains("1152 MiB") {
+            1152
+        } else {
+            1024
+        };
+        let mut g = boot_mem(ctx, &no_hibernate, &[&path], args, mem)?;
         let l = g.step("no resume from /dev/vda", 300)?;
         if !l.contains(why) {
             return Err(g.fail(format!("{what}: want \"{why}\": {l}")));
