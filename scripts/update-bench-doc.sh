@@ -1,14 +1,15 @@
 #!/usr/bin/env bash
 # SPDX-License-Identifier: GPL-2.0
 #
-# Put the benchmark tables of the last test run into README.md and the
-# admin guide, so every figure there is one a run measured, never typed.
+# Put the benchmark tables of the last test run into the testing guide
+# (tools/testing/kexec_jump/README.md) and the admin guide, so every
+# figure there is one a run measured, never typed.
 # The floor tests of the test command (switch_floors, ladder_floor,
 # hibernate_floors) write their raw rounds to build/bench/NAME.tsv;
 # `kjtest tables NAME` makes the table from them and judges the floors
 # again. Each table goes between the markers
-#   README.md:  <!-- bench:NAME --> ... <!-- /bench:NAME -->
-#   the guide:  .. bench:NAME ... .. /bench:NAME  (as a literal block)
+#   the testing guide:  <!-- bench:NAME --> ... <!-- /bench:NAME -->
+#   the admin guide:    .. bench:NAME ... .. /bench:NAME  (a literal block)
 #
 # Usage: scripts/update-bench-doc.sh
 set -euo pipefail
@@ -23,10 +24,11 @@ for name in switch ladder hibernate; do
 		die "no recorded rounds for $name: run the test command (or kjtest run --only ${name}_floor*)"
 done
 
-python3 - "$tmp" "$KJ_ROOT/README.md" "$KJ_ROOT/Documentation/admin-guide/kexec-jump.rst" <<'PY'
+python3 - "$tmp" "$KJ_ROOT/tools/testing/kexec_jump/README.md" \
+	"$KJ_ROOT/Documentation/admin-guide/kexec-jump.rst" <<'PY'
 import sys
 
-tmp, readme, guide = sys.argv[1:4]
+tmp, testing, guide = sys.argv[1:4]
 
 
 def replace(path, begin, end, body):
@@ -40,8 +42,8 @@ def replace(path, begin, end, body):
 
 for name in ("switch", "ladder", "hibernate"):
     table = open(f"{tmp}/{name}").read()
-    replace(readme, f"<!-- bench:{name} -->", f"<!-- /bench:{name} -->", table)
+    replace(testing, f"<!-- bench:{name} -->", f"<!-- /bench:{name} -->", table)
     block = "::\n\n" + "".join(f"  {l.rstrip()}\n" if l.strip() else "\n" for l in table.splitlines()) + "\n"
     replace(guide, f".. bench:{name}\n", f".. /bench:{name}", block)
 PY
-echo "README.md and the admin guide now hold the tables of the last run"
+echo "the testing guide and the admin guide now hold the tables of the last run"

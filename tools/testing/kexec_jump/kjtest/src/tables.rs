@@ -3,7 +3,8 @@
 //! `kjtest tables NAME`: the documentation's table for a benchmark, made
 //! from the rounds its last run recorded (build/bench/NAME.tsv), with the
 //! floors judged again from them. scripts/update-bench-doc.sh puts the
-//! output into README.md, so no figure there is typed by hand.
+//! output into the testing guide and the admin guide, so no figure there
+//! is typed by hand.
 
 use crate::floors::{judge, load, Bound, Recorded};
 use crate::stats::{verdict, Spread};
