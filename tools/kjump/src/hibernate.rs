@@ -8,7 +8,9 @@
 
 use crate::{
     aligned::AlignedBuf,
-    cpio, device, image,
+    cpio, device,
+    filesystems::{self, Guarded},
+    image,
     image::{Chunk, Header, Run, CHUNK_RAW, PAGE},
     load, sys,
     vmcore::{FreeMap, Vmcore},
@@ -281,10 +283,23 @@ pub fn hibernate(dev: &str, kernel: &str, append: &str, resume_elsewhere: bool) 
     // opens no pty; registering 256 BSD ones was half a second under
     // emulation), i8042.nokbd i8042.noaux (no keyboard or mouse: probing
     // the mouse was another half second).
+    // A's filesystems as the disks hold them, after a sync (a mount's
+    // own superblock update may still wait in the page cache).
+    // SAFETY: sync(2) takes no arguments and cannot fail.
+    unsafe { libc::sync() };
+    let (guarded, unguarded) = filesystems::record()?;
+    if !unguarded.is_empty() {
+        println!(
+            "kjump: not guarded against changes before the resume (not ext2/3/4): {}",
+            unguarded.join(", ")
+        );
+    }
+    let fs_arg: Vec<String> = guarded.iter().map(|g| g.to_arg()).collect();
     let b_cmdline = format!(
-        "{} loglevel=5 pty.legacy_count=0 i8042.nokbd i8042.noaux rdinit=/init panic=10 kjump.hibernate={dev} kjump.nonce={nonce:x} kjump.machine={:x} {append}",
+        "{} loglevel=5 pty.legacy_count=0 i8042.nokbd i8042.noaux rdinit=/init panic=10 kjump.hibernate={dev} kjump.nonce={nonce:x} kjump.machine={:x} kjump.fs={} {append}",
         consoles.join(" "),
-        crate::machine::id()
+        crate::machine::id(),
+        if fs_arg.is_empty() { "-".to_string() } else { fs_arg.join(",") }
     );
     load::load(load::Request {
         kernel,
@@ -502,7 +517,13 @@ fn candidate_runs(core: &Vmcore) -> Vec<(u64, u64, u64)> {
 /// free map; zero pages are listed in the page map but carry no data.
 /// This thread reads A's pages (mapped) and gathers chunks; one worker
 /// per CPU compresses them; chunks are written in order.
-pub fn write_image(dev: &str, nonce: u64, entry: u64, machine: u64) -> Result<Header> {
+pub fn write_image(
+    dev: &str,
+    nonce: u64,
+    entry: u64,
+    machine: u64,
+    filesystems: Vec<Guarded>,
+) -> Result<Header> {
     let core = Vmcore::open("/proc/vmcore")?;
     let build_id = core
         .info("BUILD-ID")
@@ -651,6 +672,7 @@ pub fn write_image(dev: &str, nonce: u64, entry: u64, machine: u64) -> Result<He
         data_pages,
         free_pages,
         machine,
+        filesystems,
     };
     // Everything else first, then the header, each flushed.
     w.file.sync_all().context("flushing the image")?;
@@ -695,7 +717,13 @@ pub fn run_as_init() -> ! {
         let machine = cmdline_value("kjump.machine")
             .and_then(|n| u64::from_str_radix(&n, 16).ok())
             .context("no kjump.machine= on the command line")?;
-        let h = write_image(&dev, nonce, entry, machine)?;
+        let fs = cmdline_value("kjump.fs").context("no kjump.fs= on the command line")?;
+        let filesystems = fs
+            .split(',')
+            .filter(|a| *a != "-")
+            .map(|a| Guarded::from_arg(a).with_context(|| format!("kjump.fs={fs}: {a}?")))
+            .collect::<Result<Vec<_>>>()?;
+        let h = write_image(&dev, nonce, entry, machine, filesystems)?;
         println!(
             "kjump: image written to {dev} in {:.1} s: {} used pages in {} ranges, {} with data, {} zero, {} free left out, {} MiB",
             t.elapsed().as_secs_f64(),

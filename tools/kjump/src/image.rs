@@ -13,6 +13,7 @@
 //! cut short leaves nothing to resume. All numbers are little-endian.
 //! Checksums are XXH3-64.
 
+use crate::filesystems::{self, Guarded};
 use anyhow::{bail, Result};
 use xxhash_rust::xxh3::xxh3_64;
 
@@ -31,8 +32,9 @@ pub const INVALID_REASON: usize = 512;
 /// Block 0 while a hibernation is under way: A marks the device with this
 /// and the run's nonce, and B writes only to the disk that carries them.
 pub const MAGIC_CLAIM: &[u8; 8] = b"KJCLAIM1";
-/// 2: the header records the machine ([`Header::machine`]).
-pub const VERSION: u32 = 2;
+/// 2: the header records the machine ([`Header::machine`]); 3: and A's
+/// filesystems ([`Header::filesystems`]).
+pub const VERSION: u32 = 3;
 /// Bytes of page data a chunk holds before compression.
 pub const CHUNK_RAW: usize = 4 << 20;
 /// The most bytes a chunk holds decompressed: its page data may pass
@@ -44,8 +46,11 @@ pub const MAX_RANGES: u64 = 1 << 18;
 /// Page frames beyond x86_64's 52-bit physical address space: no page
 /// map entry reaches them, so a page frame times PAGE never overflows.
 pub const MAX_PFN: u64 = 1 << (52 - 12);
-/// Bytes of the header covered by its checksum.
-const HEADER_SUMMED: usize = 192;
+/// Bytes of the header covered by its checksum (which follows them).
+pub const HEADER_SUMMED: usize = 448;
+/// Where the header lists A's guarded filesystems: a count, then 24 bytes
+/// each (UUID, generation).
+const FILESYSTEMS: usize = 256;
 
 pub fn sum(bytes: &[u8]) -> u64 {
     xxh3_64(bytes)
@@ -81,6 +86,8 @@ pub struct Header {
     /// A's machine and firmware (crate::machine::id()): C resumes only on
     /// the same.
     pub machine: u64,
+    /// A's ext2/3/4 filesystems as it left them (crate::filesystems).
+    pub filesystems: Vec<Guarded>,
 }
 
 impl Header {
@@ -111,6 +118,13 @@ impl Header {
         ];
         for (i, w) in words.iter().enumerate() {
             b[64 + 8 * i..72 + 8 * i].copy_from_slice(&w.to_le_bytes());
+        }
+        let fs = &self.filesystems[..self.filesystems.len().min(filesystems::MAX)];
+        b[FILESYSTEMS..FILESYSTEMS + 4].copy_from_slice(&(fs.len() as u32).to_le_bytes());
+        for (i, g) in fs.iter().enumerate() {
+            let at = FILESYSTEMS + 8 + 24 * i;
+            b[at..at + 16].copy_from_slice(&g.uuid);
+            b[at + 16..at + 24].copy_from_slice(&g.state.to_le_bytes());
         }
         let s = sum(&b[..HEADER_SUMMED]);
         b[HEADER_SUMMED..HEADER_SUMMED + 8].copy_from_slice(&s.to_le_bytes());
@@ -145,6 +159,19 @@ impl Header {
         }
         let id_len = (u32_at(16) as usize).min(40);
         let w = |i: usize| u64_at(64 + 8 * i);
+        let nr_fs = u32_at(FILESYSTEMS) as usize;
+        if nr_fs > filesystems::MAX {
+            bail!("the image header lists {nr_fs} filesystems");
+        }
+        let filesystems = (0..nr_fs)
+            .map(|i| {
+                let at = FILESYSTEMS + 8 + 24 * i;
+                Guarded {
+                    uuid: b[at..at + 16].try_into().unwrap(),
+                    state: u64_at(at + 16),
+                }
+            })
+            .collect();
         Ok(Header {
             build_id: b[20..20 + id_len].to_vec(),
             entry: w(0),
@@ -162,6 +189,7 @@ impl Header {
             data_pages: w(12),
             free_pages: w(13),
             machine: w(14),
+            filesystems,
         })
     }
 }
@@ -340,6 +368,10 @@ mod tests {
             nonce: 7,
             nr_ranges: 3,
             image_end: 1 << 30,
+            filesystems: vec![Guarded {
+                uuid: [3; 16],
+                state: 77,
+            }],
             ..Default::default()
         };
         let mut b = h.encode();

@@ -15,6 +15,7 @@ mod call;
 mod cpio;
 mod device;
 mod elfcore;
+mod filesystems;
 mod hibernate;
 mod image;
 mod load;

@@ -316,6 +316,7 @@ fn resume_image(file: File, dev: &str) -> Result<()> {
             "the image is from another machine or firmware: the firmware memory map or the BIOS identity differs from this boot's"
         );
     }
+    crate::filesystems::check(&h.filesystems)?;
     // A's pages and this process's chunk buffers must fit at once: check
     // before anything is loaded, or the OOM killer ends kjump half way
     // and nothing invalidates the image.

@@ -146,6 +146,7 @@ fn build(rng: &mut Rng) -> Vec<u8> {
         data_pages,
         free_pages: 0,
         machine: 1,
+        filesystems: Vec::new(),
     };
     img[..PAGE as usize].copy_from_slice(&h.encode());
     img
@@ -157,8 +158,9 @@ fn fix_sums(img: &mut [u8]) {
     let Ok(h) = Header::decode(&img[..PAGE as usize]).or_else(|_| {
         let mut b = img[..PAGE as usize].to_vec();
         b[..8].copy_from_slice(image::MAGIC);
-        let s = image::sum(&b[..192]);
-        b[192..200].copy_from_slice(&s.to_le_bytes());
+        let n = image::HEADER_SUMMED;
+        let s = image::sum(&b[..n]);
+        b[n..n + 8].copy_from_slice(&s.to_le_bytes());
         Header::decode(&b)
     }) else {
         return;

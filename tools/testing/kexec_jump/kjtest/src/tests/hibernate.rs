@@ -324,8 +324,9 @@ pub(super) fn hibernate_refuses_bad_images(ctx: &Ctx) -> TestResult {
 fn cases_other_build(image: &[u8]) -> Vec<u8> {
     let mut other = image.to_vec();
     other[20] ^= 0xff;
-    let sum = xxhash_rust::xxh3::xxh3_64(&other[..192]);
-    other[192..200].copy_from_slice(&sum.to_le_bytes());
+    // The header's checksum covers its first 448 bytes and follows them.
+    let sum = xxhash_rust::xxh3::xxh3_64(&other[..448]);
+    other[448..456].copy_from_slice(&sum.to_le_bytes());
     other
 }
 
@@ -391,6 +392,62 @@ pub(super) fn hibernate_device_must_be_kjumps(ctx: &Ctx) -> TestResult {
         return Err(g.fail(format!("want kjump status to find the device by UUID: {l}")));
     }
     g.step("KJ: done", 60)?;
+    Ok(Verdict::Pass)
+}
+
+/// What another boot writes between the hibernation and the resume.
+const OTHER_BOOT: &str = r#"#!/bin/sh
+. /etc/kj-prelude.sh
+mkdir -p /mnt
+mount -t ext2 /dev/vdb /mnt || die "mount /dev/vdb"
+echo "written by another boot" >/mnt/other.txt
+umount /mnt || die "umount /dev/vdb"
+mark "other boot wrote A's disk"
+poweroff -f
+"#;
+
+/// A filesystem changed between the hibernation and the resume is never
+/// resumed over: A hibernates with its ext2 disk mounted and a file open
+/// for writing; another boot (an entry without kjump.resume=) mounts that
+/// disk read-write and writes a file; the resume then refuses and
+/// invalidates the image, the boot goes on, the host's `e2fsck -fn` is
+/// clean and the other boot's file is intact.
+pub(super) fn hibernate_refuses_changed_filesystem(ctx: &Ctx) -> TestResult {
+    let resume = raw_disk(ctx, "resume.img", 1024)?;
+    let data = ext2_disk(ctx)?;
+    let initrd = image(ctx, "MEM_MIB=64\nDATA=1\nHIBERNATE=1\n")?;
+    let mut g = boot(ctx, &initrd, &[&resume, &data])?;
+    hibernate(&mut g)?;
+    drop(g);
+    let other = kjump_image(ctx, OTHER_BOOT, "", false)?.finish();
+    let mut g = boot_args(ctx, &other, &[&resume, &data], "crashkernel=160M")?;
+    g.step("KJ: other boot wrote A's disk", 120)?;
+    g.vm.wait_exit(SECS(60)).map_err(|e| g.fail(e))?;
+    drop(g);
+    let check = image(ctx, "MEM_MIB=0\nDATA=0\nHIBERNATE=0\n")?;
+    let mut g = boot(ctx, &check, &[&resume, &data])?;
+    let l = g.step("no resume from /dev/vda", 300)?;
+    if !l.contains("the image is invalidated") || !l.contains("was changed since A hibernated") {
+        return Err(g.fail(format!("want the resume refused: {l}")));
+    }
+    g.step("KJ: normal boot", 60)?;
+    g.step("KJ: done", 60)?;
+    drop(g);
+    let fsck = host(Command::new("e2fsck").args(["-fn"]).arg(&data))
+        .map_err(|f| setup(format!("e2fsck -fn on A's data disk: {}", f.reason)))?;
+    let file = host(
+        Command::new("debugfs")
+            .args(["-R", "cat /other.txt"])
+            .arg(&data),
+    )?;
+    if !file.contains("written by another boot") {
+        return Err(setup(format!("the other boot's file: {file:?}")));
+    }
+    println!("    {}", l.trim_start_matches("kjump: "));
+    println!(
+        "    e2fsck -fn clean ({} lines); the other boot's file intact",
+        fsck.lines().count()
+    );
     Ok(Verdict::Pass)
 }
 

@@ -294,6 +294,13 @@ pub const TESTS: &[TestCase] = &[
         ref_reports: &[],
     },
     TestCase {
+        name: "hibernate_refuses_changed_filesystem",
+        run: hibernate::hibernate_refuses_changed_filesystem,
+        kernels: OURS,
+        ref_fails: false,
+        ref_reports: &[],
+    },
+    TestCase {
         name: "hibernate_failure_in_b_keeps_a",
         run: hibernate::hibernate_failure_in_b_keeps_a,
         kernels: OURS,
