@@ -151,6 +151,32 @@ fn modular_drivers(dev: &str) -> Vec<String> {
     out
 }
 
+/// Like swsusp's image_size: when A uses more than `target_mib` (by
+/// default 2/5 of its RAM, swsusp's default), drop its clean page cache
+/// before the jump. A counts its page cache as used, so a full one makes
+/// the image larger and can make it too large to resume: the resuming
+/// kernel needs a free page for every used page of A at once. What A uses
+/// beyond that stays; the resume checks that it fits.
+fn shrink(target_mib: Option<u64>) -> Result<()> {
+    use crate::resume::meminfo_kib;
+    let total = meminfo_kib("MemTotal:");
+    let used = |free: u64| total.saturating_sub(free) >> 10;
+    let target = target_mib.unwrap_or((total >> 10) * 2 / 5);
+    let before = used(meminfo_kib("MemFree:"));
+    if before <= target {
+        return Ok(());
+    }
+    // SAFETY: sync(2) takes no arguments and cannot fail.
+    unsafe { libc::sync() };
+    fs::write("/proc/sys/vm/drop_caches", "1").context("dropping the page cache")?;
+    let after = used(meminfo_kib("MemFree:"));
+    println!(
+        "kjump: A used {before} MiB, more than the image size {target} MiB: dropped {} MiB of clean page cache",
+        before.saturating_sub(after)
+    );
+    Ok(())
+}
+
 /// The next boot must look for the image, or it boots normally and the
 /// image goes stale: refuse unless this boot's command line has
 /// kjump.resume= naming `dev` (the same device), as the next boot of the
@@ -242,7 +268,13 @@ fn claimed_device(hint: &str, nonce: u64) -> Result<String> {
 }
 
 /// In A: hibernate to `dev` through a kexec jump to `kernel`.
-pub fn hibernate(dev: &str, kernel: &str, append: &str, resume_elsewhere: bool) -> Result<()> {
+pub fn hibernate(
+    dev: &str,
+    kernel: &str,
+    append: &str,
+    resume_elsewhere: bool,
+    image_size_mib: Option<u64>,
+) -> Result<()> {
     let t0 = Instant::now();
     crate::trace("hibernate start");
     let dev = &device::resolve(dev)?;
@@ -283,6 +315,7 @@ pub fn hibernate(dev: &str, kernel: &str, append: &str, resume_elsewhere: bool) 
     // opens no pty; registering 256 BSD ones was half a second under
     // emulation), i8042.nokbd i8042.noaux (no keyboard or mouse: probing
     // the mouse was another half second).
+    shrink(image_size_mib)?;
     // A's filesystems as the disks hold them, after a sync (a mount's
     // own superblock update may still wait in the page cache).
     // SAFETY: sync(2) takes no arguments and cannot fail.

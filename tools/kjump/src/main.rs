@@ -108,6 +108,10 @@ enum Cmd {
         /// would never be looked for)
         #[arg(long)]
         resume_elsewhere: bool,
+        /// Drop the clean page cache first when this kernel uses more
+        /// than MIB (default: 2/5 of its RAM, as swsusp's image_size)
+        #[arg(long, value_name = "MIB")]
+        image_size: Option<u64>,
     },
     /// Resume the kernel saved on DEVICE; returns if it did not, with exit
     /// code 1 (no image), 2 (an image that could not be resumed, now
@@ -325,11 +329,13 @@ fn main() {
             kernel,
             append,
             resume_elsewhere,
+            image_size,
         } => hibernate::hibernate(
             &device,
             &kernel.unwrap_or_else(default_kernel),
             &append,
             resume_elsewhere,
+            image_size,
         ),
         Cmd::Resume { device } => {
             // A UUID= device may still be probing: look for it up to 10 s.

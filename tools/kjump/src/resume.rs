@@ -389,7 +389,7 @@ fn resume_image(file: File, dev: &str) -> Result<()> {
 const RESUME_HEADROOM_MIB: u64 = 64;
 
 /// A field of /proc/meminfo, in KiB (0 if missing).
-fn meminfo_kib(field: &str) -> u64 {
+pub(crate) fn meminfo_kib(field: &str) -> u64 {
     std::fs::read_to_string("/proc/meminfo")
         .ok()
         .and_then(|m| {

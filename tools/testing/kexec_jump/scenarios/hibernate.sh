@@ -9,6 +9,7 @@
 #   MLOCK    1: that memory is mlock()ed
 #   FRAGMENT_MIB  MiB of which A keeps every other 64 KiB (many ranges)
 #   DATA     1: A keeps a file open for writing on the ext2 disk /dev/vdb
+#   CACHE_MIB  with DATA=1: MiB of a file A writes and reads on it first
 #   HIBERNATE  0: stop after the normal boot (a check that no resume ran)
 #   HIBERNATE_ARGS  more options of kjump hibernate
 #   EXPECT_FAIL  1: kjump hibernate must fail and A go on (B gave up)
@@ -41,6 +42,13 @@ if [ "$DATA" = 1 ]; then
 	mount -t ext2 /dev/vdb /mnt || die "mount /dev/vdb"
 	exec 3>>/mnt/log.txt
 	echo "written before hibernation" >&3
+	# A page cache of CACHE_MIB MiB: a file written and read back.
+	if [ "${CACHE_MIB:-0}" -gt 0 ]; then
+		dd if=/dev/zero of=/mnt/cache bs=1M count="$CACHE_MIB" 2>/dev/null || die "dd"
+		sync
+		cat /mnt/cache >/dev/null
+		mark "A page cache: $(grep '^Cached' /proc/meminfo | tr -s ' ')"
+	fi
 fi
 # The resume device must be kjump's; FORMAT=0 keeps what the harness put
 # there (an older image on a device formatted before).

@@ -48,7 +48,12 @@ fn raw_disk(ctx: &Ctx, name: &str, mib: u64) -> Result<PathBuf, Failure> {
 
 /// A 16 MiB ext2 disk.
 fn ext2_disk(ctx: &Ctx) -> Result<PathBuf, Failure> {
-    let path = raw_disk(ctx, "data.img", 16)?;
+    ext2_disk_of(ctx, 16)
+}
+
+/// An ext2 disk of `mib` MiB (sparse).
+fn ext2_disk_of(ctx: &Ctx, mib: u64) -> Result<PathBuf, Failure> {
+    let path = raw_disk(ctx, "data.img", mib)?;
     host(
         Command::new("mke2fs")
             .args(["-q", "-F", "-t", "ext2"])
@@ -392,6 +397,59 @@ pub(super) fn hibernate_device_must_be_kjumps(ctx: &Ctx) -> TestResult {
         return Err(g.fail(format!("want kjump status to find the device by UUID: {l}")));
     }
     g.step("KJ: done", 60)?;
+    Ok(Verdict::Pass)
+}
+
+/// A full page cache does not stop a resume: A (1536 MiB) writes and
+/// reads 900 MiB of a file and holds 256 MiB. With `--image-size 65536`
+/// (nothing dropped) its used pages do not fit the resuming kernel: the
+/// resume is refused for want of memory and the image invalidated, as
+/// every resume was before kjump shrank A. By default kjump drops the
+/// clean page cache first (A uses more than 2/5 of its RAM), and A
+/// hibernates and resumes with its memory intact.
+pub(super) fn hibernate_with_full_page_cache(ctx: &Ctx) -> TestResult {
+    const MEM: u32 = 1536;
+    let resume = raw_disk(ctx, "resume.img", u64::from(MEM))?;
+    let data = ext2_disk_of(ctx, 1200)?;
+    for (shrink, args) in [(false, "--image-size 65536"), (true, "")] {
+        let initrd = image(
+            ctx,
+            &format!("MEM_MIB=256\nDATA=1\nCACHE_MIB=900\nHIBERNATE=1\nHIBERNATE_ARGS='{args}'\n"),
+        )?;
+        let mut g = boot_mem(ctx, &initrd, &[&resume, &data], ARGS, MEM)?;
+        let written = hibernate(&mut g)?;
+        let said = |what: &str| {
+            g.said_since("KJ: normal boot", what)
+                .pop()
+                .unwrap_or_default()
+        };
+        let cache = said("KJ: A page cache:");
+        let dropped = said("kjump: A used");
+        if shrink != !dropped.is_empty() {
+            return Err(g.fail(format!("shrink {shrink}, kjump said: {dropped:?}")));
+        }
+        if shrink {
+            println!("    {}", dropped.trim_start_matches("kjump: "));
+        }
+        drop(g);
+        let mut g = boot_mem(ctx, &initrd, &[&resume, &data], ARGS, MEM)?;
+        if !shrink {
+            let l = g.step("no resume from /dev/vda", 300)?;
+            if !l.contains("not enough memory to resume") || !l.contains("invalidated") {
+                return Err(g.fail(format!("want the resume refused for memory: {l}")));
+            }
+            println!(
+                "    without shrinking ({}): {}",
+                cache.trim_start_matches("KJ: A page cache: "),
+                l.trim_start_matches("kjump: ")
+            );
+            continue;
+        }
+        g.step("KJ: A resumed", 600)?;
+        g.step("KJ: A memory intact", 300)?;
+        g.step("KJ: done", 60)?;
+        println!("    shrunk: {}", written.trim_start_matches("kjump: "));
+    }
     Ok(Verdict::Pass)
 }
 

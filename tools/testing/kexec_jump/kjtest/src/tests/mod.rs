@@ -294,6 +294,13 @@ pub const TESTS: &[TestCase] = &[
         ref_reports: &[],
     },
     TestCase {
+        name: "hibernate_with_full_page_cache",
+        run: hibernate::hibernate_with_full_page_cache,
+        kernels: OURS,
+        ref_fails: false,
+        ref_reports: &[],
+    },
+    TestCase {
         name: "hibernate_refuses_changed_filesystem",
         run: hibernate::hibernate_refuses_changed_filesystem,
         kernels: OURS,
