@@ -425,7 +425,7 @@ pub(super) fn hibernate_with_full_page_cache(ctx: &Ctx) -> TestResult {
         };
         let cache = said("KJ: A page cache:");
         let dropped = said("kjump: A used");
-        if shrink != !dropped.is_empty() {
+        if shrink == dropped.is_empty() {
             return Err(g.fail(format!("shrink {shrink}, kjump said: {dropped:?}")));
         }
         if shrink {
