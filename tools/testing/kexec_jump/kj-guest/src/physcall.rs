@@ -22,6 +22,24 @@ fn parse_addr(s: &str) -> Result<u64, String> {
     .map_err(|_| format!("'{s}' is not an address"))
 }
 
+/// Loads the physical-mode program at `path` with kexec-tools, as a
+/// preserve-context image between `mem_min` and `mem_max`.
+pub(crate) fn kexec_load_program(path: &str, mem_min: &str, mem_max: &str) -> Result<(), String> {
+    let out = std::process::Command::new("kexec")
+        .args(["--load-preserve-context", "--args-none", path])
+        .arg(format!("--mem-min={mem_min}"))
+        .arg(format!("--mem-max={mem_max}"))
+        .output()
+        .map_err(|e| format!("kexec: {e}"))?;
+    if !out.status.success() {
+        return Err(format!(
+            "kexec load: {}",
+            String::from_utf8_lossy(&out.stderr).trim()
+        ));
+    }
+    Ok(())
+}
+
 /// FNV-1a, 64 bit: what the physical-mode program computes.
 pub fn fnv1a(bytes: &[u8]) -> u64 {
     bytes.iter().fold(0xcbf2_9ce4_8422_2325, |h, b| {
@@ -115,18 +133,7 @@ impl Program {
                 kjump,
             });
         }
-        let out = std::process::Command::new("kexec")
-            .args(["--load-preserve-context", "--args-none", PATCHED])
-            .arg(format!("--mem-min={mem_min}"))
-            .arg(format!("--mem-max={mem_max}"))
-            .output()
-            .map_err(|e| format!("kexec: {e}"))?;
-        if !out.status.success() {
-            return Err(format!(
-                "kexec load: {}",
-                String::from_utf8_lossy(&out.stderr).trim()
-            ));
-        }
+        kexec_load_program(PATCHED, mem_min, mem_max)?;
         println!("physcall: loaded, buffer at physical {phys:#x}");
         sys::drain_stdout();
         Ok(Self {

@@ -174,18 +174,7 @@ pub fn run(elf: &Path) -> Result<(), String> {
         image[at + 8 * i..at + 8 * i + 8].copy_from_slice(&v.to_le_bytes());
     }
     fs::write(PATCHED, &image).map_err(|e| io(PATCHED, e))?;
-    let out = std::process::Command::new("kexec")
-        .args(["--load-preserve-context", "--args-none", PATCHED])
-        .arg(format!("--mem-min={MEM_MIN:#x}"))
-        .arg(format!("--mem-max={MEM_MAX:#x}"))
-        .output()
-        .map_err(|e| format!("kexec: {e}"))?;
-    if !out.status.success() {
-        return Err(format!(
-            "kexec load: {}",
-            String::from_utf8_lossy(&out.stderr).trim()
-        ));
-    }
+    physcall::kexec_load_program(PATCHED, &format!("{MEM_MIN:#x}"), &format!("{MEM_MAX:#x}"))?;
     // What the program did not write stays recognizable.
     buf.fill(0x5a);
     sys::drain_stdout();
