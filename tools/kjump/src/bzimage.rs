@@ -5,16 +5,87 @@
 
 use crate::memmap::FirmwareEntry;
 use anyhow::{bail, Result};
+use std::mem::{offset_of, size_of};
+use zerocopy::little_endian::{U16, U32, U64};
+use zerocopy::{FromBytes, Immutable, IntoBytes, KnownLayout, Unaligned};
 
-const HDR_START: usize = 0x1f1;
 const XLF_KERNEL_64: u16 = 1 << 0;
 const XLF_CAN_BE_LOADED_ABOVE_4G: u16 = 1 << 1;
 /// boot_params can hold this many e820 entries (E820_MAX_ENTRIES_ZEROPAGE).
 pub const E820_MAX: usize = 128;
+/// Where the setup header starts, in a bzImage and in boot_params.
+const HDR_START: usize = offset_of!(BootParams, hdr);
+
+/// The setup header, as far as boot protocol 2.15 (struct setup_header).
+#[derive(FromBytes, IntoBytes, KnownLayout, Immutable, Unaligned)]
+#[repr(C)]
+pub struct SetupHeader {
+    pub setup_sects: u8,
+    _legacy0: [u8; 14],
+    /// The jump over the header: its second byte says where it ends.
+    pub jump: [u8; 2],
+    pub header: [u8; 4],
+    pub version: U16,
+    _legacy1: [u8; 8],
+    pub type_of_loader: u8,
+    pub loadflags: u8,
+    _legacy2: [u8; 6],
+    pub ramdisk_image: U32,
+    pub ramdisk_size: U32,
+    _legacy3: [u8; 8],
+    pub cmd_line_ptr: U32,
+    pub initrd_addr_max: U32,
+    pub kernel_alignment: U32,
+    pub relocatable_kernel: u8,
+    pub min_alignment: u8,
+    pub xloadflags: U16,
+    pub cmdline_size: U32,
+    _platform: [u8; 36],
+    pub init_size: U32,
+    pub handover_offset: U32,
+    pub kernel_info_offset: U32,
+}
+
+/// One e820 entry of boot_params (struct boot_e820_entry).
+#[derive(FromBytes, IntoBytes, KnownLayout, Immutable, Unaligned)]
+#[repr(C)]
+pub struct BootE820Entry {
+    pub addr: U64,
+    pub size: U64,
+    pub kind: U32,
+}
+
+/// The zero page (struct boot_params), with the fields kjump fills.
+#[derive(FromBytes, IntoBytes, KnownLayout, Immutable, Unaligned)]
+#[repr(C)]
+pub struct BootParams {
+    _pad0: [u8; 0x70],
+    pub acpi_rsdp_addr: U64,
+    _pad1: [u8; 0x48],
+    pub ext_ramdisk_image: U32,
+    pub ext_ramdisk_size: U32,
+    pub ext_cmd_line_ptr: U32,
+    _pad2: [u8; 0x11c],
+    pub e820_entries: u8,
+    _pad3: [u8; 8],
+    pub hdr: SetupHeader,
+    _pad4: [u8; 0x64],
+    pub e820_table: [BootE820Entry; E820_MAX],
+    _pad5: [u8; 0x330],
+}
+
+const _: () = assert!(size_of::<BootParams>() == 4096);
+const _: () = assert!(offset_of!(BootParams, ext_ramdisk_image) == 0x0c0);
+const _: () = assert!(offset_of!(BootParams, e820_entries) == 0x1e8);
+const _: () = assert!(HDR_START == 0x1f1);
+const _: () = assert!(offset_of!(BootParams, hdr) + offset_of!(SetupHeader, header) == 0x202);
+const _: () = assert!(offset_of!(BootParams, hdr) + offset_of!(SetupHeader, cmd_line_ptr) == 0x228);
+const _: () = assert!(offset_of!(BootParams, hdr) + offset_of!(SetupHeader, init_size) == 0x260);
+const _: () = assert!(offset_of!(BootParams, e820_table) == 0x2d0);
 
 /// What kjump needs of a bzImage.
 pub struct BzImage {
-    /// The setup header, from 0x1f1 to its end.
+    /// The setup header as the kernel has it, to the end its jump names.
     header: Vec<u8>,
     /// The protected-mode kernel, loaded at a kernel_alignment boundary.
     pub payload: Vec<u8>,
@@ -25,28 +96,27 @@ pub struct BzImage {
     pub above_4g: bool,
 }
 
-fn u16_at(b: &[u8], off: usize) -> u16 {
-    u16::from_le_bytes([b[off], b[off + 1]])
-}
-
-fn u32_at(b: &[u8], off: usize) -> u32 {
-    u32::from_le_bytes(b[off..off + 4].try_into().unwrap())
-}
-
+/// Reads a bzImage's setup header and cuts off the real-mode setup.
 pub fn parse(bytes: &[u8]) -> Result<BzImage> {
-    if bytes.len() < 0x270 || &bytes[0x202..0x206] != b"HdrS" {
+    let h = bytes
+        .get(HDR_START..)
+        .and_then(|b| SetupHeader::ref_from_prefix(b).ok())
+        .map(|(h, _)| h)
+        .filter(|h| &h.header == b"HdrS");
+    let Some(h) = h else {
         bail!("not a bzImage (no HdrS setup header)");
-    }
-    let version = u16_at(bytes, 0x206);
+    };
+    let version = h.version.get();
     if version < 0x020c {
         bail!("boot protocol {version:#x} is too old: need 2.12 (a 64-bit entry)");
     }
-    let xloadflags = u16_at(bytes, 0x236);
-    if xloadflags & XLF_KERNEL_64 == 0 || bytes[0x234] == 0 {
+    let xloadflags = h.xloadflags.get();
+    if xloadflags & XLF_KERNEL_64 == 0 || h.relocatable_kernel == 0 {
         bail!("not a relocatable 64-bit kernel");
     }
-    let hdr_end = 0x202 + bytes[0x201] as usize;
-    let setup_sects = match bytes[0x1f1] {
+    let hdr_end =
+        offset_of!(BootParams, hdr) + offset_of!(SetupHeader, header) + h.jump[1] as usize;
+    let setup_sects = match h.setup_sects {
         0 => 4,
         n => n as usize,
     };
@@ -54,23 +124,18 @@ pub fn parse(bytes: &[u8]) -> Result<BzImage> {
     if payload_start >= bytes.len() || hdr_end > payload_start {
         bail!("truncated bzImage");
     }
-    let init_size = u32_at(bytes, 0x260) as u64;
-    let alignment = u32_at(bytes, 0x230) as u64;
+    let alignment = u64::from(h.kernel_alignment.get());
     if !alignment.is_power_of_two() || alignment < 4096 {
         bail!("bad kernel_alignment {alignment:#x}");
     }
     Ok(BzImage {
         header: bytes[HDR_START..hdr_end].to_vec(),
         payload: bytes[payload_start..].to_vec(),
-        init_size,
+        init_size: u64::from(h.init_size.get()),
         alignment,
-        cmdline_size: u32_at(bytes, 0x238) as u64,
+        cmdline_size: u64::from(h.cmdline_size.get()),
         above_4g: xloadflags & XLF_CAN_BE_LOADED_ABOVE_4G != 0,
     })
-}
-
-fn put32(b: &mut [u8], off: usize, v: u32) {
-    b[off..off + 4].copy_from_slice(&v.to_le_bytes());
 }
 
 /// Where boot_params point.
@@ -90,26 +155,26 @@ impl BzImage {
                 info.e820.len()
             );
         }
-        let mut bp = vec![0u8; 4096];
-        bp[HDR_START..HDR_START + self.header.len()].copy_from_slice(&self.header);
-        bp[0x210] = 0xff; // type_of_loader: not a registered boot loader
-        put32(&mut bp, 0x228, info.cmdline as u32);
-        put32(&mut bp, 0x0c8, (info.cmdline >> 32) as u32);
+        let mut page = vec![0u8; 4096];
+        page[HDR_START..HDR_START + self.header.len()].copy_from_slice(&self.header);
+        let bp = BootParams::mut_from_bytes(&mut page).expect("one page");
+        bp.hdr.type_of_loader = 0xff; // not a registered boot loader
+        bp.hdr.cmd_line_ptr.set(info.cmdline as u32);
+        bp.ext_cmd_line_ptr.set((info.cmdline >> 32) as u32);
         if let Some((addr, size)) = info.initrd {
-            put32(&mut bp, 0x218, addr as u32);
-            put32(&mut bp, 0x21c, size as u32);
-            put32(&mut bp, 0x0c0, (addr >> 32) as u32);
-            put32(&mut bp, 0x0c4, (size >> 32) as u32);
+            bp.hdr.ramdisk_image.set(addr as u32);
+            bp.hdr.ramdisk_size.set(size as u32);
+            bp.ext_ramdisk_image.set((addr >> 32) as u32);
+            bp.ext_ramdisk_size.set((size >> 32) as u32);
         }
-        bp[0x070..0x078].copy_from_slice(&info.acpi_rsdp.to_le_bytes());
-        bp[0x1e8] = info.e820.len() as u8;
-        for (i, e) in info.e820.iter().enumerate() {
-            let off = 0x2d0 + i * 20;
-            bp[off..off + 8].copy_from_slice(&e.range.start.to_le_bytes());
-            bp[off + 8..off + 16].copy_from_slice(&e.range.len().to_le_bytes());
-            put32(&mut bp, off + 16, e.e820_type);
+        bp.acpi_rsdp_addr.set(info.acpi_rsdp);
+        bp.e820_entries = info.e820.len() as u8;
+        for (raw, e) in bp.e820_table.iter_mut().zip(info.e820) {
+            raw.addr.set(e.range.start);
+            raw.size.set(e.range.len());
+            raw.kind.set(e.e820_type);
         }
-        Ok(bp)
+        Ok(page)
     }
 }
 
@@ -118,16 +183,19 @@ mod tests {
     use super::*;
     use crate::memmap::Range;
 
+    /// A bzImage of 4 setup sectors, boot protocol 2.15, and one page
+    /// of payload.
     fn fake() -> Vec<u8> {
         let mut b = vec![0u8; 5 * 512 + 4096];
-        b[0x1f1] = 4;
-        b[0x201] = 0x6a;
-        b[0x202..0x206].copy_from_slice(b"HdrS");
-        b[0x206..0x208].copy_from_slice(&0x020fu16.to_le_bytes());
-        b[0x230..0x234].copy_from_slice(&0x200000u32.to_le_bytes());
-        b[0x234] = 1;
-        b[0x236] = 3;
-        b[0x260..0x264].copy_from_slice(&0x800000u32.to_le_bytes());
+        let h = SetupHeader::mut_from_prefix(&mut b[HDR_START..]).unwrap().0;
+        h.setup_sects = 4;
+        h.jump = [0xeb, 0x6a];
+        h.header = *b"HdrS";
+        h.version.set(0x020f);
+        h.kernel_alignment.set(0x200000);
+        h.relocatable_kernel = 1;
+        h.xloadflags.set(3);
+        h.init_size.set(0x800000);
         b
     }
 
@@ -149,19 +217,25 @@ mod tests {
             e820: &e,
             acpi_rsdp: 0,
         };
-        let bp = k.boot_params(&info).unwrap();
-        assert_eq!(&bp[0x202..0x206], b"HdrS");
-        assert_eq!(u32_at(&bp, 0x228), 0x2345_6000);
-        assert_eq!(u32_at(&bp, 0x0c8), 1);
-        assert_eq!(bp[0x1e8], 1);
-        assert_eq!(u32_at(&bp, 0x2d0 + 16), 1);
+        let page = k.boot_params(&info).unwrap();
+        let bp = BootParams::ref_from_bytes(&page).unwrap();
+        assert_eq!(&bp.hdr.header, b"HdrS");
+        assert_eq!(bp.hdr.cmd_line_ptr.get(), 0x2345_6000);
+        assert_eq!(bp.ext_cmd_line_ptr.get(), 1);
+        assert_eq!(bp.e820_entries, 1);
+        assert_eq!(bp.e820_table[0].kind.get(), 1);
+        assert_eq!(bp.hdr.type_of_loader, 0xff);
     }
 
     #[test]
     fn refuses_non_kernels() {
         assert!(parse(b"hello").is_err());
         let mut b = fake();
-        b[0x236] = 0;
+        SetupHeader::mut_from_prefix(&mut b[HDR_START..])
+            .unwrap()
+            .0
+            .xloadflags
+            .set(0);
         assert!(parse(&b).is_err());
     }
 }

@@ -6,15 +6,32 @@
 
 use crate::memmap::Range;
 use anyhow::{bail, Context, Result};
-use object::read::elf::{FileHeader, ProgramHeader};
+use object::elf::{FileHeader64, PT_LOAD, PT_NOTE};
+use object::read::elf::{FileHeader, NoteIterator, ProgramHeader};
 use std::{fs, io::Read};
 
-const PT_LOAD: u32 = 1;
-const PT_NOTE: u32 = 4;
 const EHDR_SIZE: usize = 64;
 const PHDR_SIZE: usize = 56;
 /// x86_64's __START_KERNEL_map: kernel text is mapped from here.
 const START_KERNEL_MAP: u64 = 0xffff_ffff_8000_0000;
+
+/// The descriptor of the first note called `name` (without its NUL) in
+/// an ELF note segment aligned to `align`, and of type `kind` if given.
+pub fn find_note<'a>(
+    notes: &'a [u8],
+    align: u64,
+    name: &[u8],
+    kind: Option<u32>,
+) -> Option<&'a [u8]> {
+    let e = object::LittleEndian;
+    let mut it = NoteIterator::<FileHeader64<_>>::new(e, align, notes).ok()?;
+    while let Ok(Some(n)) = it.next() {
+        if n.name() == name && kind.is_none_or(|k| n.n_type(e) == k) {
+            return Some(n.desc());
+        }
+    }
+    None
+}
 
 /// Where A's kernel maps memory, from /proc/kcore's program headers.
 pub struct KernelMaps {

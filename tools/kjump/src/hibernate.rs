@@ -8,7 +8,7 @@
 
 use crate::{
     aligned::AlignedBuf,
-    cpio, device,
+    device, elfcore,
     filesystems::{self, Guarded},
     image,
     image::{Chunk, Header, Run, CHUNK_RAW, PAGE},
@@ -16,6 +16,8 @@ use crate::{
     vmcore::{FreeMap, Vmcore},
 };
 use anyhow::{bail, Context, Result};
+use object::elf::NT_GNU_BUILD_ID;
+use rustix::rand::GetRandomFlags;
 use std::{
     collections::BTreeMap,
     fs::{self, File},
@@ -36,19 +38,8 @@ const KEXEC_RANGES_MAX: usize = 1 << 18;
 /// The kernel's build id, from /sys/kernel/notes (the GNU build-id note).
 pub fn own_build_id() -> Result<Vec<u8>> {
     let notes = fs::read("/sys/kernel/notes").context("/sys/kernel/notes")?;
-    let mut at = 0;
-    let word = |o: usize| u32::from_le_bytes(notes[o..o + 4].try_into().unwrap()) as usize;
-    while at + 12 <= notes.len() {
-        let (namesz, descsz, kind) = (word(at), word(at + 4), word(at + 8));
-        let name = at + 12;
-        let desc = name + namesz.div_ceil(4) * 4;
-        if desc + descsz > notes.len() {
-            break;
-        }
-        if kind == 3 && &notes[name..name + namesz] == b"GNU\0" {
-            return Ok(notes[desc..desc + descsz].to_vec());
-        }
-        at = desc + descsz.div_ceil(4) * 4;
+    if let Some(id) = elfcore::find_note(&notes, 4, b"GNU", Some(NT_GNU_BUILD_ID)) {
+        return Ok(id.to_vec());
     }
     bail!("this kernel has no build id (CONFIG_BUILD_ID / --build-id): images cannot be matched to it")
 }
@@ -68,15 +59,9 @@ fn unhex(s: &str) -> Option<Vec<u8>> {
 /// so GRND_INSECURE: plain getrandom() blocks until the kernel's random
 /// pool is ready, which early after boot under emulation took a second.
 pub fn random_u64() -> u64 {
-    let mut v = 0u64;
-    // SAFETY: getrandom(2) writes at most 8 bytes into `v`.
-    let n = unsafe {
-        libc::getrandom(
-            &mut v as *mut u64 as *mut libc::c_void,
-            8,
-            libc::GRND_INSECURE,
-        )
-    };
+    let mut b = [0u8; 8];
+    let n = rustix::rand::getrandom(&mut b, GetRandomFlags::INSECURE).unwrap_or(0);
+    let mut v = u64::from_le_bytes(b);
     // Kernels before 5.6 lack GRND_INSECURE: the clock then.
     if n != 8 {
         v ^= (sys::boottime() * 1e9) as u64;
@@ -166,8 +151,7 @@ fn shrink(target_mib: Option<u64>) -> Result<()> {
     if before <= target {
         return Ok(());
     }
-    // SAFETY: sync(2) takes no arguments and cannot fail.
-    unsafe { libc::sync() };
+    sys::sync();
     fs::write("/proc/sys/vm/drop_caches", "1").context("dropping the page cache")?;
     let after = used(meminfo_kib("MemFree:"));
     println!(
@@ -291,13 +275,12 @@ pub fn hibernate(
         );
     }
     crate::trace("checks done");
-    let initrd = cpio::newc(&[
-        cpio::Entry::Dir("dev"),
-        cpio::Entry::CharDev("dev/console", 5, 1),
-        cpio::Entry::Dir("proc"),
-        cpio::Entry::Dir("sys"),
-        cpio::Entry::File("init", &exe, 0o755),
-    ]);
+    let mut initrd = newc::Archive::new();
+    initrd.add_char_dev("dev/console", 0o600, 5, 1);
+    initrd.add_dir("proc");
+    initrd.add_dir("sys");
+    initrd.add_file("init", &exe, 0o755);
+    let initrd = initrd.finish();
     crate::trace("initramfs built");
     let consoles: Vec<String> = fs::read_to_string("/proc/cmdline")
         .unwrap_or_default()
@@ -318,8 +301,7 @@ pub fn hibernate(
     shrink(image_size_mib)?;
     // A's filesystems as the disks hold them, after a sync (a mount's
     // own superblock update may still wait in the page cache).
-    // SAFETY: sync(2) takes no arguments and cannot fail.
-    unsafe { libc::sync() };
+    sys::sync();
     let (guarded, unguarded) = filesystems::record()?;
     if !unguarded.is_empty() {
         println!(
@@ -345,7 +327,7 @@ pub fn hibernate(
         t0.elapsed().as_secs_f64()
     );
     crate::trace("jumping");
-    let jumped = crate::jump("hibernate");
+    let jumped = crate::jump::jump("hibernate");
     // Whatever happened, B is spent: a cold boot overwrote it, or it gave up.
     // With KJUMP_KEEP_B=1 (tests), B stays loaded: after a resume the
     // kernel itself must refuse to enter it again.
@@ -358,8 +340,8 @@ pub fn hibernate(
     let away = jumped?;
     unloaded.map_err(|e| anyhow::anyhow!(sys::explain("unloading B", &e)))?;
     let hb = block0(dev, None)?;
-    let resumed = &hb[..8] == image::MAGIC_RESUMED
-        && u64::from_le_bytes(hb[72..80].try_into().unwrap()) == nonce;
+    let resumed = image::RawHeader::view(&hb)
+        .is_some_and(|r| &r.magic == image::MAGIC_RESUMED && r.nonce.get() == nonce);
     if !resumed {
         bail!("B came back without a resumed image on {dev} (see B's messages above)");
     }
@@ -573,7 +555,7 @@ pub fn write_image(
         .map(|&(a, b, _)| (a..b).filter(|&p| !is_free(p)).count() as u64)
         .sum();
     let map = core.map()?;
-    let a_mem = map.bytes();
+    let a_mem = &map[..];
 
     if device::signature(dev)?.is_none() {
         bail!("{dev} carries this hibernation's mark but no kjump signature");
@@ -742,7 +724,7 @@ pub fn run_as_init() -> ! {
             .and_then(|n| u64::from_str_radix(&n, 16).ok())
             .context("no kjump.nonce= on the command line")?;
         let entry =
-            crate::back_entry()?.context("no kexec_jump_back_entry= on the command line")?;
+            crate::jump::back_entry()?.context("no kexec_jump_back_entry= on the command line")?;
         let dev = claimed_device(&dev, nonce)?;
         let t = Instant::now();
         // A's machine, as A saw it (B's firmware map is A's, but B may
@@ -785,7 +767,7 @@ pub fn run_as_init() -> ! {
         }
         Err(e) => {
             println!("kjump: hibernate failed in B: {e:#}; jumping back to A");
-            if let Err(e) = crate::back() {
+            if let Err(e) = crate::jump::back() {
                 println!("kjump: {e:#}; powering off");
                 sys::power_off();
             }

@@ -15,7 +15,10 @@
 
 use crate::filesystems::{self, Guarded};
 use anyhow::{bail, Result};
+use std::mem::{offset_of, size_of};
 use xxhash_rust::xxh3::xxh3_64;
+use zerocopy::little_endian::{U32, U64};
+use zerocopy::{FromBytes, Immutable, IntoBytes, KnownLayout, Unaligned};
 
 pub const PAGE: u64 = 4096;
 /// Block 0 of a complete image.
@@ -47,10 +50,70 @@ pub const MAX_RANGES: u64 = 1 << 18;
 /// map entry reaches them, so a page frame times PAGE never overflows.
 pub const MAX_PFN: u64 = 1 << (52 - 12);
 /// Bytes of the header covered by its checksum (which follows them).
-pub const HEADER_SUMMED: usize = 448;
-/// Where the header lists A's guarded filesystems: a count, then 24 bytes
-/// each (UUID, generation).
-const FILESYSTEMS: usize = 256;
+pub const HEADER_SUMMED: usize = offset_of!(RawHeader, sum);
+
+/// Block 0 as it lies on the device: the one definition of the header's
+/// layout. [`Header`] is its checked, decoded form.
+#[derive(FromBytes, IntoBytes, KnownLayout, Immutable, Unaligned)]
+#[repr(C)]
+pub struct RawHeader {
+    pub magic: [u8; 8],
+    pub version: U32,
+    pub page_size: U32,
+    pub build_id_len: U32,
+    pub build_id: [u8; 40],
+    _pad0: [u8; 4],
+    pub entry: U64,
+    pub nonce: U64,
+    pub nr_ranges: U64,
+    pub map_off: U64,
+    pub map_len: U64,
+    pub map_sum: U64,
+    pub nr_chunks: U64,
+    pub index_off: U64,
+    pub index_len: U64,
+    pub index_sum: U64,
+    pub image_end: U64,
+    pub used_pages: U64,
+    pub data_pages: U64,
+    pub free_pages: U64,
+    pub machine: U64,
+    _pad1: [u8; 72],
+    pub nr_filesystems: U32,
+    _pad2: [u8; 4],
+    pub filesystems: [RawGuarded; filesystems::MAX],
+    _pad3: [u8; 16],
+    /// XXH3-64 of the bytes before it.
+    pub sum: U64,
+    _pad4: [u8; 56],
+    /// An invalidated image's reason, NUL-padded (see [`MAGIC_INVALID`]).
+    pub reason: [u8; PAGE as usize - 512],
+}
+
+/// A guarded filesystem in the header: UUID and write generation.
+#[derive(FromBytes, IntoBytes, KnownLayout, Immutable, Unaligned)]
+#[repr(C)]
+pub struct RawGuarded {
+    pub uuid: [u8; 16],
+    pub state: U64,
+}
+
+const _: () = assert!(size_of::<RawHeader>() == PAGE as usize);
+const _: () = assert!(offset_of!(RawHeader, nonce) == 72);
+const _: () = assert!(offset_of!(RawHeader, nr_filesystems) == 256);
+const _: () = assert!(offset_of!(RawHeader, sum) == 448);
+const _: () = assert!(offset_of!(RawHeader, reason) == INVALID_REASON);
+
+impl RawHeader {
+    /// Block 0 seen as a header, whatever its magic; None if shorter.
+    pub fn view(block0: &[u8]) -> Option<&RawHeader> {
+        RawHeader::ref_from_prefix(block0).ok().map(|(h, _)| h)
+    }
+
+    fn view_mut(block0: &mut [u8]) -> &mut RawHeader {
+        RawHeader::mut_from_prefix(block0).expect("a whole block").0
+    }
+}
 
 pub fn sum(bytes: &[u8]) -> u64 {
     xxh3_64(bytes)
@@ -91,104 +154,95 @@ pub struct Header {
 }
 
 impl Header {
+    /// Block 0 for this header, its checksum filled in.
     pub fn encode(&self) -> Vec<u8> {
         let mut b = vec![0u8; PAGE as usize];
-        b[..8].copy_from_slice(MAGIC);
-        b[8..12].copy_from_slice(&VERSION.to_le_bytes());
-        b[12..16].copy_from_slice(&(PAGE as u32).to_le_bytes());
-        let id = &self.build_id[..self.build_id.len().min(40)];
-        b[16..20].copy_from_slice(&(id.len() as u32).to_le_bytes());
-        b[20..20 + id.len()].copy_from_slice(id);
-        let words = [
-            self.entry,
-            self.nonce,
-            self.nr_ranges,
-            self.map_off,
-            self.map_len,
-            self.map_sum,
-            self.nr_chunks,
-            self.index_off,
-            self.index_len,
-            self.index_sum,
-            self.image_end,
-            self.used_pages,
-            self.data_pages,
-            self.free_pages,
-            self.machine,
-        ];
-        for (i, w) in words.iter().enumerate() {
-            b[64 + 8 * i..72 + 8 * i].copy_from_slice(&w.to_le_bytes());
-        }
+        let r = RawHeader::view_mut(&mut b);
+        r.magic = *MAGIC;
+        r.version.set(VERSION);
+        r.page_size.set(PAGE as u32);
+        let id = &self.build_id[..self.build_id.len().min(r.build_id.len())];
+        r.build_id_len.set(id.len() as u32);
+        r.build_id[..id.len()].copy_from_slice(id);
+        r.entry.set(self.entry);
+        r.nonce.set(self.nonce);
+        r.nr_ranges.set(self.nr_ranges);
+        r.map_off.set(self.map_off);
+        r.map_len.set(self.map_len);
+        r.map_sum.set(self.map_sum);
+        r.nr_chunks.set(self.nr_chunks);
+        r.index_off.set(self.index_off);
+        r.index_len.set(self.index_len);
+        r.index_sum.set(self.index_sum);
+        r.image_end.set(self.image_end);
+        r.used_pages.set(self.used_pages);
+        r.data_pages.set(self.data_pages);
+        r.free_pages.set(self.free_pages);
+        r.machine.set(self.machine);
         let fs = &self.filesystems[..self.filesystems.len().min(filesystems::MAX)];
-        b[FILESYSTEMS..FILESYSTEMS + 4].copy_from_slice(&(fs.len() as u32).to_le_bytes());
-        for (i, g) in fs.iter().enumerate() {
-            let at = FILESYSTEMS + 8 + 24 * i;
-            b[at..at + 16].copy_from_slice(&g.uuid);
-            b[at + 16..at + 24].copy_from_slice(&g.state.to_le_bytes());
+        r.nr_filesystems.set(fs.len() as u32);
+        for (raw, g) in r.filesystems.iter_mut().zip(fs) {
+            raw.uuid = g.uuid;
+            raw.state.set(g.state);
         }
         let s = sum(&b[..HEADER_SUMMED]);
-        b[HEADER_SUMMED..HEADER_SUMMED + 8].copy_from_slice(&s.to_le_bytes());
+        RawHeader::view_mut(&mut b).sum.set(s);
         b
     }
 
     /// Decodes block 0, or says in a few words why it holds no image.
     pub fn decode(b: &[u8]) -> Result<Self> {
-        if b.len() < PAGE as usize {
+        let Some(r) = RawHeader::view(b) else {
             bail!("the device is shorter than one block");
-        }
-        if &b[..8] == MAGIC_RESUMED {
+        };
+        if &r.magic == MAGIC_RESUMED {
             bail!("the image there was already resumed");
         }
-        if &b[..8] == MAGIC_INVALID {
+        if &r.magic == MAGIC_INVALID {
             bail!("the image there was invalidated: {}", invalid_reason(b));
         }
-        if &b[..8] != MAGIC {
+        if &r.magic != MAGIC {
             bail!("no hibernation image there");
         }
-        let u32_at = |o: usize| u32::from_le_bytes(b[o..o + 4].try_into().unwrap());
-        let u64_at = |o: usize| u64::from_le_bytes(b[o..o + 8].try_into().unwrap());
-        if u64_at(HEADER_SUMMED) != sum(&b[..HEADER_SUMMED]) {
+        if r.sum.get() != sum(&b[..HEADER_SUMMED]) {
             bail!("the image header is corrupt (checksum)");
         }
-        if u32_at(8) != VERSION || u64::from(u32_at(12)) != PAGE {
+        if r.version.get() != VERSION || u64::from(r.page_size.get()) != PAGE {
             bail!(
                 "image version {} with {}-byte pages is not this kjump's",
-                u32_at(8),
-                u32_at(12)
+                r.version.get(),
+                r.page_size.get()
             );
         }
-        let id_len = (u32_at(16) as usize).min(40);
-        let w = |i: usize| u64_at(64 + 8 * i);
-        let nr_fs = u32_at(FILESYSTEMS) as usize;
+        let id_len = (r.build_id_len.get() as usize).min(r.build_id.len());
+        let nr_fs = r.nr_filesystems.get() as usize;
         if nr_fs > filesystems::MAX {
             bail!("the image header lists {nr_fs} filesystems");
         }
-        let filesystems = (0..nr_fs)
-            .map(|i| {
-                let at = FILESYSTEMS + 8 + 24 * i;
-                Guarded {
-                    uuid: b[at..at + 16].try_into().unwrap(),
-                    state: u64_at(at + 16),
-                }
+        let filesystems = r.filesystems[..nr_fs]
+            .iter()
+            .map(|g| Guarded {
+                uuid: g.uuid,
+                state: g.state.get(),
             })
             .collect();
         Ok(Header {
-            build_id: b[20..20 + id_len].to_vec(),
-            entry: w(0),
-            nonce: w(1),
-            nr_ranges: w(2),
-            map_off: w(3),
-            map_len: w(4),
-            map_sum: w(5),
-            nr_chunks: w(6),
-            index_off: w(7),
-            index_len: w(8),
-            index_sum: w(9),
-            image_end: w(10),
-            used_pages: w(11),
-            data_pages: w(12),
-            free_pages: w(13),
-            machine: w(14),
+            build_id: r.build_id[..id_len].to_vec(),
+            entry: r.entry.get(),
+            nonce: r.nonce.get(),
+            nr_ranges: r.nr_ranges.get(),
+            map_off: r.map_off.get(),
+            map_len: r.map_len.get(),
+            map_sum: r.map_sum.get(),
+            nr_chunks: r.nr_chunks.get(),
+            index_off: r.index_off.get(),
+            index_len: r.index_len.get(),
+            index_sum: r.index_sum.get(),
+            image_end: r.image_end.get(),
+            used_pages: r.used_pages.get(),
+            data_pages: r.data_pages.get(),
+            free_pages: r.free_pages.get(),
+            machine: r.machine.get(),
             filesystems,
         })
     }
@@ -197,17 +251,17 @@ impl Header {
 /// Block 0 with the image invalidated for `why` (see [`MAGIC_INVALID`]).
 pub fn invalidated(block0: &[u8], why: &str) -> Vec<u8> {
     let mut b = block0[..PAGE as usize].to_vec();
-    b[..8].copy_from_slice(MAGIC_INVALID);
-    let room = PAGE as usize - INVALID_REASON - 1;
-    let why = &why.as_bytes()[..why.len().min(room)];
-    b[INVALID_REASON..].fill(0);
-    b[INVALID_REASON..INVALID_REASON + why.len()].copy_from_slice(why);
+    let r = RawHeader::view_mut(&mut b);
+    r.magic = *MAGIC_INVALID;
+    let why = &why.as_bytes()[..why.len().min(r.reason.len() - 1)];
+    r.reason.fill(0);
+    r.reason[..why.len()].copy_from_slice(why);
     b
 }
 
 /// The reason an invalidated block 0 records (printable text only).
 pub fn invalid_reason(block0: &[u8]) -> String {
-    let r = &block0[INVALID_REASON..PAGE as usize];
+    let r = RawHeader::view(block0).map_or(&[][..], |h| &h.reason[..]);
     let end = r.iter().position(|&c| c == 0).unwrap_or(r.len());
     String::from_utf8_lossy(&r[..end])
         .chars()

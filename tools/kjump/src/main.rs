@@ -9,26 +9,9 @@
 //! `kjump hibernate` saves A to a disk through B and powers off;
 //! `kjump resume`, in the next boot, brings A back from it.
 
-mod aligned;
-mod bzimage;
-mod call;
-mod cpio;
-mod device;
-mod elfcore;
-mod filesystems;
-mod hibernate;
-mod image;
-mod load;
-mod machine;
-mod memmap;
-mod purgatory;
-mod resume;
-mod state;
-mod sys;
-mod vmcore;
-
-use anyhow::{bail, Context, Result};
+use anyhow::{Context, Result};
 use clap::{Parser, Subcommand};
+use kjump::{call, device, hibernate, jump, load, resume, status};
 use std::fs;
 
 #[derive(Parser)]
@@ -131,150 +114,6 @@ fn parse_addr(s: &str) -> Result<u64, String> {
     v.map_err(|_| format!("'{s}' is not an address (decimal or 0x...)"))
 }
 
-/// kexec_jump_back_entry= of this kernel's command line: Ok(None) in A.
-pub(crate) fn back_entry() -> Result<Option<u64>> {
-    let cmdline = fs::read_to_string("/proc/cmdline").context("/proc/cmdline")?;
-    parse_back_entry(&cmdline)
-}
-
-/// kexec_jump_back_entry= of `cmdline`: a non-zero hex address, or None.
-fn parse_back_entry(cmdline: &str) -> Result<Option<u64>> {
-    let Some(v) = cmdline
-        .split_whitespace()
-        .find_map(|w| w.strip_prefix("kexec_jump_back_entry="))
-    else {
-        return Ok(None);
-    };
-    match v.strip_prefix("0x").map(|h| u64::from_str_radix(h, 16)) {
-        Some(Ok(e)) if e != 0 => Ok(Some(e)),
-        _ => bail!("malformed kexec_jump_back_entry={v} on the command line"),
-    }
-}
-
-/// With KJUMP_TRACE set: prints `what` and the seconds since the first
-/// call, on stderr (where the time of a slow step goes).
-pub(crate) fn trace(what: &str) {
-    static START: std::sync::OnceLock<std::time::Instant> = std::sync::OnceLock::new();
-    if std::env::var_os("KJUMP_TRACE").is_some() {
-        let t = START.get_or_init(std::time::Instant::now).elapsed();
-        eprintln!("kjump: trace {:.3} {what}", t.as_secs_f64());
-    }
-}
-
-fn loaded() -> bool {
-    fs::read_to_string("/sys/kernel/kexec_loaded").is_ok_and(|s| s.trim() == "1")
-}
-
-/// Syncs (the other kernel may never come back), jumps, counts the jump
-/// and returns the seconds this kernel was away (CLOCK_BOOTTIME).
-pub(crate) fn jump(what: &str) -> Result<f64> {
-    // SAFETY: sync(2) takes no arguments and cannot fail.
-    unsafe { libc::sync() };
-    let t0 = sys::boottime();
-    sys::reboot_kexec().map_err(|e| anyhow::anyhow!(sys::explain(what, &e)))?;
-    state::count_jump();
-    Ok(sys::boottime() - t0)
-}
-
-fn exec() -> Result<()> {
-    if !loaded() {
-        bail!("nothing is loaded: run kjump load first");
-    }
-    let away = jump("jump")?;
-    println!(
-        "kjump: back in A after {away:.3} s away (jump {})",
-        state::jumps()
-    );
-    Ok(())
-}
-
-fn unload() -> Result<()> {
-    sys::kexec_load(0, &[], sys::KEXEC_PRESERVE_CONTEXT)
-        .map_err(|e| anyhow::anyhow!(sys::explain("unloading", &e)))?;
-    state::clear();
-    println!("kjump: unloaded");
-    Ok(())
-}
-
-pub(crate) fn back() -> Result<()> {
-    let Some(entry) = back_entry()? else {
-        bail!(
-            "no kexec_jump_back_entry= on the command line: this kernel was not started by a jump"
-        );
-    };
-    // kexec_load() takes no image without a segment: one of no memory.
-    let seg = sys::Segment {
-        bytes: Vec::new(),
-        mem: 0,
-        memsz: 0,
-    };
-    sys::kexec_load(entry, &[seg], sys::KEXEC_PRESERVE_CONTEXT)
-        .map_err(|e| anyhow::anyhow!(sys::explain("loading the jump back", &e)))?;
-    let away = jump("jump back")?;
-    println!(
-        "kjump: B resumed after {away:.3} s away (jump back {})",
-        state::jumps()
-    );
-    Ok(())
-}
-
-fn status() -> Result<()> {
-    match back_entry()? {
-        Some(e) => println!("this kernel: B (started by a jump; jump-back entry {e:#x})"),
-        None => println!("this kernel: A"),
-    }
-    let iomem = memmap::iomem()?;
-    match iomem.reservation {
-        Some(r) => println!(
-            "reservation: {:#x}-{:#x} ({} MiB)",
-            r.start,
-            r.end - 1,
-            r.len() >> 20
-        ),
-        None => println!("reservation: none (boot with crashkernel= to load B)"),
-    }
-    println!("image loaded: {}", if loaded() { "yes" } else { "no" });
-    if let Some(s) = state::load() {
-        println!(
-            "B: {} in {:#x}-{:#x} ({} MiB)",
-            s.kernel,
-            s.b_ram.start,
-            s.b_ram.end - 1,
-            s.b_ram.len() >> 20
-        );
-    }
-    println!("jumps so far: {}", state::jumps());
-    let cmdline = fs::read_to_string("/proc/cmdline").unwrap_or_default();
-    for dev in cmdline
-        .split_whitespace()
-        .filter_map(|a| a.strip_prefix("kjump.resume="))
-    {
-        let state = match device::resolve(dev) {
-            Ok(d) => resume_device_state(&d),
-            Err(e) => e.to_string(),
-        };
-        println!("resume device {dev}: {state}");
-    }
-    Ok(())
-}
-
-/// What block 0 of a resume device says, in a few words.
-fn resume_device_state(dev: &str) -> String {
-    use std::os::unix::fs::FileExt;
-    let mut b = vec![0u8; image::PAGE as usize];
-    match fs::File::open(dev).and_then(|f| f.read_exact_at(&mut b, 0)) {
-        Err(e) => format!("unreadable ({e})"),
-        Ok(()) => match image::Header::decode(&b) {
-            Ok(h) => format!(
-                "a hibernation image of kernel build {}, {} MiB",
-                hibernate::hex(&h.build_id),
-                h.image_end >> 20
-            ),
-            Err(e) => e.to_string(),
-        },
-    }
-}
-
 /// /boot/vmlinuz-RELEASE of the running kernel.
 fn default_kernel() -> String {
     let release = fs::read_to_string("/proc/sys/kernel/osrelease").unwrap_or_default();
@@ -297,9 +136,9 @@ fn main() {
             initrd: initrd.as_deref().map(load::Initrd::File),
             append: &append,
         }),
-        Cmd::Exec => exec(),
-        Cmd::Unload => unload(),
-        Cmd::Back => back(),
+        Cmd::Exec => jump::exec(),
+        Cmd::Unload => jump::unload(),
+        Cmd::Back => jump::back(),
         Cmd::Call {
             program,
             at,
@@ -311,7 +150,7 @@ fn main() {
             entry,
             resident,
         }),
-        Cmd::Status => status(),
+        Cmd::Status => status::status(),
         Cmd::Format {
             device,
             force,
@@ -363,21 +202,5 @@ fn main() {
     if let Err(e) = r {
         eprintln!("kjump: {e:#}");
         std::process::exit(1);
-    }
-}
-
-#[cfg(test)]
-mod tests {
-    use super::*;
-
-    #[test]
-    fn back_entry_is_parsed_or_refused() {
-        let ok = parse_back_entry("console=ttyS0 kexec_jump_back_entry=0x169b149 quiet");
-        assert_eq!(ok.unwrap(), Some(0x169b149));
-        assert_eq!(parse_back_entry("console=ttyS0").unwrap(), None);
-        for bad in ["0x", "0x0", "169b149", "0xzz", ""] {
-            let line = format!("kexec_jump_back_entry={bad}");
-            assert!(parse_back_entry(&line).is_err(), "{line}");
-        }
     }
 }

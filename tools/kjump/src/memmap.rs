@@ -15,8 +15,14 @@ pub struct Range {
 }
 
 impl Range {
+    /// Bytes in the range.
     pub fn len(&self) -> u64 {
         self.end - self.start
+    }
+
+    /// Whether the range holds no byte.
+    pub fn is_empty(&self) -> bool {
+        self.end <= self.start
     }
 }
 

@@ -50,7 +50,9 @@ impl ReadAt for &[u8] {
     }
 }
 
-struct Image<R> {
+/// An image on its device, its header, page map and chunk index read
+/// and checked by [`open`].
+pub struct Image<R> {
     file: R,
     header: Header,
     map: Vec<Run>,
@@ -91,7 +93,7 @@ impl<R: ReadAt> Image<R> {
     }
 
     /// Whether pages [pfn, pfn + pages) lie in one range of the map.
-    fn in_map(&self, pfn: u64, pages: u64) -> bool {
+    pub fn in_map(&self, pfn: u64, pages: u64) -> bool {
         let i = self.map.partition_point(|r| r.pfn + r.pages <= pfn);
         self.map
             .get(i)
@@ -103,7 +105,7 @@ impl<R: ReadAt> Image<R> {
 /// this kernel's build id, `ram_pages` the pages of RAM it has (no image
 /// of more pages can be loaded, and every allocation here is bounded by
 /// them).
-fn open<R: ReadAt>(mut file: R, own: &[u8], ram_pages: u64) -> Result<Image<R>> {
+pub fn open<R: ReadAt>(mut file: R, own: &[u8], ram_pages: u64) -> Result<Image<R>> {
     let dev_len = file.size()?;
     let mut hb = AlignedBuf::new(PAGE as usize);
     file.read_range(hb.bytes_mut(), 0)
@@ -167,7 +169,7 @@ fn open<R: ReadAt>(mut file: R, own: &[u8], ram_pages: u64) -> Result<Image<R>> 
 /// ascending) and hands each one's runs to `fill` as segments. A second
 /// thread reads and decompresses the next chunk while `fill` runs. The
 /// data pages must add up to the header's count.
-fn load_chunks<R: ReadAt>(
+pub fn load_chunks<R: ReadAt>(
     img: &Image<R>,
     mut fill: impl FnMut(&[KexecSegment]) -> Result<()>,
 ) -> Result<()> {
@@ -197,12 +199,9 @@ fn load_chunks<R: ReadAt>(
                 }
                 next = run.pfn + run.pages;
                 pages += run.pages;
-                segs.push(KexecSegment {
-                    buf: raw[at..].as_ptr(),
-                    bufsz: (run.pages * PAGE) as usize,
-                    mem: run.pfn * PAGE,
-                    memsz: run.pages * PAGE,
-                });
+                let len = (run.pages * PAGE) as usize;
+                let (mem, memsz) = (run.pfn * PAGE, run.pages * PAGE);
+                segs.push(KexecSegment::new(&raw[at..at + len], mem, memsz));
             }
             fill(&segs)?;
         }
@@ -332,23 +331,15 @@ fn resume_image(file: File, dev: &str) -> Result<()> {
     let ranges: Vec<KexecSegment> = img
         .map
         .iter()
-        .map(|r| KexecSegment {
-            buf: std::ptr::null(),
-            bufsz: 0,
-            mem: r.pfn * PAGE,
-            memsz: r.pages * PAGE,
-        })
+        .map(|r| KexecSegment::range(r.pfn * PAGE, r.pages * PAGE))
         .collect();
     let free_before = mem_free_kib();
-    // SAFETY: the ranges carry no buffers.
-    unsafe { sys::kexec_load_raw(h.entry, &ranges, flags | sys::KEXEC_RANGES) }
+    sys::kexec_load_raw(h.entry, &ranges, flags | sys::KEXEC_RANGES)
         .map_err(|e| anyhow::anyhow!(sys::explain("declaring A's pages", &e)))?;
     let jumped = (|| -> Result<()> {
         load_chunks(&img, |segs| {
             let flags = sys::KEXEC_PRESERVE_CONTEXT | sys::KEXEC_FILL;
-            // SAFETY: each buffer is a run's bytes inside a chunk that
-            // chunk_runs() bounded and that outlives the call.
-            unsafe { sys::kexec_load_raw(0, segs, flags) }
+            sys::kexec_load_raw(0, segs, flags)
                 .map_err(|e| anyhow::anyhow!(sys::explain("loading A's pages", &e)))
         })?;
         println!(
@@ -375,7 +366,7 @@ fn resume_image(file: File, dev: &str) -> Result<()> {
             .and_then(|_| img.file.sync_all())
             .with_context(|| format!("marking the image on {dev} resumed"))?;
         println!("kjump: resuming A");
-        crate::jump("resume").map(|_| ())
+        crate::jump::jump("resume").map(|_| ())
     })();
     // Only a failure comes back here: leave nothing half-loaded behind.
     let _ = sys::kexec_load(0, &[], flags);
@@ -404,7 +395,3 @@ pub(crate) fn meminfo_kib(field: &str) -> u64 {
 fn mem_free_kib() -> u64 {
     meminfo_kib("MemFree:")
 }
-
-#[cfg(test)]
-#[path = "resume_fuzz.rs"]
-mod fuzz;

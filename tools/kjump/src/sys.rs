@@ -4,7 +4,11 @@
 //! reboot(LINUX_REBOOT_CMD_KEXEC), with errno turned into a message that
 //! names the fix.
 
+use rustix::mount::MountFlags;
+use rustix::system::{reboot, RebootCommand};
+use rustix::time::ClockId;
 use std::io;
+use std::marker::PhantomData;
 
 /// kexec_load(2) flags (include/uapi/linux/kexec.h).
 pub const KEXEC_PRESERVE_CONTEXT: u64 = 0x2;
@@ -15,17 +19,43 @@ pub const KEXEC_RANGES: u64 = 0x20;
 /// Copy data into the loaded ranges image.
 pub const KEXEC_FILL: u64 = 0x40;
 
-const LINUX_REBOOT_MAGIC1: libc::c_int = 0xfee1_dead_u32 as libc::c_int;
-const LINUX_REBOOT_MAGIC2: libc::c_int = 672_274_793;
-const LINUX_REBOOT_CMD_KEXEC: libc::c_int = 0x4558_4543;
-
-/// One segment as kexec_load(2) takes it.
+/// One segment as kexec_load(2) takes it, borrowing its bytes: the
+/// borrow is what makes [`kexec_load`] safe to call.
 #[repr(C)]
-pub struct KexecSegment {
-    pub buf: *const u8,
-    pub bufsz: usize,
-    pub mem: u64,
-    pub memsz: u64,
+pub struct KexecSegment<'a> {
+    buf: *const u8,
+    bufsz: usize,
+    mem: u64,
+    memsz: u64,
+    bytes: PhantomData<&'a [u8]>,
+}
+
+impl<'a> KexecSegment<'a> {
+    /// `bytes` copied to physical `mem`, zero-filled up to `memsz`.
+    pub fn new(bytes: &'a [u8], mem: u64, memsz: u64) -> Self {
+        Self {
+            buf: bytes.as_ptr(),
+            bufsz: bytes.len(),
+            mem,
+            memsz,
+            bytes: PhantomData,
+        }
+    }
+
+    /// A destination without bytes (a ranges image's declaration).
+    pub fn range(mem: u64, memsz: u64) -> Self {
+        Self::new(&[], mem, memsz)
+    }
+
+    /// How many bytes this segment carries.
+    pub fn bufsz(&self) -> usize {
+        self.bufsz
+    }
+
+    /// Where the segment goes: physical address and size.
+    pub fn dest(&self) -> (u64, u64) {
+        (self.mem, self.memsz)
+    }
 }
 
 /// A segment to load: bytes and where they go.
@@ -35,30 +65,24 @@ pub struct Segment {
     pub memsz: u64,
 }
 
-/// Loads an image; `segments` may be empty only for an unload.
+impl Segment {
+    /// This segment as kexec_load(2) takes it.
+    pub fn raw(&self) -> KexecSegment<'_> {
+        KexecSegment::new(&self.bytes, self.mem, self.memsz)
+    }
+}
+
+/// Loads an image from owned segments; empty `segments` unload.
 pub fn kexec_load(entry: u64, segments: &[Segment], flags: u64) -> io::Result<()> {
-    let raw: Vec<KexecSegment> = segments
-        .iter()
-        .map(|s| KexecSegment {
-            buf: s.bytes.as_ptr(),
-            bufsz: s.bytes.len(),
-            mem: s.mem,
-            memsz: s.memsz,
-        })
-        .collect();
-    // SAFETY: `raw` points into `segments`, which outlive the call.
-    unsafe { kexec_load_raw(entry, &raw, flags) }
+    let raw: Vec<KexecSegment> = segments.iter().map(Segment::raw).collect();
+    kexec_load_raw(entry, &raw, flags)
 }
 
 /// kexec_load(2) with segments as the kernel takes them.
-///
-/// # Safety
-///
-/// Every `buf` in `raw` points to `bufsz` readable bytes (or is null with
-/// `bufsz` 0) for the duration of the call.
-pub unsafe fn kexec_load_raw(entry: u64, raw: &[KexecSegment], flags: u64) -> io::Result<()> {
-    // SAFETY: the kernel only reads `raw.len()` entries and, by the
-    // caller's promise, valid buffers.
+pub fn kexec_load_raw(entry: u64, raw: &[KexecSegment], flags: u64) -> io::Result<()> {
+    // SAFETY: the kernel reads `raw.len()` entries, each `buf` pointing to
+    // `bufsz` bytes (or none) that `KexecSegment` borrows for at least as
+    // long as `raw` lives; it writes nothing of ours.
     let rc = unsafe {
         libc::syscall(
             libc::SYS_kexec_load,
@@ -78,65 +102,38 @@ pub unsafe fn kexec_load_raw(entry: u64, raw: &[KexecSegment], flags: u64) -> io
 /// Starts the loaded image; returns once a preserve-context image has
 /// jumped back.
 pub fn reboot_kexec() -> io::Result<()> {
-    // SAFETY: reboot(2) with the kexec command takes no pointer argument.
-    let rc = unsafe {
-        libc::syscall(
-            libc::SYS_reboot,
-            LINUX_REBOOT_MAGIC1,
-            LINUX_REBOOT_MAGIC2,
-            LINUX_REBOOT_CMD_KEXEC,
-            0usize,
-        )
-    };
-    if rc == 0 {
-        Ok(())
-    } else {
-        Err(io::Error::last_os_error())
-    }
+    reboot(RebootCommand::Kexec).map_err(io::Error::from)
 }
 
 /// Powers the machine off (syncs first); returns only on failure.
 pub fn power_off() -> io::Error {
-    // SAFETY: sync(2) and reboot(2) with the power-off command take no
-    // pointer argument.
-    unsafe {
-        libc::sync();
-        libc::reboot(libc::LINUX_REBOOT_CMD_POWER_OFF);
+    sync();
+    match reboot(RebootCommand::PowerOff) {
+        Ok(()) => io::Error::other("reboot(POWER_OFF) returned"),
+        Err(e) => e.into(),
     }
-    io::Error::last_os_error()
+}
+
+/// Flushes every filesystem's dirty data to its disk.
+pub fn sync() {
+    rustix::fs::sync();
 }
 
 /// mount(2) of a pseudo filesystem (`fstype` on `target`, no options).
 pub fn mount(fstype: &str, target: &str) -> io::Result<()> {
-    let c = |s: &str| std::ffi::CString::new(s).expect("no NUL in a mount argument");
-    let (fstype, target) = (c(fstype), c(target));
-    let _ = std::fs::create_dir_all(target.to_str().unwrap_or("/"));
-    // SAFETY: all pointers are NUL-terminated strings that outlive the call.
-    let rc = unsafe {
-        libc::mount(
-            fstype.as_ptr(),
-            target.as_ptr(),
-            fstype.as_ptr(),
-            0,
-            std::ptr::null(),
-        )
-    };
-    if rc == 0 {
-        Ok(())
-    } else {
-        Err(io::Error::last_os_error())
-    }
+    let _ = std::fs::create_dir_all(target);
+    rustix::mount::mount(fstype, target, fstype, MountFlags::empty(), None).map_err(io::Error::from)
 }
 
 /// Seconds on CLOCK_BOOTTIME, which includes the time A was away.
 pub fn boottime() -> f64 {
-    let mut ts = libc::timespec {
-        tv_sec: 0,
-        tv_nsec: 0,
-    };
-    // SAFETY: `ts` is a valid timespec for the kernel to fill in.
-    unsafe { libc::clock_gettime(libc::CLOCK_BOOTTIME, &mut ts) };
+    let ts = rustix::time::clock_gettime(ClockId::Boottime);
     ts.tv_sec as f64 + ts.tv_nsec as f64 / 1e9
+}
+
+/// Whether this process runs as root.
+pub fn is_root() -> bool {
+    rustix::process::geteuid().is_root()
 }
 
 /// Whether kernel lockdown forbids kexec_load, and in which mode.
@@ -150,8 +147,7 @@ pub fn lockdown() -> Option<String> {
 /// Why kexec_load() said EPERM: no CAP_SYS_BOOT, kexec_load disabled by
 /// sysctl, or kernel lockdown (Secure Boot turns it on).
 fn eperm_reason() -> String {
-    // SAFETY: geteuid(2) cannot fail.
-    if unsafe { libc::geteuid() } != 0 {
+    if !is_root() {
         return "needs root (CAP_SYS_BOOT)".to_string();
     }
     let disabled = std::fs::read_to_string("/proc/sys/kernel/kexec_load_disabled")

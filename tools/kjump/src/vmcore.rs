@@ -4,14 +4,14 @@
 //! address, its VMCOREINFO, and the free-page map A recorded at the jump
 //! (kernel/kexec_free_map.c).
 
+use crate::elfcore;
 use anyhow::{bail, Context, Result};
-use std::{
-    fs::File,
-    os::unix::{fs::FileExt, io::AsRawFd},
-};
+use memmap2::MmapOptions;
+use object::elf::{FileHeader64, PT_LOAD, PT_NOTE};
+use object::read::elf::{FileHeader, ProgramHeader};
+use std::{fs::File, os::unix::fs::FileExt};
 
-const PT_LOAD: u32 = 1;
-const PT_NOTE: u32 = 4;
+type Elf = FileHeader64<object::LittleEndian>;
 /// "SFREEMAP": the descriptor's magic.
 const FREE_MAP_MAGIC: u64 = 0x5041_4d45_4552_4653;
 
@@ -30,32 +30,14 @@ pub struct Vmcore {
     pub vmcoreinfo: String,
 }
 
-fn u16_at(b: &[u8], o: usize) -> u16 {
-    u16::from_le_bytes(b[o..o + 2].try_into().unwrap())
-}
-fn u32_at(b: &[u8], o: usize) -> u32 {
-    u32::from_le_bytes(b[o..o + 4].try_into().unwrap())
-}
 fn u64_at(b: &[u8], o: usize) -> u64 {
     u64::from_le_bytes(b[o..o + 8].try_into().unwrap())
 }
 
 /// The VMCOREINFO note's text among ELF notes.
-fn find_vmcoreinfo(mut notes: &[u8]) -> Option<String> {
-    let pad = |n: usize| n.div_ceil(4) * 4;
-    while notes.len() >= 12 {
-        let (namesz, descsz) = (u32_at(notes, 0) as usize, u32_at(notes, 4) as usize);
-        let name_end = 12 + pad(namesz);
-        let end = name_end + pad(descsz);
-        if end > notes.len() || namesz == 0 {
-            return None;
-        }
-        if &notes[12..12 + namesz] == b"VMCOREINFO\0" {
-            return Some(String::from_utf8_lossy(&notes[name_end..name_end + descsz]).into());
-        }
-        notes = &notes[end..];
-    }
-    None
+fn find_vmcoreinfo(notes: &[u8]) -> Option<String> {
+    let desc = elfcore::find_note(notes, 4, b"VMCOREINFO", None)?;
+    Some(String::from_utf8_lossy(desc).into())
 }
 
 impl Vmcore {
@@ -63,20 +45,22 @@ impl Vmcore {
         let file = File::open(path).with_context(|| {
             format!("{path}: this kernel was not started with elfcorehdr= (kjump load gives it)")
         })?;
+        let e = object::LittleEndian;
         let mut eh = [0u8; 64];
         file.read_exact_at(&mut eh, 0)
             .with_context(|| path.to_string())?;
-        if &eh[..4] != b"\x7fELF" || eh[4] != 2 {
-            bail!("{path} is not an ELF64 core");
-        }
-        let (phoff, phentsize, phnum) = (u64_at(&eh, 32), u16_at(&eh, 54), u16_at(&eh, 56));
-        let mut ph = vec![0u8; usize::from(phentsize) * usize::from(phnum)];
-        file.read_exact_at(&mut ph, phoff)?;
+        let hdr = Elf::parse(&eh[..])
+            .ok()
+            .filter(|h| h.is_little_endian())
+            .with_context(|| format!("{path} is not a little-endian ELF64 core"))?;
+        let table_end = hdr.e_phoff(e) + u64::from(hdr.e_phentsize(e)) * u64::from(hdr.e_phnum(e));
+        let mut head = vec![0u8; table_end as usize];
+        file.read_exact_at(&mut head, 0)?;
         let mut loads = Vec::new();
         let mut vmcoreinfo = String::new();
-        for p in ph.chunks_exact(usize::from(phentsize)) {
-            let (offset, paddr, filesz) = (u64_at(p, 8), u64_at(p, 24), u64_at(p, 32));
-            match u32_at(p, 0) {
+        for p in hdr.program_headers(e, &*head)? {
+            let (offset, paddr, filesz) = (p.p_offset(e), p.p_paddr(e), p.p_filesz(e));
+            match p.p_type(e) {
                 PT_LOAD if filesz > 0 => loads.push(Load {
                     paddr,
                     len: filesz,
@@ -116,25 +100,14 @@ impl Vmcore {
             .max()
             .unwrap_or(0);
         let len = len.div_ceil(4096) * 4096;
-        // SAFETY: a fresh read-only private mapping of our own descriptor;
-        // the kernel checks the range.
-        let ptr = unsafe {
-            libc::mmap(
-                std::ptr::null_mut(),
-                len as usize,
-                libc::PROT_READ,
-                libc::MAP_PRIVATE,
-                self.file.as_raw_fd(),
-                0,
-            )
+        // SAFETY: /proc/vmcore is A's memory as the kernel keeps it for
+        // us: nothing truncates it or writes it while it is mapped.
+        let map = unsafe {
+            MmapOptions::new()
+                .len(len as usize)
+                .map_copy_read_only(&self.file)
         };
-        if ptr == libc::MAP_FAILED {
-            return Err(std::io::Error::last_os_error()).context("mmap /proc/vmcore");
-        }
-        Ok(Mapping {
-            ptr: ptr.cast(),
-            len: len as usize,
-        })
+        map.context("mmap /proc/vmcore")
     }
 
     /// Reads A's bytes at physical address `paddr`.
@@ -217,31 +190,8 @@ impl FreeMap {
     }
 }
 
-/// /proc/vmcore, mapped by [`Vmcore::map`]; unmapped on drop.
-pub struct Mapping {
-    ptr: *const u8,
-    len: usize,
-}
-
-// SAFETY: a read-only mapping nobody writes: sharing it between threads
-// is sharing a `&[u8]`.
-unsafe impl Sync for Mapping {}
-// SAFETY: as above; the mapping belongs to the process, not the thread.
-unsafe impl Send for Mapping {}
-
-impl Mapping {
-    pub fn bytes(&self) -> &[u8] {
-        // SAFETY: `ptr` maps `len` readable bytes until drop.
-        unsafe { std::slice::from_raw_parts(self.ptr, self.len) }
-    }
-}
-
-impl Drop for Mapping {
-    fn drop(&mut self) {
-        // SAFETY: unmaps exactly what `map` mapped, once.
-        unsafe { libc::munmap(self.ptr as *mut libc::c_void, self.len) };
-    }
-}
+/// /proc/vmcore, mapped read-only by [`Vmcore::map`].
+pub type Mapping = memmap2::Mmap;
 
 #[cfg(test)]
 mod tests {

@@ -10,8 +10,8 @@
 //! more than [`ALLOC_BOUND`] at once, and every segment handed on must lie
 //! in the image's page map.
 
-use super::*;
-use crate::image::{encode_index, encode_runs, CHUNK_RAW_MAX};
+use kjump::image::{self, encode_index, encode_runs, Chunk, Header, Run, CHUNK_RAW_MAX, PAGE};
+use kjump::resume::{load_chunks, open};
 use std::alloc::{GlobalAlloc, Layout, System};
 use std::sync::atomic::{AtomicUsize, Ordering};
 
@@ -258,9 +258,12 @@ fn run_one(img: &[u8]) -> bool {
     };
     load_chunks(&image, |segs| {
         for s in segs {
-            let (pfn, pages) = (s.mem / PAGE, s.memsz / PAGE);
-            assert!(image.in_map(pfn, pages), "a segment outside the map passed");
-            assert_eq!(s.bufsz as u64, s.memsz);
+            let (mem, memsz) = s.dest();
+            assert!(
+                image.in_map(mem / PAGE, memsz / PAGE),
+                "a segment outside the map passed"
+            );
+            assert_eq!(s.bufsz() as u64, memsz);
         }
         Ok(())
     })
