@@ -35,7 +35,7 @@ for p in "$KJ_BUILD"/series/[0-9][0-9][0-9][0-9]-*.patch; do
 done
 while read -r f; do
 	checkpatch -f "$f"
-done < <(cd "$KJ_ROOT" && find arch drivers include kernel rust -type f \
+done < <(cd "$KJ_ROOT" && find arch drivers fs include kernel rust -type f \
 	\( -name '*.c' -o -name '*.h' -o -name '*.S' -o -name '*.rs' \) 2>/dev/null)
 
 make -s O="$KJ_BUILD/out/ours" "${KJ_MAKE_ARGS[@]}" rustfmtcheck || fail=1
