@@ -3,8 +3,9 @@
 #
 # Build the test kernels from the Debian 6.12 base tree:
 #   ours - the base tree with this repository's whole series applied,
-#   c    - the same tree without Rust: the series' C sequence
-#          (CONFIG_KEXEC_JUMP without CONFIG_KEXEC_JUMP_RUST),
+#   c    - the same tree with the series' C sequence (CONFIG_KEXEC_JUMP
+#          without CONFIG_KEXEC_JUMP_RUST); Rust only for the test
+#          devices, so the C sequence's unwinding is observed too,
 #   ref  - the base tree with only the test devices (drivers/, patch
 #          0001): the upstream C kexec jump, observed the same way.
 # and two kernels that are only built, never booted, to show the series
@@ -12,9 +13,10 @@
 #   nojump - ours' tree for x86_64 with KEXEC=y and KEXEC_JUMP=n (the
 #            x86_64_defconfig case),
 #   arm64  - ours' tree for arm64 with KEXEC=y (clang cross build).
-# All get tinyconfig plus the same fragment (ours and ref also the Rust
-# one), so they differ only by the series and by Rust. Re-running after an edit copies only changed files into the tree,
-# so make rebuilds incrementally. The pristine tree stays in build/src/base;
+# All get tinyconfig plus the same fragment (ours, c and ref also the
+# Rust one), so they differ only by the series and by the sequence.
+# Re-running after an edit copies only changed files into the tree, so
+# make rebuilds incrementally. The pristine tree stays in build/src/base;
 # ref and ours are hard-linked copies whose changed files are replaced.
 #
 # Usage: scripts/build-kernel.sh [ours|c|ref|nojump|arm64|all]
@@ -25,12 +27,13 @@ set -euo pipefail
 
 # Repository folders that hold new files at their kernel paths, and the
 # part of the series the reference kernel gets too.
-OVERLAY_DIRS=(arch drivers include kernel rust Documentation)
+OVERLAY_DIRS=(arch drivers fs include kernel rust Documentation)
 REF_OVERLAY_DIRS=(drivers)
 REF_PATCHES=(0001-driver-core-add-kexec-jump-test-devices.patch)
 COMMON_CONFIG=kernel/configs/kexec_jump_test.config
 RUST_CONFIG=kernel/configs/kexec_jump_rust.config
 SERIES_CONFIG=kernel/configs/kexec_jump_series.config
+C_CONFIG=kernel/configs/kexec_jump_c.config
 NO_JUMP_CONFIG=kernel/configs/kexec_no_jump.config
 
 SRC=$KJ_BUILD/src
@@ -137,7 +140,7 @@ configure() {
 	local tree=$1 out=$OUT/$1 frags=() sum line sym want
 	case $tree in
 	nojump | arm64) frags=("$KJ_ROOT/$NO_JUMP_CONFIG") ;;
-	c) frags=("$KJ_ROOT/$COMMON_CONFIG") ;;
+	c) frags=("$KJ_ROOT/$COMMON_CONFIG" "$KJ_ROOT/$RUST_CONFIG" "$KJ_ROOT/$C_CONFIG") ;;
 	ref) frags=("$KJ_ROOT/$COMMON_CONFIG" "$KJ_ROOT/$RUST_CONFIG") ;;
 	ours) frags=("$KJ_ROOT/$COMMON_CONFIG" "$KJ_ROOT/$RUST_CONFIG" "$KJ_ROOT/$SERIES_CONFIG") ;;
 	esac
@@ -146,7 +149,7 @@ configure() {
 		return
 	mkdir -p "$out"
 	case $tree in
-	ours | ref)
+	ours | c | ref)
 		kmake "$tree" rustavailable >/dev/null 2>"$out/rustavailable.log" ||
 			die "Rust is not available to the kernel build: $(head -n1 "$out/rustavailable.log")"
 		;;

@@ -2,8 +2,8 @@
 # SPDX-License-Identifier: GPL-2.0
 #
 # Everything a fresh Debian machine needs to run all tests: install the
-# toolchain, build the three kernels (ours, ours without Rust, the
-# reference), build the harness, then run the style gates, the
+# toolchain, build the three kernels (ours, ours with the C sequence,
+# the reference), build the harness, then run the style gates, the
 # compile-fail check of the jump sequence, the unit tests, the
 # end-to-end tests in QEMU on all three kernels.
 set -euo pipefail
