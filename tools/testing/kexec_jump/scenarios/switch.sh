@@ -12,12 +12,8 @@
 # /etc/kj.conf sets LOADER, TRIPS, B_MIB (B's range above 256 MiB, kexec
 # only).
 
-mount -t proc proc /proc
-mount -t sysfs sysfs /sys
-mount -t devtmpfs devtmpfs /dev 2>/dev/null
-. /etc/kj.conf
+. /etc/kj-prelude.sh
 
-mark() { echo "KJ: $*"; }
 tsc() { kj-guest tsc | sed 's/tsc: //'; }
 # kB of free memory (also counting the pages on per-CPU free lists, which
 # MemFree leaves out), and of what holds memory, after dropping clean
@@ -34,7 +30,6 @@ meminfo() {
 	printf 'Tasks=%s ' "$(ls -d /proc/[0-9]* | wc -l)"
 	printf 'Kworkers=%s ' "$(cat /proc/[0-9]*/comm 2>/dev/null | grep -c kworker)"
 }
-die() { mark "FAIL $*"; poweroff -f; }
 
 case " $(cat /proc/cmdline) " in
 *" kexec_jump_back_entry="*)

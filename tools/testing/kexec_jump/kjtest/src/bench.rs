@@ -18,7 +18,7 @@
 //! each round of one kernel paired with the round of the other made next
 //! to it.
 
-use crate::stats::{self, Spread};
+use crate::stats::{self, show};
 use crate::{tests, Ctx};
 use std::{fs, path::Path};
 
@@ -86,8 +86,7 @@ fn load_pages(elf: &Path) -> Result<usize, String> {
 /// The number after `key` on the first line that has it.
 fn figure(lines: &[String], key: &str) -> Option<f64> {
     let line = lines.iter().find(|l| l.contains(key))?;
-    let rest = &line[line.find(key)? + key.len()..];
-    rest.split_whitespace().next()?.parse().ok()
+    tests::number_after(line, key).map(|n| n as f64)
 }
 
 /// One boot's figures: the ladder phases (ms), the switch and the memcpy
@@ -128,11 +127,10 @@ fn samples(ctxs: [&Ctx; 2], rounds: usize) -> Result<[Vec<Sample>; 2], String> {
 
 /// Prints one row: the two sides as min / median / max and a / b paired.
 fn row(name: &str, a: &[f64], b: &[f64], div: f64, prec: usize) {
-    let show = |v: &[f64]| Spread::of(v).map_or("-".into(), |x| x.show(div, prec));
     println!(
         "{name:<34} {:>26} {:>26}   {}",
-        show(a),
-        show(b),
+        show(a, div, prec),
+        show(b, div, prec),
         stats::verdict(a, b)
     );
 }

@@ -3,14 +3,14 @@
 //! Test initramfs images: busybox, kexec-tools with its libraries, the
 //! guest program and a test's own /init.
 
-use crate::cpio::Cpio;
+use newc::Archive;
 use std::{fs, path::Path, process::Command};
 
 const SETUP_HINT: &str = "run scripts/setup-toolchain.sh";
 
 /// An initramfs being built.
 pub struct Initramfs {
-    cpio: Cpio,
+    cpio: Archive,
 }
 
 fn read(host: &Path) -> Result<Vec<u8>, String> {
@@ -20,7 +20,7 @@ fn read(host: &Path) -> Result<Vec<u8>, String> {
 impl Initramfs {
     /// The skeleton every image has: the console node and mount points.
     pub fn new() -> Self {
-        let mut cpio = Cpio::new();
+        let mut cpio = Archive::new();
         for d in ["dev", "proc", "sys", "tmp", "mnt", "etc", "boot"] {
             cpio.add_dir(d);
         }

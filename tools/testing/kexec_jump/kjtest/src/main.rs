@@ -3,13 +3,12 @@
 //! `kjtest`: boots the kexec jump test kernels in QEMU and checks them.
 //!
 //! `kjtest run [--kernel ours|c|ref|both|all] [--only NAME] [--list]` runs
-//! the end-to-end tests on our kernel, our kernel without Rust (`c`) and the
-//! reference; `kjtest demo` shows one round trip on our kernel with
+//! the end-to-end tests on our kernel, our kernel with the C sequence
+//! (`c`) and the reference; `kjtest demo` shows one round trip on our kernel with
 //! the timeline of its phases; `kjtest bench [ROUNDS]` compares the cost
 //! of the suspend/resume ladder of ours and the reference.
 
 mod bench;
-mod cpio;
 mod floors;
 mod initramfs;
 mod qemu;
@@ -226,6 +225,18 @@ fn demo() -> ExitCode {
     }
 }
 
+/// The exit status of command `name`, which printed its results; its
+/// error, if any, goes to stderr.
+fn exit(name: &str, result: Result<(), String>) -> ExitCode {
+    match result {
+        Ok(()) => ExitCode::SUCCESS,
+        Err(e) => {
+            eprintln!("kjtest {name}: {e}");
+            ExitCode::FAILURE
+        }
+    }
+}
+
 fn main() -> ExitCode {
     let args: Vec<String> = env::args().skip(1).collect();
     match args.first().map(String::as_str) {
@@ -233,44 +244,20 @@ fn main() -> ExitCode {
         Some("demo") => demo(),
         Some("bench") => {
             let rounds = args.get(1).and_then(|r| r.parse().ok()).unwrap_or(5);
-            match bench::run(|k| ctx(k, "bench"), rounds) {
-                Ok(()) => ExitCode::SUCCESS,
-                Err(e) => {
-                    eprintln!("kjtest bench: {e}");
-                    ExitCode::FAILURE
-                }
-            }
+            exit("bench", bench::run(|k| ctx(k, "bench"), rounds))
         }
         Some("soak") => {
             let trips = args.get(1).and_then(|r| r.parse().ok()).unwrap_or(100);
-            match soak::run(&ctx("ours", "soak"), trips) {
-                Ok(()) => ExitCode::SUCCESS,
-                Err(e) => {
-                    eprintln!("kjtest soak: {e}");
-                    ExitCode::FAILURE
-                }
-            }
+            exit("soak", soak::run(&ctx("ours", "soak"), trips))
         }
         Some("hibernate-bench") => {
             let mib = args.get(1).and_then(|r| r.parse().ok()).unwrap_or(256);
             let rounds = args.get(2).and_then(|r| r.parse().ok()).unwrap_or(3);
-            match tests::hibernate_bench(&ctx("ours", "hibernate-bench"), mib, rounds) {
-                Ok(()) => ExitCode::SUCCESS,
-                Err(e) => {
-                    eprintln!("kjtest hibernate-bench: {e}");
-                    ExitCode::FAILURE
-                }
-            }
+            let c = ctx("ours", "hibernate-bench");
+            exit("hibernate-bench", tests::hibernate_bench(&c, mib, rounds))
         }
-        Some("tables") => match args.get(1).map(|n| tables::table(n)) {
-            Some(Ok(t)) => {
-                print!("{t}");
-                ExitCode::SUCCESS
-            }
-            Some(Err(e)) => {
-                eprintln!("kjtest tables: {e}");
-                ExitCode::FAILURE
-            }
+        Some("tables") => match args.get(1) {
+            Some(name) => exit("tables", tables::table(name).map(|t| print!("{t}"))),
             None => {
                 eprintln!("usage: kjtest tables switch|hibernate|ladder");
                 ExitCode::from(2)
@@ -278,17 +265,8 @@ fn main() -> ExitCode {
         },
         Some("switch-bench") => {
             let rounds = args.get(1).and_then(|r| r.parse().ok()).unwrap_or(5);
-            match switch_bench::run(
-                &ctx("ours", "switch-bench"),
-                &ctx("ref", "switch-bench"),
-                rounds,
-            ) {
-                Ok(()) => ExitCode::SUCCESS,
-                Err(e) => {
-                    eprintln!("kjtest switch-bench: {e}");
-                    ExitCode::FAILURE
-                }
-            }
+            let (ours, reference) = (ctx("ours", "switch-bench"), ctx("ref", "switch-bench"));
+            exit("switch-bench", switch_bench::run(&ours, &reference, rounds))
         }
         _ => {
             eprintln!(

@@ -52,8 +52,9 @@ pub struct Line {
 /// in atomic context, soft lockups), hung tasks, RCU stalls (detected
 /// by another CPU, by the stalled CPU itself, or by an expedited grace
 /// period), allocation failures that warn, the OOM killer, a free page
-/// found written with page poisoning on, and a page table holding garbage.
-pub const REPORTS: [&str; 15] = [
+/// found written with page poisoning on, a page table holding garbage,
+/// and undefined behaviour caught by UBSAN.
+pub const REPORTS: [&str; 16] = [
     "Kernel panic",
     "BUG:",
     "Oops:",
@@ -69,6 +70,7 @@ pub const REPORTS: [&str; 15] = [
     "Out of memory",
     "pagealloc: memory corruption",
     "Bad swap file entry",
+    "UBSAN:",
 ];
 
 /// The first kernel report in `lines`, if any.
@@ -412,6 +414,10 @@ mod tests {
         .is_some());
         assert!(
             first_report(["INFO: task kj-guest:35 blocked for more than 120 seconds."]).is_some()
+        );
+        assert!(
+            first_report(["[    4.2] UBSAN: shift-out-of-bounds in kernel/kexec_core.c:99:5"])
+                .is_some()
         );
         assert_eq!(
             first_report([log[0], log[2], "kexec_jump: exception 000000000000000e"]),

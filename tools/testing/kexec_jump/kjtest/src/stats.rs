@@ -43,6 +43,11 @@ impl Spread {
     }
 }
 
+/// [`Spread::show`] of `v`, or "-" for an empty series.
+pub fn show(v: &[f64], div: f64, prec: usize) -> String {
+    Spread::of(v).map_or("-".into(), |s| s.show(div, prec))
+}
+
 /// The ratios a[i] / b[i] of the rounds both series have.
 pub fn paired(a: &[f64], b: &[f64]) -> Vec<f64> {
     a.iter().zip(b).map(|(x, y)| x / y).collect()
@@ -73,6 +78,8 @@ mod unit {
         assert_eq!(Spread::of(&[]), None);
         assert_eq!(paired(&[4.0, 9.0], &[2.0, 3.0, 7.0]), vec![2.0, 3.0]);
         assert_eq!(s.show(1.0, 1), "1.0 / 2.0 / 3.0");
+        assert_eq!(show(&[2e6, 1e6], 1e6, 0), "1 / 2 / 2");
+        assert_eq!(show(&[], 1.0, 1), "-");
     }
 
     #[test]

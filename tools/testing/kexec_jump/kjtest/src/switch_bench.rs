@@ -19,8 +19,9 @@
 //! Figures are from an emulated machine (TCG); only the ratios mean
 //! something.
 
-use crate::stats::{self, Spread};
-use crate::tests::{self, boot_on, kjump_image, with_b, Failure};
+use crate::floors::{judge, Bound, Outcome};
+use crate::stats::{self, show};
+use crate::tests::{self, boot_on, kjump_image, number_after, with_b, Failure};
 use crate::Ctx;
 
 /// What one boot of the switch scenario measured.
@@ -56,7 +57,7 @@ pub fn switches(
         };
         let mut g = boot_on(ctx, initrd, &args, None, 2)?;
         let init = g.step("KJ: A init tsc ", 120)?;
-        let boot_tsc = crate::tests::number_after(&init, "tsc ").unwrap_or(0) as f64;
+        let boot_tsc = number_after(&init, "tsc ").unwrap_or(0) as f64;
         g.step("KJ: A loaded", 120)?;
         let mut cycles = Vec::new();
         let mut away = Vec::new();
@@ -67,9 +68,9 @@ pub fn switches(
             if !l.contains("cpus=0-1") {
                 return Err(g.fail(format!("CPU1 did not come back: {l}")));
             }
-            let c = crate::tests::number_after(&l, "switch_cycles ")
+            let c = number_after(&l, "switch_cycles ")
                 .ok_or_else(|| g.fail(format!("no figure: {l}")))?;
-            let a = crate::tests::number_after(&l, "away_cycles ")
+            let a = number_after(&l, "away_cycles ")
                 .ok_or_else(|| g.fail(format!("no time away: {l}")))? as f64;
             if i > 1 {
                 cycles.push(c as f64);
@@ -119,10 +120,7 @@ fn program_calls(ctx: &Ctx, mib: u64, calls: u32, resident: bool) -> Result<Vec<
             i.file("init", &tests::init_script(&init), 0o755)
                 .host_file(&prog, &format!("boot/{name}"), 0o644)
                 .and_then(|i| i.host_file(&ctx.kjump_bin, "bin/kjump", 0o755))
-                .map_err(|e| Failure {
-                    reason: e,
-                    excerpt: vec![],
-                })
+                .map_err(Failure::new)
         })
         .map_err(|f| f.reason)?;
     // The reservation is where the resident program lives; the swap path
@@ -138,7 +136,7 @@ fn program_calls(ctx: &Ctx, mib: u64, calls: u32, resident: bool) -> Result<Vec<
         let mut cycles = Vec::new();
         for i in 1..=calls {
             let l = g.step(&format!("physcall: call {i} switch_cycles "), 600)?;
-            let c = crate::tests::number_after(&l, "switch_cycles ")
+            let c = number_after(&l, "switch_cycles ")
                 .ok_or_else(|| g.fail(format!("no figure: {l}")))?;
             cycles.push(c as f64);
         }
@@ -176,13 +174,12 @@ fn program_switches(ours: &Ctx, reference: &Ctx, rounds: u32) -> Result<(), Stri
         for _ in 0..rounds {
             f.extend(program_calls(reference, mib, 1, false)?);
         }
-        let show = |v: &[f64]| Spread::of(v).map_or("-".into(), |x| x.show(CYCLES_M, 1));
         println!(
             "{:<8} {:>24} {:>24} {:>24} {:>32}",
             format!("{mib} MiB"),
-            show(&r),
-            show(&s),
-            show(&f),
+            show(&r, CYCLES_M, 1),
+            show(&s, CYCLES_M, 1),
+            show(&f, CYCLES_M, 1),
             stats::verdict(&s, &r)
         );
         resident.push(r);
@@ -192,24 +189,33 @@ fn program_switches(ours: &Ctx, reference: &Ctx, rounds: u32) -> Result<(), Stri
 }
 
 /// The two floors of the resident switch, each judged against the spread
-/// (crate::floors); prints them, and fails with those missed beyond it.
+/// (crate::floors): its outcome and its line.
+pub fn judged_floors(r16: &[f64], r256: &[f64], s256: &[f64]) -> [(Outcome, String); 2] {
+    [
+        judge(
+            "swapped/resident at 256 MiB",
+            s256,
+            r256,
+            Bound::AtLeast(10.0),
+        ),
+        judge(
+            "resident 256 MiB / resident 16 MiB",
+            r256,
+            r16,
+            Bound::AtMost(1.2),
+        ),
+    ]
+}
+
+/// [`judged_floors`], printed; fails with the floors missed beyond the
+/// spread.
 fn judge_floors(r16: &[f64], r256: &[f64], s256: &[f64]) -> Result<(), String> {
-    use crate::floors::{judge, Bound, Outcome};
-    let (faster, line1) = judge(
-        "swapped/resident at 256 MiB",
-        s256,
-        r256,
-        Bound::AtLeast(10.0),
-    );
-    let (flat, line2) = judge(
-        "resident 256 MiB / resident 16 MiB",
-        r256,
-        r16,
-        Bound::AtMost(1.2),
-    );
-    println!("{line1}\n{line2}");
-    let missed: Vec<&str> = [(faster, &line1), (flat, &line2)]
-        .into_iter()
+    let judged = judged_floors(r16, r256, s256);
+    for (_, line) in &judged {
+        println!("{line}");
+    }
+    let missed: Vec<&str> = judged
+        .iter()
         .filter(|(o, _)| *o == Outcome::Missed)
         .map(|(_, l)| l.as_str())
         .collect();
@@ -236,12 +242,11 @@ pub fn floors(ctx: &Ctx, rounds: u32) -> Result<(), String> {
             ("swapped 256 MiB", &s256),
         ],
     )?;
-    let show = |v: &[f64]| Spread::of(v).map_or("-".into(), |x| x.show(1.0, 1));
     println!(
         "one switch, Mcycles min / median / max of {rounds}: resident 16 MiB {}, resident 256 MiB {}, swapped 256 MiB {}",
-        show(&r16),
-        show(&r256),
-        show(&s256)
+        show(&r16, 1.0, 1),
+        show(&r256, 1.0, 1),
+        show(&s256, 1.0, 1)
     );
     judge_floors(&r16, &r256, &s256)
 }
@@ -258,7 +263,6 @@ fn ping_pong(ctx: &Ctx, trips: u32) -> Result<(), String> {
     );
     let swap = switches(ctx, "kexec", 128, trips, 1)?;
     let res = switches(ctx, "kjump", 128, trips, 1)?;
-    let show = |v: &[f64]| Spread::of(v).map_or("-".into(), |x| x.show(CYCLES_M, 1));
     println!(
         "{:<34} {:>24} {:>24}",
         "", "swapped (kexec-tools)", "resident (kjump)"
@@ -266,14 +270,14 @@ fn ping_pong(ctx: &Ctx, trips: u32) -> Result<(), String> {
     println!(
         "{:<34} {:>24} {:>24}",
         "ping-pong, B resumed",
-        show(&swap.away),
-        show(&res.away)
+        show(&swap.away, CYCLES_M, 1),
+        show(&res.away, CYCLES_M, 1)
     );
     println!(
         "{:<34} {:>24} {:>24}",
         "  of it syscore to syscore",
-        show(&swap.cycles),
-        show(&res.cycles)
+        show(&swap.cycles, CYCLES_M, 1),
+        show(&res.cycles, CYCLES_M, 1)
     );
     println!(
         "{:<34} {:>24.1} {:>24.1}",

@@ -7,11 +7,7 @@
 //! is typed by hand.
 
 use crate::floors::{judge, load, Bound, Recorded};
-use crate::stats::{verdict, Spread};
-
-fn spread(v: &[f64], prec: usize) -> String {
-    Spread::of(v).map_or("-".into(), |s| s.show(1.0, prec))
-}
+use crate::stats::{show, verdict};
 
 /// Rows "what | a | b | a/b paired" for the series "A: what", "B: what".
 fn paired_rows(r: &Recorded, sides: [&str; 2], rows: &[(&str, &str)]) -> Result<String, String> {
@@ -24,8 +20,8 @@ fn paired_rows(r: &Recorded, sides: [&str; 2], rows: &[(&str, &str)]) -> Result<
         let b = r.get(&format!("{}: {what}", sides[1]))?;
         out += &format!(
             "| {what} | {} {unit} | {} {unit} | {} |\n",
-            spread(a, 1),
-            spread(b, 1),
+            show(a, 1.0, 1),
+            show(b, 1.0, 1),
             verdict(a, b)
         );
     }
@@ -44,25 +40,12 @@ fn switch(r: &Recorded) -> Result<String, String> {
         ("resident 256 MiB", r256),
         ("swapped 256 MiB", s256),
     ] {
-        out += &format!("| {name} | {} |\n", spread(v, 1));
+        out += &format!("| {name} | {} |\n", show(v, 1.0, 1));
     }
-    out += "\n- ";
-    out += &judge(
-        "swapped/resident at 256 MiB",
-        s256,
-        r256,
-        Bound::AtLeast(10.0),
-    )
-    .1;
-    out += "\n- ";
-    out += &judge(
-        "resident 256 MiB / resident 16 MiB",
-        r256,
-        r16,
-        Bound::AtMost(1.2),
-    )
-    .1;
     out += "\n";
+    for (_, line) in crate::switch_bench::judged_floors(r16, r256, s256) {
+        out += &format!("- {line}\n");
+    }
     Ok(out)
 }
 

@@ -3,7 +3,10 @@
 //! Booting, an exec with nothing loaded, a plain kexec reboot, the Rust
 //! doctests.
 
-use super::*;
+use super::guest::boot;
+use super::images::{base_image, carrying_b, init_script};
+use super::verdict::{TestResult, Verdict};
+use crate::Ctx;
 
 const BOOT_INIT: &str = include_str!("../../../scenarios/boot_to_init.sh");
 
@@ -41,37 +44,35 @@ const REBOOT_INIT: &str = include_str!("../../../scenarios/plain_reboot.sh");
 pub(super) fn plain_kexec_reboots(ctx: &Ctx) -> TestResult {
     let init = init_script(REBOOT_INIT);
     let inner = base_image(ctx)?.file("init", &init, 0o755).finish();
-    let outer = base_image(ctx)?
-        .file("init", &init, 0o755)
-        .file("boot/initrd", &inner, 0o644)
-        .host_file(&ctx.kernel, "boot/bzImage", 0o644)
-        .map_err(|e| Failure {
-            reason: e,
-            excerpt: vec![],
-        })?;
-    let mut g = boot(ctx, outer.finish(), "")?;
+    let outer = carrying_b(ctx, base_image(ctx)?.file("init", &init, 0o755), &inner)?;
+    let mut g = boot(ctx, outer, "")?;
     g.step("KJ: loaded", 120)?;
     g.step("KJ: rebooted kernel up", 180)?;
     Ok(Verdict::Pass)
 }
 
+/// The suites ours must run: the Rust doctests and patch 18's C suites.
+const KUNIT_SUITES: [&str; 3] = ["rust_doctests_kernel", "kexec_ranges", "vmcore_header"];
+
 const DOCTEST_INIT: &str = "echo \"KJ: done\"\npoweroff -f\n";
 
-/// The Rust doctests of rust/kernel/ run as a KUnit suite at boot
-/// (kunit.enable=1), read as KTAP: every result is "ok" and none is
-/// skipped (a skipped doctest tests nothing). Among them that of
-/// kernel::irqflags (nested sections restore the state they found).
-pub(super) fn rust_doctests(ctx: &Ctx) -> TestResult {
+/// The KUnit suites of ours run at boot (kunit.enable=1), read as KTAP:
+/// the Rust doctests of rust/kernel/ and the series' C suites (patch 18:
+/// ranges images, wrapping PT_LOAD headers). Every result is "ok" and
+/// none is skipped (a skipped test tests nothing); among them the
+/// kernel::irqflags doctest (nested sections restore the state they
+/// found) and a result line for each suite.
+pub(super) fn kunit_suites(ctx: &Ctx) -> TestResult {
     let image = base_image(ctx)?.file("init", &init_script(DOCTEST_INIT), 0o755);
     let mut g = boot(ctx, image.finish(), "kunit.enable=1")?;
     g.step("KJ: done", 600)?;
     let lines: Vec<String> = g.vm().transcript().iter().map(|l| l.text.clone()).collect();
     let results = ktap_results(&lines);
     if let Some(bad) = results.iter().find(|t| t.starts_with("not ok ")) {
-        return Err(g.fail(format!("doctest failed: {bad}")));
+        return Err(g.fail(format!("KUnit test failed: {bad}")));
     }
     if let Some(skipped) = results.iter().find(|t| t.contains("# SKIP")) {
-        return Err(g.fail(format!("doctest skipped: {skipped}")));
+        return Err(g.fail(format!("KUnit test skipped: {skipped}")));
     }
     let passed = |part: &str| results.iter().filter(|t| t.contains(part)).count();
     let irqflags = passed("_irqflags_rs_");
@@ -81,12 +82,15 @@ pub(super) fn rust_doctests(ctx: &Ctx) -> TestResult {
             results.len()
         )));
     }
-    if !results.iter().any(|t| t.ends_with(" rust_doctests_kernel")) {
-        return Err(g.fail("no result line for the rust_doctests_kernel suite".into()));
+    for suite in KUNIT_SUITES {
+        if !results.iter().any(|t| t.ends_with(&format!(" {suite}"))) {
+            return Err(g.fail(format!("no result line for the {suite} suite")));
+        }
     }
     println!(
-        "    {} KUnit results ok, {irqflags} irqflags doctest among them",
-        results.len()
+        "    {} KUnit results ok, {irqflags} irqflags doctest among them, suites {}",
+        results.len(),
+        KUNIT_SUITES.join(" ")
     );
     Ok(Verdict::Pass)
 }

@@ -4,19 +4,13 @@
 //! resident switch and the Rust ladder. The hibernation floors are in
 //! hibernate.rs, beside the scenario they time.
 
-use super::*;
-
-fn failed(reason: String) -> Failure {
-    Failure {
-        reason,
-        excerpt: vec![],
-    }
-}
+use super::verdict::{Failure, TestResult, Verdict};
+use crate::Ctx;
 
 /// Resident B at 256 MiB at least 10x faster to switch to than swapped
 /// B, and within 1.2x of resident B at 16 MiB: 5 calls each.
 pub(super) fn switch_floors(ctx: &Ctx) -> TestResult {
-    crate::switch_bench::floors(ctx, 5).map_err(failed)?;
+    crate::switch_bench::floors(ctx, 5).map_err(Failure::new)?;
     Ok(Verdict::Pass)
 }
 
@@ -24,6 +18,6 @@ pub(super) fn switch_floors(ctx: &Ctx) -> TestResult {
 /// series (ours against c): 5 boots each, alternating.
 pub(super) fn ladder_floor(ctx: &Ctx) -> TestResult {
     let c = crate::ctx("c", "ladder_floor");
-    crate::bench::ladder_floor(ctx, &c, 5).map_err(failed)?;
+    crate::bench::ladder_floor(ctx, &c, 5).map_err(Failure::new)?;
     Ok(Verdict::Pass)
 }

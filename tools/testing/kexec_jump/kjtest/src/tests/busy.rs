@@ -2,7 +2,9 @@
 
 //! The kexec lock: exec during a load, two execs at once.
 
-use super::*;
+use super::guest::{boot_with_program, number_after};
+use super::verdict::{TestResult, Verdict};
+use crate::Ctx;
 
 /// `kexec -e` while a crash image is being loaded (the load holds the
 /// kexec lock) fails with EBUSY, and the load is not disturbed.

@@ -3,7 +3,9 @@
 //! The ladder as the test devices see it: callback order, and every
 //! step failing in turn.
 
-use super::*;
+use super::guest::{boot_with_program, boot_with_program_on};
+use super::verdict::{TestResult, Verdict};
+use crate::Ctx;
 
 /// What `name=[...]` holds in a line of the guest's.
 fn bracketed<'a>(line: &'a str, name: &str) -> Option<Vec<&'a str>> {

@@ -5,9 +5,10 @@
 //! initramfs hook resumes A with `kjump resume`. /dev/vda is the resume
 //! device, /dev/vdb an ext2 disk A writes to.
 
-use crate::tests::{
-    boot_disks, kjump_image, number_after, Failure, Guest, TestResult, Verdict, SECS,
-};
+use super::disks::{ext2_disk, host, raw_disk};
+use super::guest::{boot_disks, number_after, Guest, SECS};
+use super::images::kjump_image;
+use super::verdict::{Failure, TestResult, Verdict};
 use crate::Ctx;
 use std::{fs, path::PathBuf, process::Command};
 
@@ -20,60 +21,14 @@ const HOOK: &str =
     include_str!("../../../../../kjump/initramfs-tools/scripts/local-premount/kjump");
 const SCRIPT: &str = include_str!("../../../scenarios/hibernate.sh");
 
-fn setup(reason: String) -> Failure {
-    Failure {
-        reason,
-        excerpt: vec![],
-    }
-}
-
 /// A's initramfs: the hibernate scenario, kjump, the initramfs hook, and
 /// this kernel as B.
 fn image(ctx: &Ctx, conf: &str) -> Result<Vec<u8>, Failure> {
     Ok(kjump_image(ctx, SCRIPT, conf, false)?
         .file("scripts/local-premount/kjump", HOOK.as_bytes(), 0o755)
         .host_file(&ctx.kernel, "boot/bzImage", 0o644)
-        .map_err(setup)?
+        .map_err(Failure::new)?
         .finish())
-}
-
-/// A sparse raw disk of `mib` MiB in the scratch directory.
-fn raw_disk(ctx: &Ctx, name: &str, mib: u64) -> Result<PathBuf, Failure> {
-    let path = ctx.scratch.join(name);
-    fs::File::create(&path)
-        .and_then(|f| f.set_len(mib << 20))
-        .map_err(|e| setup(format!("{}: {e}", path.display())))?;
-    Ok(path)
-}
-
-/// A 16 MiB ext2 disk.
-fn ext2_disk(ctx: &Ctx) -> Result<PathBuf, Failure> {
-    ext2_disk_of(ctx, 16)
-}
-
-/// An ext2 disk of `mib` MiB (sparse).
-fn ext2_disk_of(ctx: &Ctx, mib: u64) -> Result<PathBuf, Failure> {
-    let path = raw_disk(ctx, "data.img", mib)?;
-    host(
-        Command::new("mke2fs")
-            .args(["-q", "-F", "-t", "ext2"])
-            .arg(&path),
-    )?;
-    Ok(path)
-}
-
-/// Runs a host tool; its output, or why it failed.
-fn host(cmd: &mut Command) -> Result<String, Failure> {
-    let what = format!("{cmd:?}");
-    let out = cmd
-        .output()
-        .map_err(|e| setup(format!("{what}: {e}: run scripts/setup-toolchain.sh")))?;
-    let text =
-        String::from_utf8_lossy(&out.stdout).to_string() + &String::from_utf8_lossy(&out.stderr);
-    if !out.status.success() {
-        return Err(setup(format!("{what} failed: {}", text.trim())));
-    }
-    Ok(text)
 }
 
 fn boot(ctx: &Ctx, initrd: &[u8], disks: &[&PathBuf]) -> Result<Guest, Failure> {
@@ -126,7 +81,7 @@ fn hibernate(g: &mut Guest) -> Result<String, Failure> {
 /// does not clear on allocation) read as zero, not as what C left there.
 pub(super) fn hibernate_resume_round_trip(ctx: &Ctx) -> TestResult {
     let resume = raw_disk(ctx, "resume.img", 1024)?;
-    let data = ext2_disk(ctx)?;
+    let data = ext2_disk(ctx, 16)?;
     // The device named by the UUID kjump format gives it, on both sides.
     let initrd = image(
         ctx,
@@ -182,14 +137,14 @@ pub(super) fn hibernate_resume_round_trip(ctx: &Ctx) -> TestResult {
     println!("    resumed: A running again {boot_to_a:.1} s after C's QEMU started");
 
     let fsck = host(Command::new("e2fsck").args(["-fn"]).arg(&data))
-        .map_err(|f| setup(format!("e2fsck -fn on A's data disk: {}", f.reason)))?;
+        .map_err(|f| Failure::new(format!("e2fsck -fn on A's data disk: {}", f.reason)))?;
     let log = host(
         Command::new("debugfs")
             .args(["-R", "cat /log.txt"])
             .arg(&data),
     )?;
     if !log.contains("written before hibernation") || !log.contains("written after resume") {
-        return Err(setup(format!("A's file after the resume: {log:?}")));
+        return Err(Failure::new(format!("A's file after the resume: {log:?}")));
     }
     println!(
         "    e2fsck -fn clean ({} lines); the file holds both writes",
@@ -211,7 +166,7 @@ pub(super) fn hibernate_refuses_bad_images(ctx: &Ctx) -> TestResult {
     let initrd = image(ctx, "MEM_MIB=64\nDATA=0\nHIBERNATE=1\n")?;
     let mut g = boot(ctx, &initrd, &[&resume])?;
     hibernate(&mut g)?;
-    let good = fs::read(&resume).map_err(|e| setup(format!("{}: {e}", resume.display())))?;
+    let good = fs::read(&resume).map_err(|e| Failure::new(format!("{}: {e}", resume.display())))?;
     let end = {
         let h = &good[..4096];
         u64::from_le_bytes(h[144..152].try_into().unwrap()) as usize
@@ -258,7 +213,7 @@ pub(super) fn hibernate_refuses_bad_images(ctx: &Ctx) -> TestResult {
     ];
     let path = ctx.scratch.join("bad.img");
     for (what, bytes, why) in cases {
-        fs::write(&path, &bytes).map_err(|e| setup(format!("{}: {e}", path.display())))?;
+        fs::write(&path, &bytes).map_err(|e| Failure::new(format!("{}: {e}", path.display())))?;
         let args = match what.contains("short of memory") {
             true => "nokaslr crashkernel=800M kjump.resume=/dev/vda",
             false => ARGS,
@@ -276,7 +231,8 @@ pub(super) fn hibernate_refuses_bad_images(ctx: &Ctx) -> TestResult {
         g.step("KJ: normal boot", 60)?;
         g.step("KJ: done", 60)?;
         // Found but not resumed: invalidated before the boot went on.
-        let block0 = fs::read(&path).map_err(|e| setup(format!("{}: {e}", path.display())))?;
+        let block0 =
+            fs::read(&path).map_err(|e| Failure::new(format!("{}: {e}", path.display())))?;
         let found = bytes.starts_with(b"KJHIBIMG");
         let invalidated = block0.starts_with(b"KJINVALD");
         if found != invalidated || (found && !l.contains("the image is invalidated")) {
@@ -302,7 +258,7 @@ pub(super) fn hibernate_refuses_bad_images(ctx: &Ctx) -> TestResult {
     // kjump.resume_failed=halt: another build's image is kept and the boot
     // stops before anything is mounted.
     fs::write(&path, cases_other_build(&good[..end]))
-        .map_err(|e| setup(format!("{}: {e}", path.display())))?;
+        .map_err(|e| Failure::new(format!("{}: {e}", path.display())))?;
     let halt = format!("{ARGS} kjump.resume_failed=halt");
     let mut g = boot_args(ctx, &no_hibernate, &[&path], &halt)?;
     let l = g.step("no resume from /dev/vda, the boot must stop", 300)?;
@@ -312,9 +268,9 @@ pub(super) fn hibernate_refuses_bad_images(ctx: &Ctx) -> TestResult {
         return Err(g.fail("the boot went on after kjump kept the image".into()));
     }
     drop(g);
-    let block0 = fs::read(&path).map_err(|e| setup(format!("{}: {e}", path.display())))?;
+    let block0 = fs::read(&path).map_err(|e| Failure::new(format!("{}: {e}", path.display())))?;
     if !block0.starts_with(b"KJHIBIMG") {
-        return Err(setup(
+        return Err(Failure::new(
             "kjump.resume_failed=halt: the image was not kept".into(),
         ));
     }
@@ -343,7 +299,7 @@ fn cases_other_build(image: &[u8]) -> Vec<u8> {
 /// with a given UUID, and kjump status finds it by that UUID.
 pub(super) fn hibernate_device_must_be_kjumps(ctx: &Ctx) -> TestResult {
     let blank = raw_disk(ctx, "blank.img", 64)?;
-    let ext2 = ext2_disk(ctx)?;
+    let ext2 = ext2_disk(ctx, 16)?;
     let parted = raw_disk(ctx, "parted.img", 64)?;
     // One MBR partition (type 0x83) from sector 2048 on.
     let mut mbr = vec![0u8; 512];
@@ -355,10 +311,10 @@ pub(super) fn hibernate_device_must_be_kjumps(ctx: &Ctx) -> TestResult {
         .write(true)
         .open(&parted)
         .and_then(|f| std::os::unix::fs::FileExt::write_all_at(&f, &mbr, 0))
-        .map_err(|e| setup(format!("{}: {e}", parted.display())))?;
+        .map_err(|e| Failure::new(format!("{}: {e}", parted.display())))?;
     let initrd = kjump_image(ctx, DEVICE_SCRIPT, "", false)?
         .host_file(&ctx.kernel, "boot/bzImage", 0o644)
-        .map_err(setup)?
+        .map_err(Failure::new)?
         .finish();
     let mut g = boot_args(
         ctx,
@@ -410,7 +366,7 @@ pub(super) fn hibernate_device_must_be_kjumps(ctx: &Ctx) -> TestResult {
 pub(super) fn hibernate_with_full_page_cache(ctx: &Ctx) -> TestResult {
     const MEM: u32 = 1536;
     let resume = raw_disk(ctx, "resume.img", u64::from(MEM))?;
-    let data = ext2_disk_of(ctx, 1200)?;
+    let data = ext2_disk(ctx, 1200)?;
     for (shrink, args) in [(false, "--image-size 65536"), (true, "")] {
         let initrd = image(
             ctx,
@@ -472,7 +428,7 @@ poweroff -f
 /// clean and the other boot's file is intact.
 pub(super) fn hibernate_refuses_changed_filesystem(ctx: &Ctx) -> TestResult {
     let resume = raw_disk(ctx, "resume.img", 1024)?;
-    let data = ext2_disk(ctx)?;
+    let data = ext2_disk(ctx, 16)?;
     let initrd = image(ctx, "MEM_MIB=64\nDATA=1\nHIBERNATE=1\n")?;
     let mut g = boot(ctx, &initrd, &[&resume, &data])?;
     hibernate(&mut g)?;
@@ -492,14 +448,14 @@ pub(super) fn hibernate_refuses_changed_filesystem(ctx: &Ctx) -> TestResult {
     g.step("KJ: done", 60)?;
     drop(g);
     let fsck = host(Command::new("e2fsck").args(["-fn"]).arg(&data))
-        .map_err(|f| setup(format!("e2fsck -fn on A's data disk: {}", f.reason)))?;
+        .map_err(|f| Failure::new(format!("e2fsck -fn on A's data disk: {}", f.reason)))?;
     let file = host(
         Command::new("debugfs")
             .args(["-R", "cat /other.txt"])
             .arg(&data),
     )?;
     if !file.contains("written by another boot") {
-        return Err(setup(format!("the other boot's file: {file:?}")));
+        return Err(Failure::new(format!("the other boot's file: {file:?}")));
     }
     println!("    {}", l.trim_start_matches("kjump: "));
     println!(
@@ -533,7 +489,7 @@ pub(super) fn hibernate_failure_in_b_keeps_a(ctx: &Ctx) -> TestResult {
             "bin/kjump-dynamic",
         )
     })
-    .map_err(|e| setup(format!("{e} (scripts/build-harness.sh builds the dynamic kjump)")))?
+    .map_err(|e| Failure::new(format!("{e} (scripts/build-harness.sh builds the dynamic kjump)")))?
     .finish();
     let mut g = boot(ctx, &initrd, &[&resume])?;
     let l = g.step("KJ: A dynamic kjump refused:", 120)?;
@@ -551,9 +507,12 @@ pub(super) fn hibernate_failure_in_b_keeps_a(ctx: &Ctx) -> TestResult {
     }
     g.step("KJ: A memory intact", 120)?;
     g.step("KJ: done", 60)?;
-    let block0 = fs::read(&resume).map_err(|e| setup(format!("{}: {e}", resume.display())))?;
+    let block0 =
+        fs::read(&resume).map_err(|e| Failure::new(format!("{}: {e}", resume.display())))?;
     if block0.starts_with(b"KJHIBIMG") {
-        return Err(setup("an image is on the device after B gave up".into()));
+        return Err(Failure::new(
+            "an image is on the device after B gave up".into(),
+        ));
     }
     println!("    {}", b.trim_start_matches("kjump: "));
     Ok(Verdict::Pass)
@@ -581,9 +540,11 @@ pub(super) fn hibernate_power_cut_never_resumes(ctx: &Ctx) -> TestResult {
         }
     })?;
     drop(g);
-    let head = fs::read(&resume).map_err(|e| setup(format!("{}: {e}", resume.display())))?;
+    let head = fs::read(&resume).map_err(|e| Failure::new(format!("{}: {e}", resume.display())))?;
     if head[..1 << 20].iter().any(|&b| b != 0) {
-        return Err(setup("the refused hibernation wrote to the device".into()));
+        return Err(Failure::new(
+            "the refused hibernation wrote to the device".into(),
+        ));
     }
     println!(
         "    without kjump.resume=: {}",
@@ -600,10 +561,12 @@ pub(super) fn hibernate_power_cut_never_resumes(ctx: &Ctx) -> TestResult {
         ctx,
         "MEM_MIB=64\nDATA=0\nHIBERNATE=1\nHIBERNATE_ARGS=--resume-elsewhere\nFORMAT=0\n",
     )?;
-    let complete = fs::read(&resume).map_err(|e| setup(format!("{}: {e}", resume.display())))?;
+    let complete =
+        fs::read(&resume).map_err(|e| Failure::new(format!("{}: {e}", resume.display())))?;
     let check = image(ctx, "MEM_MIB=0\nDATA=0\nHIBERNATE=0\n")?;
     for pct in [10, 50, 99] {
-        fs::write(&resume, &complete).map_err(|e| setup(format!("{}: {e}", resume.display())))?;
+        fs::write(&resume, &complete)
+            .map_err(|e| Failure::new(format!("{}: {e}", resume.display())))?;
         let mut g = boot_args(ctx, &initrd, &[&resume], no_resume)?;
         g.step("kjump: hibernating to /dev/vda", 300)?;
         g.step(&format!("kjump: hibernate {pct}%"), 600)?;
@@ -710,7 +673,7 @@ pub(super) fn hibernate_70_percent_of_ram(ctx: &Ctx) -> TestResult {
 /// Bytes of `path` in non-zero 4 KiB blocks: what an image occupies on
 /// its device, measured the same way for both.
 fn used_bytes(path: &PathBuf) -> Result<u64, Failure> {
-    let data = fs::read(path).map_err(|e| setup(format!("{}: {e}", path.display())))?;
+    let data = fs::read(path).map_err(|e| Failure::new(format!("{}: {e}", path.display())))?;
     Ok(data
         .chunks(4096)
         .filter(|b| b.iter().any(|&x| x != 0))
@@ -811,7 +774,7 @@ const ROWS: [Row; 3] = [
 /// either side fails or a floor is missed beyond the spread.
 pub fn bench(ctx: &Ctx, mib: u32, rounds: u32) -> Result<(), String> {
     use crate::floors::{judge, record, Bound, Outcome};
-    use crate::stats::{verdict, Spread};
+    use crate::stats::{show, verdict};
     let conf = format!("MEM_MIB={mib}\nMLOCK=0\nDATA=0\nHIBERNATE=1\n");
     let (mut ks, mut cs) = (Vec::new(), Vec::new());
     for _ in 0..rounds.max(1) {
@@ -831,11 +794,10 @@ pub fn bench(ctx: &Ctx, mib: u32, rounds: u32) -> Result<(), String> {
     for (what, unit, div, f) in ROWS {
         let k: Vec<f64> = ks.iter().map(|s| f(s) / div).collect();
         let c: Vec<f64> = cs.iter().map(|s| f(s) / div).collect();
-        let show = |v: &[f64]| Spread::of(v).map_or("-".into(), |x| x.show(1.0, 1));
         println!(
             "{what:<32} {:>18} {unit} {:>18} {unit}   {}",
-            show(&k),
-            show(&c),
+            show(&k, 1.0, 1),
+            show(&c, 1.0, 1),
             verdict(&k, &c)
         );
         let (outcome, line) = judge(&format!("kjump/kernel, {what}"), &k, &c, Bound::AtMost(1.0));
@@ -860,9 +822,6 @@ pub fn bench(ctx: &Ctx, mib: u32, rounds: u32) -> Result<(), String> {
 /// The hibernation floors in the test command: `bench` with 256 MiB, 3
 /// rounds.
 pub(super) fn hibernate_floors(ctx: &Ctx) -> TestResult {
-    bench(ctx, 256, 3).map_err(|reason| Failure {
-        reason,
-        excerpt: vec![],
-    })?;
+    bench(ctx, 256, 3).map_err(Failure::new)?;
     Ok(Verdict::Pass)
 }

@@ -1,9 +1,15 @@
 // SPDX-License-Identifier: GPL-2.0
 
 //! Jumps with Debian's kexec-tools: round trips, the recipes a user
-//! types, and the demo.
+//! types, CPUs A keeps offline, paging modes.
 
-use super::*;
+use super::dump::dump_of_a;
+use super::guest::{boot_on, Guest};
+use super::images::{base_image, carrying_b};
+use super::trips::{round_trips, Trips};
+use super::verdict::{Failure, TestResult, Verdict};
+use super::{disks::ext2_disk, kaslr::kaslr_moved, REF_JUMP_REPORTS};
+use crate::Ctx;
 
 /// A stock kexec-tools recipe: A's and B's command lines.
 pub(crate) struct Recipe {
@@ -84,10 +90,7 @@ fn boot_jump_on(ctx: &Ctx, trips: u32, recipe: &Recipe, cpus: u32) -> Result<Gue
     if vmcore_check == 1 {
         b = b
             .host_binary("/usr/bin/makedumpfile", "bin/makedumpfile")
-            .map_err(|e| Failure {
-                reason: e,
-                excerpt: vec![],
-            })?;
+            .map_err(Failure::new)?;
     }
     let b = b
         .file("init", script.as_bytes(), 0o755)
@@ -95,14 +98,9 @@ fn boot_jump_on(ctx: &Ctx, trips: u32, recipe: &Recipe, cpus: u32) -> Result<Gue
         .finish();
     let a = base_image(ctx)?
         .file("init", script.as_bytes(), 0o755)
-        .file("etc/kj.conf", conf.as_bytes(), 0o644)
-        .file("boot/initrd", &b, 0o644)
-        .host_file(&ctx.kernel, "boot/bzImage", 0o644)
-        .map_err(|e| Failure {
-            reason: e,
-            excerpt: vec![],
-        })?;
-    boot_on(ctx, a.finish(), recipe.a_args, Some(ext2_disk(ctx)?), cpus)
+        .file("etc/kj.conf", conf.as_bytes(), 0o644);
+    let a = carrying_b(ctx, a, &b)?;
+    boot_on(ctx, a, recipe.a_args, Some(ext2_disk(ctx, 16)?), cpus)
 }
 
 /// Runs `trips` round trips A -> B -> A with Debian's kexec-tools and checks
@@ -171,95 +169,96 @@ fn jump_trips_with(ctx: &Ctx, trips: u32, recipe: &Recipe) -> Result<(Verdict, S
         None
     };
     g.step("KJ: A loaded", 300)?;
-    let mut free_first = None;
-    for i in 1..=trips {
-        g.step(&format!("KJ: A jumping {i}"), 120)?;
-        if i == 1 {
-            let up = g.step("KJ: B up", 120)?;
-            if let Some(range) = b_kernel_in {
-                check_b_kernel(&g, &up, range)?;
-            }
-            // kexec-tools' header has a PT_LOAD for [1 MiB, --mem-min)
-            // whose end wraps: B must leave it out, and say so.
-            let wrapped = g.said_since("KJ: A jumping 1", "wraps around, left out");
-            if ctx.name != "ref" && wrapped.is_empty() {
-                return Err(g.fail("B took kexec-tools' wrapping PT_LOAD silently".into()));
-            }
-            // With a dump, B first reads A's marker back at the physical
-            // address A gave, then scans the whole dump.
-            let mut dump = g.step("KJ: B vmcore", 300)?;
-            if dump.contains("KJ: B vmcore-at:") {
-                if ctx.name != "ref" && !dump.contains("KJMARK-A-PAGE-CACHE") {
-                    return Err(g.fail(format!("B's dump lacks A's marker page: {dump}")));
-                }
-                dump = g.step("KJ: B vmcore present", 300)?;
-            }
-            let shows_a = dump.contains("A's marker: find: found")
-                && dump.contains("B's marker: find: not found");
-            if ctx.name != "ref" && trips == 1 && recipe.scan_dump && !shows_a {
-                return Err(g.fail(format!("B does not see A's memory: {dump}")));
-            }
-            // The reference's B may have no /proc/vmcore at all.
-            if let Some(tagged) = tagged.as_ref().filter(|_| dump.contains("A's marker:")) {
-                recipe_dump(ctx, &mut g, tagged, recipe.dump_fact)?;
-            }
-            match g.step("KJ: B helper loaded", 120) {
-                // The helper's zero-length segment makes the kernel set
-                // aside all of B's memory: ENOMEM, or the OOM killer first.
-                Err(f)
-                    if ctx.name == "ref"
-                        && (f.reason.contains("Cannot allocate memory")
-                            || f.reason.contains("load: Killed")) =>
-                {
-                    return Ok((
-                        Verdict::Known(format!(
-                            "B's kexec --load-jump-back-helper exhausts B's memory ({})",
-                            f.reason
-                        )),
-                        code,
-                    ));
-                }
-                r => r?,
-            };
-        } else {
+    let mut t = KexecTrips {
+        ctx,
+        recipe,
+        trips,
+        b_kernel_in,
+        tagged,
+    };
+    let v = round_trips(&mut g, trips, t.tagged.is_some(), &mut t)?;
+    Ok((v, code))
+}
+
+/// B's side of the kexec-tools round trips, and A's disk.
+struct KexecTrips<'a> {
+    ctx: &'a Ctx,
+    recipe: &'a Recipe,
+    trips: u32,
+    /// The range B's kernel must lie in (the new user's recipe).
+    b_kernel_in: Option<(u64, u64)>,
+    /// A's tagfill line, when B checks its dump of A.
+    tagged: Option<String>,
+}
+
+impl Trips for KexecTrips<'_> {
+    /// B boots on the first trip and is resumed on the others.
+    fn b_side(&mut self, g: &mut Guest, i: u32) -> Result<Option<Verdict>, Failure> {
+        let (ctx, recipe, trips) = (self.ctx, self.recipe, self.trips);
+        if i > 1 {
             g.step(&format!("KJ: B resumed {}", i - 1), 120)?;
             g.step("KJ: B memory intact", 60)?;
+            return Ok(None);
         }
-        g.step("KJ: B jumping back", 120)?;
-        let back = g.step(&format!("KJ: A resumed {i} "), 180)?;
+        let up = g.step("KJ: B up", 120)?;
+        if let Some(range) = self.b_kernel_in {
+            check_b_kernel(g, &up, range)?;
+        }
+        // kexec-tools' header has a PT_LOAD for [1 MiB, --mem-min)
+        // whose end wraps: B must leave it out, and say so.
+        let wrapped = g.said_since("KJ: A jumping 1", "wraps around, left out");
+        if ctx.name != "ref" && wrapped.is_empty() {
+            return Err(g.fail("B took kexec-tools' wrapping PT_LOAD silently".into()));
+        }
+        // With a dump, B first reads A's marker back at the physical
+        // address A gave, then scans the whole dump.
+        let mut dump = g.step("KJ: B vmcore", 300)?;
+        if dump.contains("KJ: B vmcore-at:") {
+            if ctx.name != "ref" && !dump.contains("KJMARK-A-PAGE-CACHE") {
+                return Err(g.fail(format!("B's dump lacks A's marker page: {dump}")));
+            }
+            dump = g.step("KJ: B vmcore present", 300)?;
+        }
+        let shows_a = dump.contains("A's marker: find: found")
+            && dump.contains("B's marker: find: not found");
+        if ctx.name != "ref" && trips == 1 && recipe.scan_dump && !shows_a {
+            return Err(g.fail(format!("B does not see A's memory: {dump}")));
+        }
+        // The reference's B may have no /proc/vmcore at all.
+        if let Some(tagged) = self
+            .tagged
+            .as_ref()
+            .filter(|_| dump.contains("A's marker:"))
+        {
+            recipe_dump(ctx, g, tagged, recipe.dump_fact)?;
+        }
+        match g.step("KJ: B helper loaded", 120) {
+            // The helper's zero-length segment makes the kernel set
+            // aside all of B's memory: ENOMEM, or the OOM killer first.
+            Err(f)
+                if ctx.name == "ref"
+                    && (f.reason.contains("Cannot allocate memory")
+                        || f.reason.contains("load: Killed")) =>
+            {
+                Ok(Some(Verdict::Known(format!(
+                    "B's kexec --load-jump-back-helper exhausts B's memory ({})",
+                    f.reason
+                ))))
+            }
+            r => r.map(|_| None),
+        }
+    }
+
+    fn a_resumed(&mut self, g: &mut Guest, _i: u32, back: &str) -> Result<(), Failure> {
         if !back.contains("cpus=0-1") {
             return Err(g.fail(format!("want 2 CPUs after the jump: {back}")));
         }
-        g.step("KJ: A memory intact", 60)?;
-        if i == 1 && tagged.is_some() {
-            let l = g.step("KJ: A tagfill: moved", 60)?;
-            if !l.contains("moved 0 of") {
-                return Err(g.fail(format!("tagged pages moved, the count is void: {l}")));
-            }
-        }
-        g.step("KJ: A disk intact", 60)?;
-        if i == 1 {
-            let l = g.step("KJ: A MemFree after first", 30)?;
-            free_first = number_after(&l, "free: ");
-        }
+        Ok(())
     }
-    let l = g.step("KJ: A MemFree after last", 30)?;
-    if let (Some(first), Some(last)) = (free_first, number_after(&l, "free: ")) {
-        if trips > 1 && last + 1024 < first {
-            return Err(g.fail(format!(
-                "free memory fell by {} kB over {trips} round trips",
-                first - last
-            )));
-        }
-        // With one trip both figures are after it: nothing to compare.
-        if trips > 1 {
-            println!("    free memory after trip 1: {first} kB, after trip {trips}: {last} kB");
-        }
-    } else {
-        return Err(g.fail("no MemFree figures from the guest".into()));
+
+    fn a_checked(&mut self, g: &mut Guest, _i: u32) -> Result<(), Failure> {
+        g.step("KJ: A disk intact", 60).map(drop)
     }
-    g.step("KJ: A done", 60)?;
-    Ok((Verdict::Pass, code))
 }
 
 /// B's dump of A with kexec-tools, as a new user gets it, printed beside
@@ -541,18 +540,18 @@ pub(super) fn kexec_tools_new_user_recipe_10_boots(ctx: &Ctx) -> TestResult {
         }
         at.push(code);
     }
-    super::kaslr_moved(at, BOOTS, "round trips with both CPUs back")
+    kaslr_moved(at, BOOTS, "round trips with both CPUs back")
 }
 
-/// Console lines worth a place in the demo's timeline.
-pub const TIMELINE: [&str; 9] = [
-    "KJ: ",
-    "Freezing user space",
-    "Disabling non-boot CPUs",
-    "Enabling non-boot CPUs",
-    "Restarting tasks",
-    "kexec_jump:",
-    "Command line:",
-    "Run /init",
-    "reboot: Power down",
-];
+#[cfg(test)]
+mod unit {
+    use super::*;
+
+    #[test]
+    fn cpu_lists_parse() {
+        assert_eq!(cpu_list("1"), Some(vec![1]));
+        assert_eq!(cpu_list("1,3\n"), Some(vec![1, 3]));
+        assert_eq!(cpu_list("1-3,5"), Some(vec![1, 2, 3, 5]));
+        assert_eq!(cpu_list(""), None);
+    }
+}

@@ -3,42 +3,37 @@
 //! The kjump tests: A boots with crashkernel= and nothing else, KASLR on,
 //! and uses only `kjump load`, `kjump exec` and, in B, `kjump back`.
 
-use crate::tests::{
-    base_image, boot_on, boot_sized, kjump_image, number_after, with_b, Failure, Guest, TestResult,
-    Verdict, SECS,
-};
+use super::dump::dump_of_a;
+use super::guest::{boot_disks, boot_on, number_after, Guest};
+use super::images::{base_image, kjump_image, with_b};
+use super::kaslr::kaslr_moved;
+use super::trips::{round_trips, Trips};
+use super::verdict::{Failure, TestResult, Verdict};
 use crate::Ctx;
 
 /// A's only boot parameter for kjump (plus the console the harness adds).
-const A_ARGS: &str = "crashkernel=160M";
-
-fn setup(e: String) -> Failure {
-    Failure {
-        reason: e,
-        excerpt: vec![],
-    }
-}
+pub(super) const A_ARGS: &str = "crashkernel=160M";
 
 /// The machine and the run.
-struct Shape {
-    cpus: u32,
-    mem_mib: u32,
-    trips: u32,
+pub(super) struct Shape {
+    pub cpus: u32,
+    pub mem_mib: u32,
+    pub trips: u32,
     /// CPU that runs `kjump exec`.
-    exec_cpu: u32,
+    pub exec_cpu: u32,
     /// Trip after which A unloads and reloads B (0: never).
-    reload: u32,
+    pub reload: u32,
     /// A's marker page lies above this physical address.
-    mark_above: u64,
+    pub mark_above: u64,
     /// MiB of A's memory tagged with its addresses ("auto": most of what
     /// is free; "0": none).
-    tag_mib: &'static str,
+    pub tag_mib: &'static str,
     /// B checks A's dump on its first boot.
-    dump: bool,
+    pub dump: bool,
 }
 
 /// Boots A with the kjump scenario, B's kernel and initramfs inside.
-fn boot_kjump(ctx: &Ctx, s: &Shape) -> Result<Guest, Failure> {
+pub(super) fn boot_kjump(ctx: &Ctx, s: &Shape) -> Result<Guest, Failure> {
     let conf = format!(
         "TRIPS={}\nMEM_MIB=32\nDUMP={}\nEXEC_CPU={}\nRELOAD={}\nMARK_ABOVE={:#x}\nTAG_MIB={}\n",
         s.trips,
@@ -50,7 +45,7 @@ fn boot_kjump(ctx: &Ctx, s: &Shape) -> Result<Guest, Failure> {
     );
     let script = include_str!("../../../scenarios/kjump.sh");
     let initrd = with_b(ctx, || kjump_image(ctx, script, &conf, true))?;
-    boot_sized(ctx, initrd, A_ARGS, None, s.cpus, s.mem_mib)
+    boot_disks(ctx, initrd, A_ARGS, Vec::new(), s.cpus, s.mem_mib)
 }
 
 /// B's dump of A: as many bytes of RAM as A has outside the reservation,
@@ -78,7 +73,7 @@ fn check_dump(ctx: &Ctx, g: &mut Guest, tagged: Option<&str>) -> Result<(), Fail
     let Some(tagged) = tagged else {
         return Ok(());
     };
-    let d = super::dump_of_a(g, tagged)?;
+    let d = dump_of_a(g, tagged)?;
     crate::report::fact(
         "dump of A, kjump: found / wrong / total",
         ctx.name,
@@ -129,85 +124,87 @@ fn kjump_trips(ctx: &Ctx, s: &Shape) -> Result<String, Failure> {
     if !loaded.contains("resident") {
         return Err(g.fail(format!("kjump load: {loaded}")));
     }
-    // B boots on the first trip and after a reload; it is resumed otherwise.
-    let mut b_trips = 0;
-    let mut free_first = None;
-    for i in 1..=s.trips {
-        g.step(&format!("KJ: A jumping {i}"), 60)?;
-        if i == 1 || i == s.reload + 1 {
+    let mut t = KjumpTrips {
+        ctx,
+        s,
+        all,
+        tagged,
+        b_trips: 0,
+    };
+    round_trips(&mut g, s.trips, t.tagged.is_some(), &mut t)?;
+    Ok(code)
+}
+
+/// B's side of the kjump round trips, A's clock, and B's reload.
+struct KjumpTrips<'a> {
+    ctx: &'a Ctx,
+    s: &'a Shape,
+    /// "cpus=0-N": every CPU, in A and in B.
+    all: String,
+    /// A's tagfill line, if A tagged.
+    tagged: Option<String>,
+    /// B's trips since it booted.
+    b_trips: u32,
+}
+
+impl Trips for KjumpTrips<'_> {
+    /// B boots on the first trip and after a reload; it is resumed
+    /// otherwise.
+    fn b_side(&mut self, g: &mut Guest, i: u32) -> Result<Option<Verdict>, Failure> {
+        let all = &self.all;
+        if i == 1 || i == self.s.reload + 1 {
             let up = g.step("KJ: B up", 180)?;
-            if !up.contains(&all) {
+            if !up.contains(all) {
                 return Err(g.fail(format!("want {all} in B: {up}")));
             }
             let st = g.step("KJ: B status", 30)?;
             if !st.contains("this kernel: B") {
                 return Err(g.fail(format!("kjump status in B: {st}")));
             }
-            if s.dump {
-                check_dump(ctx, &mut g, tagged.as_deref().filter(|_| i == 1))?;
+            if self.s.dump {
+                let tagged = self.tagged.as_deref().filter(|_| i == 1);
+                check_dump(self.ctx, g, tagged)?;
             }
-            b_trips = 0;
+            self.b_trips = 0;
         } else {
             let r = g.step("KJ: B back returned", 120)?;
             if !r.contains("returned 0 kjump: B resumed after") {
                 return Err(g.fail(format!("kjump back: {r}")));
             }
-            let r = g.step(&format!("KJ: B resumed {b_trips}"), 30)?;
-            if !r.contains(&all) {
+            let r = g.step(&format!("KJ: B resumed {}", self.b_trips), 30)?;
+            if !r.contains(all) {
                 return Err(g.fail(format!("B did not get its CPUs back: {r}")));
             }
             g.step("KJ: B memory intact", 60)?;
         }
-        b_trips += 1;
-        g.step("KJ: B jumping back", 120)?;
-        let back = g.step(&format!("KJ: A resumed {i} "), 180)?;
-        if !back.contains(&all) || !back.contains("kjump: back in A after") {
+        self.b_trips += 1;
+        Ok(None)
+    }
+
+    /// A has all its CPUs, kjump's report, and its clock kept time.
+    fn a_resumed(&mut self, g: &mut Guest, i: u32, back: &str) -> Result<(), Failure> {
+        let all = &self.all;
+        if !back.contains(all) || !back.contains("kjump: back in A after") {
             return Err(g.fail(format!(
                 "want {all} and kjump's report after jump {i}: {back}"
             )));
         }
-        g.step("KJ: A time ok", 60)?;
-        g.step("KJ: A memory intact", 60)?;
-        if i == 1 && tagged.is_some() {
-            let l = g.step("KJ: A tagfill: moved", 60)?;
-            if !l.contains("moved 0 of") {
-                return Err(g.fail(format!("tagged pages moved, the count is void: {l}")));
-            }
-        }
-        if i == 1 {
-            let l = g.step("KJ: A MemFree after first", 60)?;
-            free_first = number_after(&l, "free: ");
-        }
-        // A failed resident reload leaves B whole: the next trip
-        // resumes it and B checks its memory.
-        if s.reload > 0 && i + 1 == s.reload {
+        g.step("KJ: A time ok", 60).map(drop)
+    }
+
+    /// A failed resident reload leaves B whole: the next trip resumes it
+    /// and B checks its memory. Then the reload.
+    fn a_between(&mut self, g: &mut Guest, i: u32) -> Result<(), Failure> {
+        let reload = self.s.reload;
+        if reload > 0 && i + 1 == reload {
             let l = g.step("KJ: A resident-efault:", 120)?;
             println!("    {}", l.trim_start_matches("KJ: A "));
         }
-        if i == s.reload {
+        if i == reload {
             g.step("KJ: A reloaded B", 120)?;
         }
+        Ok(())
     }
-    // Many round trips cost A no memory (counting the per-CPU lists).
-    let l = g.step("KJ: A MemFree after last", 60)?;
-    if let (Some(first), Some(last)) = (free_first, number_after(&l, "free: ")) {
-        if s.trips >= 10 && last + 1024 < first {
-            return Err(g.fail(format!(
-                "A's free memory fell by {} kB over {} round trips",
-                first - last,
-                s.trips
-            )));
-        }
-        // With one trip both figures are after it: nothing to compare.
-        if s.trips > 1 {
-            println!(
-                "    A's free memory after trip 1: {first} kB, after trip {}: {last} kB",
-                s.trips
-            );
-        }
-    }
-    g.step("KJ: A done", 60)?;
-    Ok(code)
 }
 
 /// Boots of A in [`kjump_round_trips_10_boots`].
@@ -245,7 +242,7 @@ pub fn kjump_round_trips_10_boots(ctx: &Ctx) -> TestResult {
         })?;
         at.push(code);
     }
-    super::kaslr_moved(at, BOOTS, "boots came back")
+    kaslr_moved(at, BOOTS, "boots came back")
 }
 
 /// The same on a bigger machine: 4 CPUs, `kjump exec` run on CPU 3 (not
@@ -401,7 +398,7 @@ fn misuse(ctx: &Ctx, stages: &[(&str, &str, &[Try])]) -> TestResult {
             .host_file(&ctx.kjump_bin, "bin/kjump", 0o755)
             .and_then(|i| i.host_file(&ctx.kernel, "boot/bzImage", 0o644))
             .and_then(|i| i.host_file(&ctx.hello_prog, "boot/hello.elf", 0o644))
-            .map_err(setup)?
+            .map_err(Failure::new)?
             .file("init", script.as_bytes(), 0o755)
             .file("etc/kj.conf", conf.as_bytes(), 0o644)
             .file("etc/passwd", passwd.as_bytes(), 0o644)
@@ -438,87 +435,4 @@ fn misuse(ctx: &Ctx, stages: &[(&str, &str, &[Try])]) -> TestResult {
         );
     }
     Ok(Verdict::Pass)
-}
-
-/// kexec_load() with bad preserve-context input: the regression cases
-/// (overlap, outside RAM, a hole below 1 MiB, bufsz > memsz, unaligned,
-/// wrapping, 17 segments, unknown flags and architecture, resident misuse,
-/// a bogus buffer, entry 0, a range from RAM into the unclaimed hole
-/// `mem=768M` leaves before the firmware's reserved range), each with its
-/// errno, then 20 s of random input from a fixed seed; no kernel report,
-/// and a jump works after.
-/// Last, with `kexec_load_limit_reboot` at 2, a ranges image is loaded
-/// and filled 10 times: fills do not count as loads.
-pub fn kexec_load_fuzz(ctx: &Ctx) -> TestResult {
-    let conf = "SEED=0x6b6a756d70\nSECS=20\n";
-    let script = include_str!("../../../scenarios/fuzz.sh");
-    let initrd = with_b(ctx, || kjump_image(ctx, script, conf, false))?;
-    let mut g = boot_on(ctx, initrd, &format!("{A_ARGS} mem=768M"), None, 2)?;
-    let mut tally = crate::report::Tally::new(
-        "bad kexec_load() inputs tried / a jump after them",
-        ctx.name,
-        "0 / not made".into(),
-    );
-    let l = g.step("KJ: A fuzz:", 180)?;
-    println!("    {}", l.trim_start_matches("KJ: A "));
-    let tried = number_after(&l, "fuzz: ").unwrap_or(0) + number_after(&l, "; ").unwrap_or(0);
-    tally.value = format!("{tried} / not made");
-    g.step("KJ: B up", 180)?;
-    let back = g.step("KJ: A resumed", 120)?;
-    if !back.contains("cpus=0-1") {
-        return Err(g.fail(format!("after the fuzzing: {back}")));
-    }
-    tally.value = format!("{tried} / A -> B -> A");
-    // Fills are not loads: under kexec_load_limit_reboot=2, a ranges
-    // load, 10 fills and the unload succeed.
-    let fill = g.step("KJ: A fill-limit:", 60)?;
-    println!("    {}", fill.trim_start_matches("KJ: A "));
-    Ok(Verdict::Pass)
-}
-
-/// The demo: one kjump round trip on our kernel (A with crashkernel=
-/// only, KASLR on); returns the console.
-pub fn demo(ctx: &Ctx) -> Result<Vec<crate::qemu::Line>, Failure> {
-    let mut g = boot_kjump(
-        ctx,
-        &Shape {
-            cpus: 2,
-            mem_mib: 1024,
-            trips: 1,
-            exec_cpu: 0,
-            reload: 0,
-            mark_above: 1 << 20,
-            tag_mib: "0",
-            dump: true,
-        },
-    )?;
-    g.step("KJ: A done", 600)?;
-    let _ = g.vm.wait_exit(SECS(30));
-    Ok(g.vm().transcript().to_vec())
-}
-
-/// The soak in the test command: 24 round trips with kjump in one boot of
-/// our debug kernel; A's free memory (counting the per-CPU free lists)
-/// after trip 12 and after trip 24 must not drop by more than 32 kB a
-/// trip; slab, page tables, kernel stacks, per-CPU areas, vmalloc and
-/// tasks are printed beside it. (`kjtest soak N` runs longer soaks.)
-pub fn soak_round_trips(ctx: &Ctx) -> TestResult {
-    const TRIPS: u32 = 24;
-    let s = crate::soak::soak(ctx, TRIPS).map_err(setup)?;
-    for l in &s.lines {
-        println!("    {l}");
-    }
-    crate::report::fact(
-        "soak round trips / free kB lost a trip",
-        ctx.name,
-        format!(
-            "{TRIPS} / {:.1}",
-            s.free_lost_kb as f64 / f64::from(TRIPS - s.from)
-        ),
-    );
-    if s.leaks.is_empty() {
-        Ok(Verdict::Pass)
-    } else {
-        Err(setup(format!("leak: {}", s.leaks.join(", "))))
-    }
 }

@@ -3,7 +3,9 @@
 //! Programs called in physical mode: calls, int3, a fault, and the
 //! benchmark's single call.
 
-use super::*;
+use super::guest::{boot_with_program, SECS};
+use super::verdict::{Failure, TestResult, Verdict};
+use crate::Ctx;
 
 /// A program assembled in this repository is called 100 times in physical
 /// mode: each call hashes a buffer in A's process memory, found by its
