@@ -27,7 +27,7 @@ set -euo pipefail
 
 # Repository folders that hold new files at their kernel paths, and the
 # part of the series the reference kernel gets too.
-OVERLAY_DIRS=(arch drivers fs include kernel rust Documentation)
+OVERLAY_DIRS=(arch drivers fs include kernel rust Documentation tools/testing/selftests)
 REF_OVERLAY_DIRS=(drivers)
 REF_PATCHES=(0001-driver-core-add-kexec-jump-test-devices.patch)
 COMMON_CONFIG=kernel/configs/kexec_jump_test.config

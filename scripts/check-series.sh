@@ -34,8 +34,8 @@ for p in "$KJ_BUILD"/series/[0-9][0-9][0-9][0-9]-*.patch; do
 	checkpatch --ignore UNKNOWN_COMMIT_ID,CAMELCASE "$p"
 done
 while read -r f; do
-	checkpatch -f "$f"
-done < <(cd "$KJ_ROOT" && find arch drivers fs include kernel rust -type f \
+	checkpatch --ignore CAMELCASE -f "$f"
+done < <(cd "$KJ_ROOT" && find arch drivers fs include kernel rust tools/testing/selftests -type f \
 	\( -name '*.c' -o -name '*.h' -o -name '*.S' -o -name '*.rs' \) 2>/dev/null)
 
 make -s O="$KJ_BUILD/out/ours" "${KJ_MAKE_ARGS[@]}" rustfmtcheck || fail=1

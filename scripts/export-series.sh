@@ -31,7 +31,7 @@ listed=$(printf '%s\n' "${lines[@]}" | tr ' ' '\n' | sed '/^$/d' | sort)
 dups=$(uniq -d <<<"$listed")
 [ -z "$dups" ] || die "listed twice in $SERIES: $dups"
 have=$( (cd "$KJ_ROOT" && ls patches/*.patch | sed 's|^patches/||' &&
-	find arch drivers fs include kernel rust Documentation -type f 2>/dev/null |
+	find arch drivers fs include kernel rust Documentation tools/testing/selftests -type f 2>/dev/null |
 	grep -v '^kernel/configs/') | sort)
 missing=$(comm -13 <(echo "$listed") <(echo "$have"))
 [ -z "$missing" ] || die "not in $SERIES: $(echo $missing)"

@@ -1,12 +1,13 @@
 // SPDX-License-Identifier: GPL-2.0
 
 //! Booting, an exec with nothing loaded, a plain kexec reboot, the Rust
-//! doctests.
+//! doctests, the series' kselftest.
 
-use super::guest::boot;
+use super::guest::{boot, number_after};
 use super::images::{base_image, carrying_b, init_script};
-use super::verdict::{TestResult, Verdict};
+use super::verdict::{Failure, TestResult, Verdict};
 use crate::Ctx;
+use std::{fs, io::ErrorKind, path::PathBuf, process::Command};
 
 const BOOT_INIT: &str = include_str!("../../../scenarios/boot_to_init.sh");
 
@@ -109,6 +110,174 @@ fn ktap_results(lines: &[String]) -> Vec<&str> {
         .collect()
 }
 
+/// Patch 19's kselftest, at its kernel path in this repository.
+const KSELFTEST_C: &str = "tools/testing/selftests/kexec/kexec_jump_test.c";
+
+/// The kselftest's output goes to a file and is shown after it exits, so
+/// that no kernel line printed around a jump cuts into a result line.
+const KSELFTEST_INIT: &str = "echo \"KJ: A up\"\n\
+    /bin/kexec_jump_test >/tmp/ktap.txt 2>&1\n\
+    echo \"KJ: kselftest exit $?\"\n\
+    echo \"KJ: ktap begin\"\n\
+    cat /tmp/ktap.txt\n\
+    echo \"KJ: ktap end\"\n\
+    echo \"KJ: done\"\n\
+    poweroff -f\n";
+
+/// (ours) Patch 19's kselftest, `tools/testing/selftests/kexec/
+/// kexec_jump_test.c`, compiled here (static, `-Wall -Werror`) against
+/// ours' kselftest.h and uapi headers, run as root in a guest with
+/// `crashkernel=64M` (its resident cases need the reservation). Its KTAP
+/// output must hold the plan and exactly that many results, each "ok",
+/// none skipped (a skipped case tests nothing), and it must exit 0. A
+/// host without gcc fails the test: it would otherwise test nothing.
+pub(super) fn kselftest_kexec_jump(ctx: &Ctx) -> TestResult {
+    let bin = build_kselftest(ctx)?;
+    let image = base_image(ctx)?
+        .host_file(&bin, "bin/kexec_jump_test", 0o755)
+        .map_err(Failure::new)?
+        .file("init", &init_script(KSELFTEST_INIT), 0o755);
+    let mut g = boot(ctx, image.finish(), "crashkernel=64M")?;
+    let exit = g.step("KJ: kselftest exit", 600)?;
+    g.step("KJ: done", 60)?;
+    let lines: Vec<String> = g.vm().transcript().iter().map(|l| l.text.clone()).collect();
+    let from = lines.iter().position(|l| l.contains("KJ: ktap begin"));
+    let to = lines.iter().rposition(|l| l.contains("KJ: ktap end"));
+    let (Some(from), Some(to)) = (from, to) else {
+        return Err(g.fail("the kselftest's output was not shown".into()));
+    };
+    let results = check_ktap(&lines[from + 1..to]).map_err(|e| g.fail(e))?;
+    if number_after(&exit, "exit ") != Some(0) {
+        return Err(g.fail(format!("kexec_jump_test failed: {exit}")));
+    }
+    println!("    kexec_jump_test: {results} of {results} KTAP results ok");
+    Ok(Verdict::Pass)
+}
+
+/// Runs `cmd`; a failure says `what` failed and why.
+fn run_host(cmd: &mut Command, what: &str) -> Result<(), Failure> {
+    let out = cmd.output().map_err(|e| {
+        Failure::new(match e.kind() {
+            ErrorKind::NotFound => format!(
+                "{what}: {e}: the kselftest is built on the host, install it (apt-get install gcc libc6-dev make)"
+            ),
+            _ => format!("{what}: {e}"),
+        })
+    })?;
+    if !out.status.success() {
+        return Err(Failure::new(format!(
+            "{what} failed: {}",
+            String::from_utf8_lossy(&out.stderr).trim()
+        )));
+    }
+    Ok(())
+}
+
+/// Compiles the kselftest as the harness ships it: ours' uapi headers
+/// (`make headers` into build/kselftest), the test staged beside a copy of
+/// ours' kselftest.h as in the kernel tree, `gcc -static`.
+fn build_kselftest(ctx: &Ctx) -> Result<PathBuf, Failure> {
+    let root = crate::root();
+    let tree = root.join("build/src/ours");
+    let hdr = root.join("build/kselftest");
+    if !tree.join("tools/testing/selftests/kselftest.h").exists() {
+        return Err(Failure::new(format!(
+            "no patched tree in {}: run scripts/build-kernel.sh ours",
+            tree.display()
+        )));
+    }
+    run_host(
+        Command::new("make")
+            .arg("-s")
+            .arg("-C")
+            .arg(&tree)
+            .arg(format!("O={}", hdr.display()))
+            .arg("headers"),
+        "make headers",
+    )?;
+    let stage = ctx.scratch.join("selftests");
+    let copy = |from: PathBuf, to: PathBuf| {
+        fs::create_dir_all(to.parent().expect("a parent"))
+            .and_then(|()| fs::copy(&from, &to))
+            .map_err(|e| Failure::new(format!("{}: {e}", from.display())))
+    };
+    copy(
+        tree.join("tools/testing/selftests/kselftest.h"),
+        stage.join("kselftest.h"),
+    )?;
+    let src = stage.join("kexec/kexec_jump_test.c");
+    copy(root.join(KSELFTEST_C), src.clone())?;
+    let bin = ctx.scratch.join("kexec_jump_test");
+    run_host(
+        Command::new("gcc")
+            .args(["-static", "-O2", "-Wall", "-Werror", "-I"])
+            .arg(&stage)
+            .arg("-I")
+            .arg(hdr.join("usr/include"))
+            .arg("-o")
+            .arg(&bin)
+            .arg(&src),
+        "gcc",
+    )?;
+    Ok(bin)
+}
+
+/// Checks a kselftest's KTAP output: the version line, the plan, then
+/// exactly as many results, numbered in order, each "ok" with no
+/// directive (no SKIP, XFAIL or error), no "Bail out!". Returns the number
+/// of results; a failure names the case and the diagnostics before it.
+fn check_ktap(lines: &[String]) -> Result<usize, String> {
+    let (mut version, mut plan, mut seen) = (false, None::<usize>, 0usize);
+    let mut diag: Vec<&str> = Vec::new();
+    for l in lines.iter().map(|l| l.trim_end()) {
+        if l == "TAP version 13" {
+            version = true;
+        } else if let Some(p) = l.strip_prefix("1..") {
+            let n = p
+                .split_whitespace()
+                .next()
+                .and_then(|n| n.parse::<usize>().ok());
+            if p.contains('#') || n.is_none() {
+                return Err(format!("kselftest plan: {l}"));
+            }
+            plan = n;
+        } else if l.starts_with("Bail out!") {
+            return Err(format!("kselftest bailed out: {l}"));
+        } else if let Some(d) = l.strip_prefix("# ") {
+            diag.push(d);
+        } else if let Some((ok, rest)) = l
+            .strip_prefix("ok ")
+            .map(|r| (true, r))
+            .or_else(|| l.strip_prefix("not ok ").map(|r| (false, r)))
+        {
+            seen += 1;
+            let (num, name) = rest.split_once(' ').unwrap_or((rest, ""));
+            let why = if diag.is_empty() {
+                String::new()
+            } else {
+                format!(" ({})", diag.join("; "))
+            };
+            if num.parse::<usize>() != Ok(seen) {
+                return Err(format!("kselftest result {seen} numbered {num}: {l}"));
+            }
+            if !ok {
+                return Err(format!("kselftest case failed: {name}{why}"));
+            }
+            if name.contains('#') {
+                return Err(format!("kselftest case not passed: {name}{why}"));
+            }
+            diag.clear();
+        }
+    }
+    let Some(plan) = plan.filter(|_| version) else {
+        return Err("no KTAP header and plan from the kselftest".into());
+    };
+    if plan == 0 || seen != plan {
+        return Err(format!("kselftest planned {plan} results, printed {seen}"));
+    }
+    Ok(seen)
+}
+
 #[cfg(test)]
 mod unit {
     use super::*;
@@ -128,5 +297,27 @@ mod unit {
         assert_eq!(r.len(), 3);
         assert!(r[1].contains("# SKIP"));
         assert!(r[2].starts_with("not ok "));
+    }
+
+    fn ktap(text: &str) -> Vec<String> {
+        text.lines().map(str::to_string).collect()
+    }
+
+    #[test]
+    fn check_ktap_wants_every_planned_result_ok() {
+        let good = "TAP version 13\n1..2\n# note\nok 1 a\n[ 1.0] PM: x\nok 2 b\n# Totals: pass:2";
+        assert_eq!(check_ktap(&ktap(good)), Ok(2));
+        let bad = "TAP version 13\n1..2\nok 1 a\n# b: got EINVAL (22), want ENOENT (2)\nnot ok 2 b";
+        let e = check_ktap(&ktap(bad)).unwrap_err();
+        assert!(e.contains("failed: b") && e.contains("want ENOENT"), "{e}");
+        let skip = "TAP version 13\n1..2\nok 1 a\nok 2 # SKIP b: no crashkernel=";
+        assert!(check_ktap(&ktap(skip)).unwrap_err().contains("SKIP"));
+        let short = "TAP version 13\n1..3\nok 1 a\nok 2 b";
+        assert!(check_ktap(&ktap(short)).unwrap_err().contains("planned 3"));
+        let none = "TAP version 13\n1..0 # SKIP kexec_load() needs root";
+        assert!(check_ktap(&ktap(none)).unwrap_err().contains("needs root"));
+        let order = "TAP version 13\n1..2\nok 2 a\nok 1 b";
+        assert!(check_ktap(&ktap(order)).is_err());
+        assert!(check_ktap(&ktap("ok 1 a")).is_err());
     }
 }

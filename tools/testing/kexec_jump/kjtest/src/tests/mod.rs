@@ -109,6 +109,7 @@ pub const TESTS: &[TestCase] = &[
     test!(basics::exec_without_image_is_einval, ALL),
     test!(basics::plain_kexec_reboots, ALL),
     test!(basics::kunit_suites, OURS),
+    test!(basics::kselftest_kexec_jump, OURS),
     test!(jump::jump_round_trip, ALL).ref_fails(REF_JUMP_REPORTS),
     test!(jump::jump_20_round_trips, ALL).ref_fails(REF_JUMP_REPORTS),
     test!(jump::jump_round_trip_cpu_max, OURS_AND_C),
