@@ -345,7 +345,7 @@ fn claimed(addr: u64) -> Result<bool, String> {
 /// unclaimed up to the firmware's reserved range).
 fn machine_cases() -> Result<Vec<(&'static str, Case, i32)>, String> {
     let text = fs::read_to_string("/proc/meminfo").map_err(|e| format!("/proc/meminfo: {e}"))?;
-    let kib = crate::meminfo_field(&text, "MemTotal").ok_or("no MemTotal in /proc/meminfo")?;
+    let kib = crate::memstat::field(&text, "MemTotal").ok_or("no MemTotal in /proc/meminfo")?;
     let total = (kib * 1024).saturating_sub(32 << 20) & !(PAGE - 1);
     let end = ram_end(RAM)?;
     if RAM + total > end {

@@ -41,6 +41,7 @@
 
 mod busy;
 mod fuzz;
+mod memstat;
 mod physcall;
 mod platform;
 mod sys;
@@ -165,17 +166,9 @@ fn fragment(mib: usize) -> ExitCode {
     }
 }
 
-/// The value in kB of `field` in a /proc/meminfo text.
-fn meminfo_field(text: &str, field: &str) -> Option<u64> {
-    text.lines().find_map(|l| {
-        let (name, rest) = l.split_once(':')?;
-        (name == field).then(|| rest.split_whitespace().next()?.parse().ok())?
-    })
-}
-
 fn meminfo(field: &str) -> ExitCode {
     let text = fs::read_to_string("/proc/meminfo").unwrap_or_default();
-    match meminfo_field(&text, field) {
+    match memstat::field(&text, field) {
         Some(kb) => {
             println!("meminfo: {field} {kb}");
             ExitCode::SUCCESS
@@ -185,15 +178,6 @@ fn meminfo(field: &str) -> ExitCode {
             ExitCode::FAILURE
         }
     }
-}
-
-/// Pages on the per-CPU free lists, summed from a /proc/zoneinfo text.
-fn pcp_pages(zoneinfo: &str) -> u64 {
-    zoneinfo
-        .lines()
-        .filter_map(|l| l.trim().strip_prefix("count:"))
-        .filter_map(|v| v.trim().parse::<u64>().ok())
-        .sum()
 }
 
 /// Maps `mib` MiB of fresh anonymous pages and counts the pages that do
@@ -220,11 +204,11 @@ fn zero_check(mib: usize) -> Result<(), String> {
 fn free() -> ExitCode {
     let meminfo = fs::read_to_string("/proc/meminfo").unwrap_or_default();
     let zoneinfo = fs::read_to_string("/proc/zoneinfo").unwrap_or_default();
-    let Some(kb) = meminfo_field(&meminfo, "MemFree") else {
+    let Some(kb) = memstat::field(&meminfo, "MemFree") else {
         eprintln!("free: no MemFree in /proc/meminfo");
         return ExitCode::FAILURE;
     };
-    println!("free: {} kB", kb + pcp_pages(&zoneinfo) * 4);
+    println!("free: {} kB", kb + memstat::pcp_pages(&zoneinfo) * 4);
     ExitCode::SUCCESS
 }
 
@@ -510,22 +494,9 @@ mod tests {
     }
 
     #[test]
-    fn pcp_counts_are_summed() {
-        let z = "Node 0, zone DMA32\n  pagesets\n    cpu: 0\n              count: 10\n              high:  20\n    cpu: 1\n              count: 5\n";
-        assert_eq!(pcp_pages(z), 15);
-    }
-
-    #[test]
     fn numbers_parse_in_both_bases() {
         assert_eq!(parse_num("0x10000000"), Some(0x1000_0000));
         assert_eq!(parse_num("4096"), Some(4096));
         assert_eq!(parse_num("0xg"), None);
-    }
-
-    #[test]
-    fn meminfo_parses() {
-        let text = "MemTotal:        1000 kB\nMemFree:          234 kB\n";
-        assert_eq!(meminfo_field(text, "MemFree"), Some(234));
-        assert_eq!(meminfo_field(text, "Cached"), None);
     }
 }

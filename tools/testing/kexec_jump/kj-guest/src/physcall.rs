@@ -4,6 +4,7 @@
 //! kexec-tools as a preserve-context image, or by `kjump call --resident`
 //! in place into the reservation, and called through kexec jump.
 
+use crate::memstat::MemStat;
 use crate::sys;
 use std::{fs, path::Path};
 
@@ -223,6 +224,7 @@ pub struct How {
 pub fn run(elf: &Path, calls: u64, how: &How, mem_min: &str, mem_max: &str) -> Result<(), String> {
     let mut program = Program::load(elf, mem_min, mem_max, how.kjump)?;
     program.reentry = how.reentry;
+    let mut first = None;
     for call in 1..=calls {
         // Where the reference's guest dies: shown, so that the tests can
         // tell that death from any other.
@@ -240,6 +242,20 @@ pub fn run(elf: &Path, calls: u64, how: &How, mem_min: &str, mem_max: &str) -> R
             println!("physcall: call {call} ok");
             sys::drain_stdout();
         }
+        // The kernel's memory after the first call (what the first jump
+        // sets up once is in place) and after the last: nothing else runs
+        // meanwhile, so a page kept per jump adds up to one per call.
+        if call == 1 && calls > 1 {
+            first = Some(MemStat::now()?);
+        }
+    }
+    if let Some(first) = first {
+        let last = MemStat::now()?;
+        println!(
+            "physcall: memory after call 1: {}; after call {calls}: {}",
+            first.line(),
+            last.line()
+        );
     }
     println!("physcall: {calls} calls ok");
     Ok(())
