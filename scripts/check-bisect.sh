@@ -3,7 +3,8 @@
 #
 # Bisectability: apply the exported series one patch at a time to a copy
 # of the base tree and, after each patch, run checkpatch --strict on it,
-# build bzImage with clippy in ours' configuration, and rustfmtcheck, and
+# build bzImage with clippy in ours' configuration, rustfmtcheck, rustdoc
+# where the patch changes Rust, and
 # build bzImage in the nojump configuration (KEXEC=y, KEXEC_JUMP=n). Every
 # prefix of the series must build without errors and without warnings in
 # the series' files, with and without kexec jump.
@@ -61,12 +62,21 @@ for p in "$SERIES"/[0-9][0-9][0-9][0-9]-*.patch; do
 	fi
 	make -s -C "$TREE" O="$OUT" "${KJ_MAKE_ARGS[@]}" rustfmtcheck ||
 		die "$name: rustfmtcheck complains"
+	# rustdoc where the patch changes Rust: no warning in the series' files.
+	if grep -q '^+++ b/.*\.rs' "$p"; then
+		make -s -C "$TREE" O="$OUT" "${KJ_MAKE_ARGS[@]}" rustdoc \
+			>"$OUT/rustdoc-$name.log" 2>&1 || die "$name: rustdoc fails (log: $OUT/rustdoc-$name.log)"
+		if grep -A6 '^warning' "$OUT/rustdoc-$name.log" |
+			grep -E -- '--> .*rust/kernel/(irqflags|kexec|power)\.rs'; then
+			die "$name: rustdoc warnings in the series' files"
+		fi
+	fi
 	make -s -C "$TREE" O="$NOJUMP_OUT" "${KJ_MAKE_ARGS[@]}" olddefconfig >/dev/null
 	make -s -C "$TREE" O="$NOJUMP_OUT" "${KJ_MAKE_ARGS[@]}" -j"$KJ_JOBS" bzImage \
 		>"$NOJUMP_OUT/build-$name.log" 2>&1 || {
 		grep -E 'error' "$NOJUMP_OUT/build-$name.log" | head -n 10 >&2
 		die "$name: the kernel does not build without KEXEC_JUMP (log: $NOJUMP_OUT/build-$name.log)"
 	}
-	echo "ok - $name: checkpatch, clippy and rustfmt clean, builds with and without KEXEC_JUMP ($((SECONDS - start)) s)"
+	echo "ok - $name: checkpatch, clippy, rustfmt and rustdoc clean, builds with and without KEXEC_JUMP ($((SECONDS - start)) s)"
 done
 echo "check-bisect: every prefix of the series builds"

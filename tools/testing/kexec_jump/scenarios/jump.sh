@@ -65,7 +65,7 @@ case " $(cat /proc/cmdline) " in
 		mark "B jumping back"
 		jump B
 		n=$((n + 1))
-		mark "B resumed $n"
+		mark "B resumed $n cpus=$(cat /sys/devices/system/cpu/online)"
 		check_memory B
 		hold_memory $((11 + n))
 	done

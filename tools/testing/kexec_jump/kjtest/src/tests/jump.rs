@@ -175,6 +175,7 @@ fn jump_trips_with(ctx: &Ctx, trips: u32, recipe: &Recipe) -> Result<(Verdict, S
         trips,
         b_kernel_in,
         tagged,
+        b_cpus: String::new(),
     };
     let v = round_trips(&mut g, trips, t.tagged.is_some(), &mut t)?;
     Ok((v, code))
@@ -189,6 +190,9 @@ struct KexecTrips<'a> {
     b_kernel_in: Option<(u64, u64)>,
     /// A's tagfill line, when B checks its dump of A.
     tagged: Option<String>,
+    /// B's online CPUs when it came up ("cpus=0-1"): B resumed has them
+    /// all again.
+    b_cpus: String,
 }
 
 impl Trips for KexecTrips<'_> {
@@ -196,11 +200,22 @@ impl Trips for KexecTrips<'_> {
     fn b_side(&mut self, g: &mut Guest, i: u32) -> Result<Option<Verdict>, Failure> {
         let (ctx, recipe, trips) = (self.ctx, self.recipe, self.trips);
         if i > 1 {
-            g.step(&format!("KJ: B resumed {}", i - 1), 120)?;
+            let resumed = g.step(&format!("KJ: B resumed {}", i - 1), 120)?;
+            if !resumed.split_whitespace().any(|w| w == self.b_cpus) {
+                return Err(g.fail(format!(
+                    "B did not get its CPUs back ({} when it came up): {resumed}",
+                    self.b_cpus
+                )));
+            }
             g.step("KJ: B memory intact", 60)?;
             return Ok(None);
         }
         let up = g.step("KJ: B up", 120)?;
+        self.b_cpus = up
+            .split_whitespace()
+            .find(|w| w.starts_with("cpus="))
+            .ok_or_else(|| g.fail(format!("B's CPUs are missing from: {up}")))?
+            .to_string();
         if let Some(range) = self.b_kernel_in {
             check_b_kernel(g, &up, range)?;
         }
