@@ -42,9 +42,13 @@ impl<'a> KexecSegment<'a> {
         }
     }
 
-    /// A destination without bytes (a ranges image's declaration).
+    /// A destination without bytes (a ranges image's declaration): the
+    /// kernel wants `buf` NULL, which an empty slice's pointer is not.
     pub fn range(mem: u64, memsz: u64) -> Self {
-        Self::new(&[], mem, memsz)
+        Self {
+            buf: std::ptr::null(),
+            ..Self::new(&[], mem, memsz)
+        }
     }
 
     /// How many bytes this segment carries.
@@ -185,5 +189,17 @@ pub fn explain(what: &str, e: &io::Error) -> String {
         format!("{what}: {e}")
     } else {
         format!("{what}: {e}: {hint}")
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn a_range_has_no_buffer() {
+        let r = KexecSegment::range(0x10_0000, 0x1000);
+        assert!(r.buf.is_null() && r.bufsz == 0);
+        assert_eq!(r.dest(), (0x10_0000, 0x1000));
     }
 }
