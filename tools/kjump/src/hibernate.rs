@@ -5,6 +5,11 @@
 //! to the device and powers off. When A runs again (resumed by
 //! `kjump resume` after a cold boot, or because B came back), it unloads
 //! B and says which.
+//!
+//! Sealed (`--key passphrase`): A makes the image's key and wraps it with
+//! the passphrase; the key reaches B inside B's initramfs, which is built
+//! in A's memory and loaded into the reservation (never a file, never on
+//! a command line); B seals every chunk with it (crate::seal).
 
 use crate::{
     aligned::AlignedBuf,
@@ -12,7 +17,9 @@ use crate::{
     filesystems::{self, Guarded},
     image,
     image::{Chunk, Header, Run, CHUNK_RAW, PAGE},
-    load, sys,
+    load,
+    seal::{self, DataKey},
+    sys,
     vmcore::{FreeMap, Vmcore},
 };
 use anyhow::{bail, Context, Result};
@@ -26,6 +33,10 @@ use std::{
     sync::{mpsc, Mutex},
     time::Instant,
 };
+use zeroize::Zeroizing;
+
+/// Where B finds the image's key ([`DataKey::handoff`]) in its initramfs.
+const KEY_FILE: &str = "kjump.seal";
 
 /// Pages below 1 MiB are not A's to restore: A reserves them at boot
 /// (BIOS data, its real-mode trampoline, which the jump itself saves and
@@ -251,13 +262,65 @@ fn claimed_device(hint: &str, nonce: u64) -> Result<String> {
     bail!("no disk carries this hibernation's mark (A's {hint}, kjump.nonce={nonce:x}) after 10 s")
 }
 
-/// In A: hibernate to `dev` through a kexec jump to `kernel`.
+/// Processes that hold memfd_secret() memory: hibernation would write it
+/// to disk, so the kernel's own hibernation refuses while any exists, and
+/// so does kjump.
+fn secretmem_holders() -> Vec<String> {
+    let Ok(procs) = fs::read_dir("/proc") else {
+        return Vec::new();
+    };
+    procs
+        .filter_map(|e| e.ok()?.file_name().into_string().ok())
+        .filter(|pid| pid.bytes().all(|c| c.is_ascii_digit()))
+        .filter(|pid| {
+            fs::read_to_string(format!("/proc/{pid}/maps")).is_ok_and(|m| m.contains("secretmem"))
+        })
+        .collect()
+}
+
+/// B's initramfs: kjump as /init and, for a sealed image, the key. The
+/// key goes into a second archive appended to the first (the kernel
+/// unpacks both): it is copied into the result only, whose every copy
+/// kjump zeroes once B is loaded (crate::load), so A keeps no copy in the
+/// memory the image saves.
+fn b_initramfs(exe: &[u8], key: Option<&DataKey>) -> Vec<u8> {
+    let mut main = newc::Archive::new();
+    main.add_char_dev("dev/console", 0o600, 5, 1);
+    main.add_dir("proc");
+    main.add_dir("sys");
+    main.add_file("init", exe, 0o755);
+    let main = main.finish();
+    let Some(key) = key else {
+        return main;
+    };
+    // Built around zeros, then the key written in place: the archive's
+    // own buffer never holds it.
+    let mut keys = newc::Archive::new();
+    keys.add_file(KEY_FILE, &[0u8; seal::HANDOFF], 0o400);
+    let keys = keys.finish();
+    let name = format!("{KEY_FILE}\0");
+    let at = keys
+        .windows(name.len())
+        .position(|w| w == name.as_bytes())
+        .expect("the key's entry")
+        + name.len();
+    let at = main.len() + at.next_multiple_of(4);
+    let mut out = Vec::with_capacity(main.len() + keys.len());
+    out.extend_from_slice(&main);
+    out.extend_from_slice(&keys);
+    out[at..at + seal::HANDOFF].copy_from_slice(&key.handoff());
+    out
+}
+
+/// In A: hibernate to `dev` through a kexec jump to `kernel`; the image
+/// sealed by `passphrase`, or in clear without one.
 pub fn hibernate(
     dev: &str,
     kernel: &str,
     append: &str,
     resume_elsewhere: bool,
     image_size_mib: Option<u64>,
+    passphrase: Option<Zeroizing<Vec<u8>>>,
 ) -> Result<()> {
     let t0 = Instant::now();
     crate::trace("hibernate start");
@@ -274,14 +337,14 @@ pub fn hibernate(
             modules.join(", ")
         );
     }
+    let secret = secretmem_holders();
+    if !secret.is_empty() {
+        bail!(
+            "process {} holds memfd_secret memory, which an image would put on disk: refused, as the kernel's hibernation refuses it",
+            secret.join(", ")
+        );
+    }
     crate::trace("checks done");
-    let mut initrd = newc::Archive::new();
-    initrd.add_char_dev("dev/console", 0o600, 5, 1);
-    initrd.add_dir("proc");
-    initrd.add_dir("sys");
-    initrd.add_file("init", &exe, 0o755);
-    let initrd = initrd.finish();
-    crate::trace("initramfs built");
     let consoles: Vec<String> = fs::read_to_string("/proc/cmdline")
         .unwrap_or_default()
         .split_whitespace()
@@ -289,6 +352,11 @@ pub fn hibernate(
         .map(String::from)
         .collect();
     let nonce = random_u64();
+    let key = passphrase.map(|p| DataKey::new(&p, nonce)).transpose()?;
+    let initrd = b_initramfs(&exe, key.as_ref());
+    let sealed = key.is_some();
+    drop(key);
+    crate::trace("initramfs built");
     // Mark the device for B (and invalidate any older image on it: A is
     // running, so an older image is stale).
     block0(dev, Some(&claim(nonce)))?;
@@ -311,10 +379,11 @@ pub fn hibernate(
     }
     let fs_arg: Vec<String> = guarded.iter().map(|g| g.to_arg()).collect();
     let b_cmdline = format!(
-        "{} loglevel=5 pty.legacy_count=0 i8042.nokbd i8042.noaux rdinit=/init panic=10 kjump.hibernate={dev} kjump.nonce={nonce:x} kjump.machine={:x} kjump.fs={} {append}",
+        "{} loglevel=5 pty.legacy_count=0 i8042.nokbd i8042.noaux rdinit=/init panic=10 kjump.hibernate={dev} kjump.nonce={nonce:x} kjump.machine={:x} kjump.fs={} kjump.key={} {append}",
         consoles.join(" "),
         crate::machine::id(),
-        if fs_arg.is_empty() { "-".to_string() } else { fs_arg.join(",") }
+        if fs_arg.is_empty() { "-".to_string() } else { fs_arg.join(",") },
+        if sealed { "passphrase" } else { "none" }
     );
     load::load(load::Request {
         kernel,
@@ -322,6 +391,11 @@ pub fn hibernate(
         append: &b_cmdline,
     })?;
     crate::trace("load returned");
+    if sealed {
+        println!("kjump: the image will be sealed (XChaCha20-Poly1305, its key wrapped by the passphrase through Argon2id)");
+    } else {
+        println!("kjump: the image will NOT be encrypted (--key none): whoever can read {dev} can read this kernel's memory");
+    }
     println!(
         "kjump: hibernating to {dev} (B loaded in {:.2} s)",
         t0.elapsed().as_secs_f64()
@@ -346,7 +420,64 @@ pub fn hibernate(
         bail!("B came back without a resumed image on {dev} (see B's messages above)");
     }
     println!("kjump: resumed from the image on {dev} after {away:.1} s");
+    let end = image::RawHeader::view(&hb).map_or(0, |r| r.image_end.get());
+    // A is back whatever happens here: a failure is reported, not fatal.
+    match wipe(dev, end) {
+        Ok(how) => println!(
+            "kjump: wiped the image's {} MiB on {dev} ({how})",
+            end.saturating_sub(PAGE) >> 20
+        ),
+        Err(e) => println!("kjump: the image's data stay on {dev}: {e:#}"),
+    }
     Ok(())
+}
+
+/// In A, resumed: the image's data on `dev` (up to `end`) goes, so that
+/// this memory is not left on the disk. Zeroed through the block layer
+/// (fallocate on a block device: PUNCH_HOLE is BLKZEROOUT without the
+/// fallback, done by discard or write-zeroes; ZERO_RANGE is BLKZEROOUT),
+/// else written with zeros. Block 0 keeps its resumed mark and says so.
+fn wipe(dev: &str, end: u64) -> Result<&'static str> {
+    use rustix::fs::{fallocate, FallocateFlags};
+    let file = device::open_exclusive(dev).with_context(|| dev.to_string())?;
+    let end = end.min(device::image_limit((&file).seek(SeekFrom::End(0))?));
+    let len = end.saturating_sub(PAGE);
+    let how = if len == 0 {
+        "nothing to wipe"
+    } else if fallocate(
+        &file,
+        FallocateFlags::PUNCH_HOLE | FallocateFlags::KEEP_SIZE,
+        PAGE,
+        len,
+    )
+    .is_ok()
+    {
+        "discarded"
+    } else if fallocate(&file, FallocateFlags::ZERO_RANGE, PAGE, len).is_ok() {
+        "zeroed"
+    } else {
+        let zeros = AlignedBuf::new(1 << 20);
+        let mut at = PAGE;
+        while at < end {
+            let n = (end - at).min(1 << 20);
+            file.write_all_at(&zeros.bytes()[..n as usize], at)
+                .with_context(|| format!("zeroing the image on {dev}"))?;
+            at += n;
+        }
+        "overwritten with zeros"
+    };
+    let mut b = AlignedBuf::new(PAGE as usize);
+    file.read_exact_at(b.bytes_mut(), 0)
+        .with_context(|| dev.to_string())?;
+    let noted = image::noted(
+        b.bytes(),
+        &format!("its data wiped after the resume: {how}"),
+    );
+    b.bytes_mut().copy_from_slice(&noted);
+    file.write_all_at(b.bytes(), 0)
+        .and_then(|_| file.sync_all())
+        .with_context(|| format!("marking the image on {dev} wiped"))?;
+    Ok(how)
 }
 
 /// Writes the image's pieces one after another on the device, each
@@ -392,6 +523,7 @@ impl Writer {
         Ok(at)
     }
 
+    /// Appends chunk `c`, sealed if the image is.
     fn chunk(&mut self, c: Compressed) -> Result<()> {
         let off = self.write(&c.comp)?;
         self.chunks.push(Chunk {
@@ -441,7 +573,8 @@ impl ChunkBuilder {
     }
 }
 
-/// A chunk as a worker left it: LZ4, or stored as it is.
+/// A chunk as a worker left it: LZ4, or stored as it is; sealed if the
+/// image is.
 struct Compressed {
     seq: usize,
     comp: Vec<u8>,
@@ -453,16 +586,21 @@ struct Compressed {
 /// whose stored length is its raw length is not compressed). Data that
 /// does not compress costs the whole compression time and saves nothing,
 /// so eight 8 KiB samples spread over the chunk decide first.
-fn compress(seq: usize, raw: Vec<u8>) -> Compressed {
+fn compress(seq: usize, raw: Vec<u8>, key: Option<&DataKey>) -> Compressed {
     let raw_len = raw.len() as u32;
     let comp = Some(raw.as_slice())
         .filter(|r| worth_compressing(r))
         .map(lz4_flex::block::compress)
         .filter(|c| c.len() < raw.len())
         .unwrap_or(raw);
+    let comp = match key {
+        Some(k) => k.seal_chunk(seq as u64, &comp),
+        None => comp,
+    };
     Compressed {
         seq,
-        sum: image::sum(&comp),
+        // A sealed chunk's tag checks it: no checksum.
+        sum: if key.is_some() { 0 } else { image::sum(&comp) },
         comp,
         raw_len,
     }
@@ -531,13 +669,15 @@ fn candidate_runs(core: &Vmcore) -> Vec<(u64, u64, u64)> {
 /// In B: writes A's image to `dev`. A's used pages are those outside the
 /// free map; zero pages are listed in the page map but carry no data.
 /// This thread reads A's pages (mapped) and gathers chunks; one worker
-/// per CPU compresses them; chunks are written in order.
+/// per CPU compresses (and seals, with `key`) them; chunks are written
+/// in order.
 pub fn write_image(
     dev: &str,
     nonce: u64,
     entry: u64,
     machine: u64,
     filesystems: Vec<Guarded>,
+    key: Option<&DataKey>,
 ) -> Result<Header> {
     let core = Vmcore::open("/proc/vmcore")?;
     let build_id = core
@@ -599,7 +739,7 @@ pub fn write_image(
                     .map_err(|_| ())
                     .and_then(|r| r.recv().map_err(|_| ()));
                 let Ok((seq, raw)) = job else { break };
-                if tx.send(compress(seq, raw)).is_err() {
+                if tx.send(compress(seq, raw, key)).is_err() {
                     break;
                 }
             });
@@ -670,7 +810,7 @@ pub fn write_image(
     let map_off = w.write(&map)?;
     let index = image::encode_index(&w.chunks);
     let index_off = w.write(&index)?;
-    let header = Header {
+    let mut header = Header {
         build_id,
         entry,
         nonce,
@@ -688,7 +828,12 @@ pub fn write_image(
         free_pages,
         machine,
         filesystems,
+        seal: key.map(|k| k.seal.clone()),
     };
+    if let Some(k) = key {
+        let tag = k.tag(&[&image::tagged_header(&header.encode()), &map, &index]);
+        header.seal.as_mut().expect("sealed").tag = tag;
+    }
     // Everything else first, then the header, each flushed.
     w.file.sync_all().context("flushing the image")?;
     w.write_at(&header.encode(), 0)
@@ -696,6 +841,14 @@ pub fn write_image(
         .context("writing the image header")?;
     w.file.flush()?;
     Ok(header)
+}
+
+/// In B: the image's key, from the initramfs A made (then removed).
+fn key_from_a() -> Result<DataKey> {
+    let path = format!("/{KEY_FILE}");
+    let bytes = Zeroizing::new(fs::read(&path).context("the image key A put in B's initramfs")?);
+    let _ = fs::remove_file(&path);
+    DataKey::from_handoff(&bytes)
 }
 
 /// kjump as B's init: mounts what it needs, writes A's image to the
@@ -738,16 +891,23 @@ pub fn run_as_init() -> ! {
             .filter(|a| *a != "-")
             .map(|a| Guarded::from_arg(a).with_context(|| format!("kjump.fs={fs}: {a}?")))
             .collect::<Result<Vec<_>>>()?;
-        let h = write_image(&dev, nonce, entry, machine, filesystems)?;
+        let key = match cmdline_value("kjump.key").as_deref() {
+            Some("none") => None,
+            Some("passphrase") => Some(key_from_a()?),
+            k => bail!("kjump.key={k:?} on the command line: want none or passphrase"),
+        };
+        let h = write_image(&dev, nonce, entry, machine, filesystems, key.as_ref())?;
+        drop(key);
         println!(
-            "kjump: image written to {dev} in {:.1} s: {} used pages in {} ranges, {} with data, {} zero, {} free left out, {} MiB",
+            "kjump: image written to {dev} in {:.1} s: {} used pages in {} ranges, {} with data, {} zero, {} free left out, {} MiB, {}",
             t.elapsed().as_secs_f64(),
             h.used_pages,
             h.nr_ranges,
             h.data_pages,
             h.used_pages - h.data_pages,
             h.free_pages,
-            h.image_end >> 20
+            h.image_end >> 20,
+            if h.seal.is_some() { "sealed" } else { "not encrypted" }
         );
         Ok(h)
     })
@@ -802,7 +962,7 @@ mod tests {
 
     #[test]
     fn chunks_that_do_not_shrink_are_stored() {
-        let zeros = compress(0, vec![0u8; 1 << 20]);
+        let zeros = compress(0, vec![0u8; 1 << 20], None);
         assert!((zeros.comp.len() as u32) < zeros.raw_len);
         // xorshift: bytes LZ4 cannot shrink.
         let mut x = 0x9e37_79b9_7f4a_7c15u64;
@@ -815,13 +975,13 @@ mod tests {
             })
             .collect();
         assert!(!worth_compressing(&noise));
-        let stored = compress(1, noise.clone());
+        let stored = compress(1, noise.clone(), None);
         assert_eq!(stored.comp, noise);
         assert_eq!(stored.sum, image::sum(&noise));
         // Half noise, half zeros: worth it, and it shrinks.
         let mut half = noise[..1 << 19].to_vec();
         half.resize(1 << 20, 0);
         assert!(worth_compressing(&half));
-        assert!(compress(2, half).comp.len() < 3 << 18);
+        assert!(compress(2, half, None).comp.len() < 3 << 18);
     }
 }

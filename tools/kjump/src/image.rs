@@ -11,9 +11,12 @@
 //! The header is written last, after a flush of everything else, and
 //! flushed itself: until then block 0 holds no valid header, so a write
 //! cut short leaves nothing to resume. All numbers are little-endian.
-//! Checksums are XXH3-64.
+//! Checksums are XXH3-64: they catch damage. A sealed image (crate::seal)
+//! also has every chunk encrypted and authenticated, and a tag over the
+//! header, page map and chunk index: they catch tampering.
 
 use crate::filesystems::{self, Guarded};
+use crate::seal::{Seal, TAG, WRAPPED};
 use anyhow::{bail, Result};
 use std::mem::{offset_of, size_of};
 use xxhash_rust::xxh3::xxh3_64;
@@ -36,8 +39,14 @@ pub const INVALID_REASON: usize = 512;
 /// and the run's nonce, and B writes only to the disk that carries them.
 pub const MAGIC_CLAIM: &[u8; 8] = b"KJCLAIM1";
 /// 2: the header records the machine ([`Header::machine`]); 3: and A's
-/// filesystems ([`Header::filesystems`]).
-pub const VERSION: u32 = 3;
+/// filesystems ([`Header::filesystems`]); 4: and how the image is sealed
+/// ([`Header::seal`]).
+pub const VERSION: u32 = 4;
+/// [`RawHeader::key`] of an image in clear (`kjump hibernate --key none`).
+pub const KEY_NONE: u32 = 0;
+/// [`RawHeader::key`] of an image sealed under a key wrapped by a
+/// passphrase.
+pub const KEY_PASSPHRASE: u32 = 1;
 /// Bytes of page data a chunk holds before compression.
 pub const CHUNK_RAW: usize = 4 << 20;
 /// The most bytes a chunk holds decompressed: its page data may pass
@@ -78,7 +87,9 @@ pub struct RawHeader {
     pub data_pages: U64,
     pub free_pages: U64,
     pub machine: U64,
-    _pad1: [u8; 72],
+    /// [`KEY_NONE`] or [`KEY_PASSPHRASE`].
+    pub key: U32,
+    _pad1: [u8; 68],
     pub nr_filesystems: U32,
     _pad2: [u8; 4],
     pub filesystems: [RawGuarded; filesystems::MAX],
@@ -87,7 +98,29 @@ pub struct RawHeader {
     pub sum: U64,
     _pad4: [u8; 56],
     /// An invalidated image's reason, NUL-padded (see [`MAGIC_INVALID`]).
-    pub reason: [u8; PAGE as usize - 512],
+    pub reason: [u8; SEAL_AT - INVALID_REASON],
+    /// A sealed image's key handling: zeros in an image in clear, and once
+    /// an image is resumed.
+    pub seal: RawSeal,
+}
+
+/// Where block 0 holds [`RawSeal`]: its last 128 bytes.
+pub const SEAL_AT: usize = PAGE as usize - size_of::<RawSeal>();
+
+/// A sealed image's key handling in the header (see [`Seal`]).
+#[derive(FromBytes, IntoBytes, KnownLayout, Immutable, Unaligned)]
+#[repr(C)]
+pub struct RawSeal {
+    pub argon_m_kib: U32,
+    pub argon_t: U32,
+    pub argon_p: U32,
+    _pad0: [u8; 4],
+    pub salt: [u8; 16],
+    pub nonce_prefix: [u8; 16],
+    pub wrapped_key: [u8; WRAPPED],
+    /// The tag over [`tagged_header`], the page map and the chunk index.
+    pub tag: [u8; TAG],
+    _pad1: [u8; 16],
 }
 
 /// A guarded filesystem in the header: UUID and write generation.
@@ -103,6 +136,8 @@ const _: () = assert!(offset_of!(RawHeader, nonce) == 72);
 const _: () = assert!(offset_of!(RawHeader, nr_filesystems) == 256);
 const _: () = assert!(offset_of!(RawHeader, sum) == 448);
 const _: () = assert!(offset_of!(RawHeader, reason) == INVALID_REASON);
+const _: () = assert!(offset_of!(RawHeader, seal) == SEAL_AT);
+const _: () = assert!(size_of::<RawSeal>() == 128);
 
 impl RawHeader {
     /// Block 0 seen as a header, whatever its magic; None if shorter.
@@ -117,6 +152,14 @@ impl RawHeader {
 
 pub fn sum(bytes: &[u8]) -> u64 {
     xxh3_64(bytes)
+}
+
+/// What a sealed image's tag covers of block 0: the header its checksum
+/// covers, and the seal's fields before the tag (all but the checksum,
+/// the reason and the tag itself).
+pub fn tagged_header(block0: &[u8]) -> Vec<u8> {
+    let seal = SEAL_AT..SEAL_AT + offset_of!(RawSeal, tag);
+    [&block0[..HEADER_SUMMED], &block0[seal]].concat()
 }
 
 /// The header, block 0.
@@ -151,6 +194,8 @@ pub struct Header {
     pub machine: u64,
     /// A's ext2/3/4 filesystems as it left them (crate::filesystems).
     pub filesystems: Vec<Guarded>,
+    /// How a sealed image's key is kept; None for an image in clear.
+    pub seal: Option<Seal>,
 }
 
 impl Header {
@@ -185,6 +230,16 @@ impl Header {
             raw.uuid = g.uuid;
             raw.state.set(g.state);
         }
+        if let Some(s) = &self.seal {
+            r.key.set(KEY_PASSPHRASE);
+            r.seal.argon_m_kib.set(s.argon_m_kib);
+            r.seal.argon_t.set(s.argon_t);
+            r.seal.argon_p.set(s.argon_p);
+            r.seal.salt = s.salt;
+            r.seal.nonce_prefix = s.nonce_prefix;
+            r.seal.wrapped_key = s.wrapped_key;
+            r.seal.tag = s.tag;
+        }
         let s = sum(&b[..HEADER_SUMMED]);
         RawHeader::view_mut(&mut b).sum.set(s);
         b
@@ -196,7 +251,10 @@ impl Header {
             bail!("the device is shorter than one block");
         };
         if &r.magic == MAGIC_RESUMED {
-            bail!("the image there was already resumed");
+            match invalid_reason(b) {
+                why if why.is_empty() => bail!("the image there was already resumed"),
+                why => bail!("the image there was already resumed ({why})"),
+            }
         }
         if &r.magic == MAGIC_INVALID {
             bail!("the image there was invalidated: {}", invalid_reason(b));
@@ -226,6 +284,19 @@ impl Header {
                 state: g.state.get(),
             })
             .collect();
+        let seal = match r.key.get() {
+            KEY_NONE => None,
+            KEY_PASSPHRASE => Some(Seal {
+                argon_m_kib: r.seal.argon_m_kib.get(),
+                argon_t: r.seal.argon_t.get(),
+                argon_p: r.seal.argon_p.get(),
+                salt: r.seal.salt,
+                nonce_prefix: r.seal.nonce_prefix,
+                wrapped_key: r.seal.wrapped_key,
+                tag: r.seal.tag,
+            }),
+            k => bail!("the image is sealed in a way this kjump does not know ({k})"),
+        };
         Ok(Header {
             build_id: r.build_id[..id_len].to_vec(),
             entry: r.entry.get(),
@@ -244,15 +315,22 @@ impl Header {
             free_pages: r.free_pages.get(),
             machine: r.machine.get(),
             filesystems,
+            seal,
         })
     }
 }
 
 /// Block 0 with the image invalidated for `why` (see [`MAGIC_INVALID`]).
 pub fn invalidated(block0: &[u8], why: &str) -> Vec<u8> {
+    let mut b = noted(block0, why);
+    RawHeader::view_mut(&mut b).magic = *MAGIC_INVALID;
+    b
+}
+
+/// Block 0 with `why` at [`INVALID_REASON`], its magic unchanged.
+pub fn noted(block0: &[u8], why: &str) -> Vec<u8> {
     let mut b = block0[..PAGE as usize].to_vec();
     let r = RawHeader::view_mut(&mut b);
-    r.magic = *MAGIC_INVALID;
     let why = &why.as_bytes()[..why.len().min(r.reason.len() - 1)];
     r.reason.fill(0);
     r.reason[..why.len()].copy_from_slice(why);
@@ -342,8 +420,10 @@ pub fn decode_runs(b: &[u8]) -> Result<Vec<Run>> {
 #[derive(Clone, Copy, Debug, PartialEq)]
 pub struct Chunk {
     pub off: u64,
+    /// Bytes stored: LZ4 or raw, and a sealed chunk's tag.
     pub comp_len: u32,
     pub raw_len: u32,
+    /// XXH3-64 of the stored bytes; 0 in a sealed image (the tag checks).
     pub sum: u64,
 }
 
@@ -360,8 +440,10 @@ pub fn encode_index(chunks: &[Chunk]) -> Vec<u8> {
 
 /// Decodes a chunk index: every chunk page-aligned, not empty, no larger
 /// decompressed than [`CHUNK_RAW_MAX`], and stored no larger than that
-/// (a chunk that does not shrink is stored as it is).
-pub fn decode_index(b: &[u8]) -> Result<Vec<Chunk>> {
+/// (a chunk that does not shrink is stored as it is) and, if `sealed`,
+/// its tag.
+pub fn decode_index(b: &[u8], sealed: bool) -> Result<Vec<Chunk>> {
+    let tag = if sealed { TAG as u32 } else { 0 };
     if !b.len().is_multiple_of(24) {
         bail!("chunk index of {} bytes", b.len());
     }
@@ -376,8 +458,8 @@ pub fn decode_index(b: &[u8]) -> Result<Vec<Chunk>> {
         .collect();
     for (i, c) in chunks.iter().enumerate() {
         if !c.off.is_multiple_of(PAGE)
-            || c.comp_len == 0
-            || c.comp_len > c.raw_len
+            || c.comp_len <= tag
+            || c.comp_len - tag > c.raw_len
             || c.raw_len as usize > CHUNK_RAW_MAX
         {
             bail!("chunk {i} of the index has impossible sizes");
@@ -440,6 +522,19 @@ mod tests {
             .unwrap_err()
             .to_string()
             .contains("already"));
+        let sealed = Header {
+            seal: Some(Seal {
+                argon_m_kib: 1 << 16,
+                salt: [5; 16],
+                tag: [6; TAG],
+                ..Default::default()
+            }),
+            ..h.clone()
+        };
+        let b = sealed.encode();
+        assert_eq!(Header::decode(&b).unwrap(), sealed);
+        // The tag covers the seal's fields but not the tag.
+        assert_eq!(tagged_header(&b).len(), HEADER_SUMMED + 96);
         let b = invalidated(&h.encode(), "another kernel build\n");
         let e = Header::decode(&b).unwrap_err().to_string();
         assert_eq!(e, "the image there was invalidated: another kernel build?");

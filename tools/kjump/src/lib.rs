@@ -17,6 +17,7 @@ pub mod machine;
 pub mod memmap;
 pub mod purgatory;
 pub mod resume;
+pub mod seal;
 pub mod state;
 pub mod status;
 pub mod sys;

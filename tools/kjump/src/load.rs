@@ -19,6 +19,7 @@ use crate::{bzimage, elfcore, memmap, purgatory, state, sys};
 use anyhow::{bail, Context, Result};
 use memmap::Range;
 use std::fs;
+use zeroize::Zeroize;
 
 const PAGE: u64 = 4096;
 
@@ -188,12 +189,17 @@ pub fn load(req: Request) -> Result<()> {
         mem: top,
     });
     crate::trace("segments ready");
-    sys::kexec_load(
+    let loaded = sys::kexec_load(
         purg_at,
         &segs,
         sys::KEXEC_PRESERVE_CONTEXT | sys::KEXEC_RESIDENT,
-    )
-    .map_err(|e| anyhow::anyhow!(sys::explain("loading B", &e)))?;
+    );
+    // B's initramfs may carry a hibernation image's key: now that the
+    // kernel has copied it into the reservation, A keeps no copy.
+    for s in &mut segs {
+        s.bytes.zeroize();
+    }
+    loaded.map_err(|e| anyhow::anyhow!(sys::explain("loading B", &e)))?;
 
     crate::trace("kexec_load returned");
     let dumped: u64 = a_ram.iter().map(Range::len).sum();

@@ -10,7 +10,7 @@
 //! `kjump resume`, in the next boot, brings A back from it.
 
 use anyhow::{Context, Result};
-use clap::{Parser, Subcommand};
+use clap::{Parser, Subcommand, ValueEnum};
 use kjump::{call, device, hibernate, jump, load, resume, status};
 use std::fs;
 
@@ -95,15 +95,50 @@ enum Cmd {
         /// than MIB (default: 2/5 of its RAM, as swsusp's image_size)
         #[arg(long, value_name = "MIB")]
         image_size: Option<u64>,
+        /// `passphrase`: the image is sealed (encrypted and authenticated)
+        /// under a new key, wrapped by a passphrase asked for on the
+        /// terminal; `none`: the image is in clear, readable by whoever
+        /// can read DEVICE
+        #[arg(long, value_enum, default_value = "none")]
+        key: Key,
+        /// The passphrase is FILE's first line (implies --key passphrase)
+        #[arg(long, value_name = "FILE")]
+        passphrase_file: Option<String>,
     },
     /// Resume the kernel saved on DEVICE; returns if it did not, with exit
     /// code 1 (no image), 2 (an image that could not be resumed, now
-    /// invalidated) or 3 (such an image kept: the boot must stop)
+    /// invalidated), 3 (such an image kept: the boot must stop) or 4 (a
+    /// sealed image not unsealed, wrong passphrase: kept sealed, the boot
+    /// goes on)
     Resume {
         /// Block device holding the image
         #[arg(long)]
         device: String,
     },
+}
+
+/// How `kjump hibernate` keeps the image's contents.
+#[derive(Clone, Copy, PartialEq, ValueEnum)]
+enum Key {
+    None,
+    Passphrase,
+}
+
+/// The passphrase to seal an image with: FILE's first line, or typed
+/// twice on the terminal; None for `--key none`.
+fn passphrase(key: Key, file: Option<&str>) -> Result<Option<zeroize::Zeroizing<Vec<u8>>>> {
+    if let Some(f) = file {
+        let mut f = fs::File::open(f).with_context(|| f.to_string())?;
+        return resume::read_passphrase(&mut f).map(Some);
+    }
+    if key == Key::None {
+        return Ok(None);
+    }
+    let p = resume::ask_passphrase("/dev/tty", "kjump: passphrase for the image: ")?;
+    if resume::ask_passphrase("/dev/tty", "kjump: the passphrase again: ")? != p {
+        anyhow::bail!("the passphrases differ");
+    }
+    Ok(Some(p))
 }
 
 fn parse_addr(s: &str) -> Result<u64, String> {
@@ -169,13 +204,18 @@ fn main() {
             append,
             resume_elsewhere,
             image_size,
-        } => hibernate::hibernate(
-            &device,
-            &kernel.unwrap_or_else(default_kernel),
-            &append,
-            resume_elsewhere,
-            image_size,
-        ),
+            key,
+            passphrase_file,
+        } => passphrase(key, passphrase_file.as_deref()).and_then(|p| {
+            hibernate::hibernate(
+                &device,
+                &kernel.unwrap_or_else(default_kernel),
+                &append,
+                resume_elsewhere,
+                image_size,
+                p,
+            )
+        }),
         Cmd::Resume { device } => {
             // A UUID= device may still be probing: look for it up to 10 s.
             let mut named = device::resolve(&device);
@@ -194,6 +234,7 @@ fn main() {
                 resume::NoResume::NoImage(e) => (no.exit_code(), e, "booting normally"),
                 resume::NoResume::Invalidated(e) => (no.exit_code(), e, "booting normally"),
                 resume::NoResume::Kept(e) => (no.exit_code(), e, "the boot must stop"),
+                resume::NoResume::Sealed(e) => (no.exit_code(), e, "booting normally"),
             };
             eprintln!("kjump: no resume from {device}, {next}: {why:#}");
             std::process::exit(code);

@@ -3,20 +3,23 @@
 //! `kjump resume`: in a freshly booted kernel C, check the whole image on
 //! the device, mark it resumed (so it is never resumed twice), load A's
 //! pages as a ranges image (KEXEC_RANGES, then KEXEC_FILL a chunk at a
-//! time) and jump back into A.
+//! time) and jump back into A. A sealed image's key is unwrapped first,
+//! with the passphrase.
 
 use crate::{
     aligned::AlignedBuf,
     hibernate::{hex, own_build_id},
     image::{self, Chunk, Header, Run, PAGE},
+    seal::DataKey,
     sys::{self, KexecSegment},
 };
 use anyhow::{bail, Context, Result};
 use std::{
     fs::File,
-    io::{Seek, SeekFrom},
+    io::{Read, Seek, SeekFrom, Write},
     os::unix::fs::FileExt,
 };
+use zeroize::Zeroizing;
 
 /// Where an image is read from: the resume device, or bytes in memory
 /// (the decoders' fuzz test).
@@ -57,6 +60,8 @@ pub struct Image<R> {
     header: Header,
     map: Vec<Run>,
     chunks: Vec<Chunk>,
+    /// A sealed image's key.
+    key: Option<DataKey>,
 }
 
 impl<R: ReadAt> Image<R> {
@@ -74,16 +79,26 @@ impl<R: ReadAt> Image<R> {
         Ok(b)
     }
 
-    /// A chunk, checked against its checksum and decompressed.
+    /// A chunk, checked against its checksum, opened if sealed, and
+    /// decompressed.
     fn chunk(&self, i: usize) -> Result<Vec<u8>> {
         let c = self.chunks[i];
         let buf = self.read(c.off, u64::from(c.comp_len))?;
-        let comp = &buf.bytes()[..c.comp_len as usize];
-        if image::sum(comp) != c.sum {
-            bail!("chunk {i} of the image is corrupt (checksum)");
-        }
+        let stored = &buf.bytes()[..c.comp_len as usize];
+        // A sealed chunk has no checksum: its tag checks it.
+        let opened;
+        let comp = match &self.key {
+            Some(k) => {
+                opened = k.open_chunk(i as u64, stored)?;
+                &opened[..]
+            }
+            None if image::sum(stored) != c.sum => {
+                bail!("chunk {i} of the image is corrupt (checksum)")
+            }
+            None => stored,
+        };
         // A chunk that did not shrink is stored as it is.
-        if c.comp_len == c.raw_len {
+        if comp.len() == c.raw_len as usize {
             return Ok(comp.to_vec());
         }
         lz4_flex::block::decompress(comp, c.raw_len as usize)
@@ -104,8 +119,13 @@ impl<R: ReadAt> Image<R> {
 /// Checks everything in the image on `file` but the chunks; `own` is
 /// this kernel's build id, `ram_pages` the pages of RAM it has (no image
 /// of more pages can be loaded, and every allocation here is bounded by
-/// them).
-pub fn open<R: ReadAt>(mut file: R, own: &[u8], ram_pages: u64) -> Result<Image<R>> {
+/// them), `key` a sealed image's key.
+pub fn open<R: ReadAt>(
+    mut file: R,
+    own: &[u8],
+    ram_pages: u64,
+    key: Option<DataKey>,
+) -> Result<Image<R>> {
     let dev_len = file.size()?;
     let mut hb = AlignedBuf::new(PAGE as usize);
     file.read_range(hb.bytes_mut(), 0)
@@ -117,6 +137,9 @@ pub fn open<R: ReadAt>(mut file: R, own: &[u8], ram_pages: u64) -> Result<Image<
             hex(&header.build_id),
             hex(own)
         );
+    }
+    if header.seal.is_some() != key.is_some() {
+        bail!("the image is sealed, or not, unlike what its key says");
     }
     header.check_sizes(dev_len)?;
     if header.used_pages > ram_pages || header.nr_chunks > header.data_pages {
@@ -134,19 +157,23 @@ pub fn open<R: ReadAt>(mut file: R, own: &[u8], ram_pages: u64) -> Result<Image<
         header: header.clone(),
         map: Vec::new(),
         chunks: Vec::new(),
+        key,
     };
     let map = img.read(header.map_off, header.map_len)?;
     let map = &map.bytes()[..header.map_len as usize];
+    let index = img.read(header.index_off, header.index_len)?;
+    let index = &index.bytes()[..header.index_len as usize];
+    if let (Some(k), Some(s)) = (&img.key, &header.seal) {
+        k.verify(&[&image::tagged_header(hb.bytes()), map, index], &s.tag)?;
+    }
     if image::sum(map) != header.map_sum {
         bail!("the image's page map is corrupt (checksum)");
     }
     img.map = image::decode_runs(map)?;
-    let index = img.read(header.index_off, header.index_len)?;
-    let index = &index.bytes()[..header.index_len as usize];
     if image::sum(index) != header.index_sum {
         bail!("the image's chunk index is corrupt (checksum)");
     }
-    img.chunks = image::decode_index(index)?;
+    img.chunks = image::decode_index(index, img.key.is_some())?;
     let used: u64 = img.map.iter().map(|r| r.pages).sum();
     if img.map.len() as u64 != header.nr_ranges
         || img.chunks.len() as u64 != header.nr_chunks
@@ -228,6 +255,12 @@ pub enum NoResume {
     /// for that (`kjump.resume_failed=halt`) or writing the device failed.
     /// The boot must not go on and change what A has mounted (exit code 3).
     Kept(anyhow::Error),
+    /// A sealed image whose key this boot could not unwrap (wrong
+    /// passphrase, three times): it stays as it is, sealed, and the boot
+    /// goes on (exit code 4). Nobody without the passphrase can use it,
+    /// and the filesystem guard refuses it later if this boot changes A's
+    /// filesystems.
+    Sealed(anyhow::Error),
 }
 
 impl NoResume {
@@ -236,6 +269,7 @@ impl NoResume {
             NoResume::NoImage(_) => 1,
             NoResume::Invalidated(_) => 2,
             NoResume::Kept(_) => 3,
+            NoResume::Sealed(_) => 4,
         }
     }
 }
@@ -272,8 +306,12 @@ pub fn resume(dev: &str) -> NoResume {
             .unwrap_or_else(|| anyhow::anyhow!("no hibernation image there"));
         return NoResume::NoImage(why);
     }
+    let key = match unseal(block.bytes(), dev) {
+        Ok(k) => k,
+        Err(e) => return NoResume::Sealed(e.context("the image is kept, sealed")),
+    };
     let why = match file.try_clone() {
-        Ok(f) => resume_image(f, dev).err(),
+        Ok(f) => resume_image(f, dev, key).err(),
         Err(e) => Some(e.into()),
     }
     .unwrap_or_else(|| anyhow::anyhow!("A came back to this kernel instead of resuming"));
@@ -297,19 +335,107 @@ pub fn resume(dev: &str) -> NoResume {
     }
 }
 
+/// A sealed image's key, unwrapped with the passphrase: from the file
+/// named by `kjump.passphrase_file=` (one try: unattended boots and
+/// tests), else typed on the console (three tries). None for an image in
+/// clear, or one [`resume_image`] refuses whatever the key (a damaged
+/// header, another kernel build: no passphrase is asked for those).
+fn unseal(block0: &[u8], dev: &str) -> Result<Option<DataKey>> {
+    let Ok(h) = Header::decode(block0) else {
+        return Ok(None);
+    };
+    let Some(seal) = &h.seal else {
+        return Ok(None);
+    };
+    if own_build_id().ok().as_deref() != Some(&h.build_id[..]) {
+        return Ok(None);
+    }
+    if let Some(path) = crate::hibernate::cmdline_value("kjump.passphrase_file") {
+        let pass = read_passphrase(&mut File::open(&path).with_context(|| path.clone())?)?;
+        return DataKey::unwrap(seal, &pass, h.nonce).map(Some);
+    }
+    let mut why = anyhow::anyhow!("no passphrase");
+    for attempt in 1..=3 {
+        let pass = ask_passphrase(
+            "/dev/console",
+            &format!("kjump: passphrase for the hibernation image on {dev} (try {attempt} of 3): "),
+        )?;
+        match DataKey::unwrap(seal, &pass, h.nonce) {
+            Ok(k) => return Ok(Some(k)),
+            Err(e) => {
+                eprintln!("kjump: {e}");
+                why = e;
+            }
+        }
+    }
+    Err(why.context("three tries"))
+}
+
+/// The longest passphrase read: its buffer never grows, so no copy of
+/// it is left behind unzeroed.
+const PASSPHRASE_MAX: usize = 1024;
+
+/// A passphrase: the first line of `from`, without its newline.
+pub fn read_passphrase(from: &mut impl Read) -> Result<Zeroizing<Vec<u8>>> {
+    let mut pass = Zeroizing::new(Vec::with_capacity(PASSPHRASE_MAX));
+    let mut byte = [0u8];
+    while from.read(&mut byte).context("reading the passphrase")? == 1 && byte[0] != b'\n' {
+        if pass.len() == PASSPHRASE_MAX {
+            bail!("a passphrase of more than {PASSPHRASE_MAX} bytes");
+        }
+        pass.push(byte[0]);
+    }
+    if pass.last() == Some(&b'\r') {
+        pass.pop();
+    }
+    if pass.is_empty() {
+        bail!("an empty passphrase");
+    }
+    Ok(pass)
+}
+
+/// A passphrase typed on the terminal `tty` after `prompt`, not echoed.
+pub fn ask_passphrase(tty: &str, prompt: &str) -> Result<Zeroizing<Vec<u8>>> {
+    use rustix::termios::{tcgetattr, tcsetattr, LocalModes, OptionalActions};
+    let mut tty = std::fs::OpenOptions::new()
+        .read(true)
+        .write(true)
+        .open(tty)
+        .with_context(|| tty.to_string())?;
+    tty.write_all(prompt.as_bytes())?;
+    let saved = tcgetattr(&tty).ok();
+    if let Some(t) = &saved {
+        let mut quiet = t.clone();
+        quiet.local_modes -= LocalModes::ECHO;
+        let _ = tcsetattr(&tty, OptionalActions::Flush, &quiet);
+    }
+    let pass = read_passphrase(&mut tty);
+    if let Some(t) = &saved {
+        let _ = tcsetattr(&tty, OptionalActions::Now, t);
+    }
+    let _ = tty.write_all(b"\n");
+    pass
+}
+
 /// Checks the image on `file` and, if it is valid, resumes A from it:
 /// returns only if the resume failed.
 ///
 /// The whole image is checked while it is loaded into a ranges image,
 /// before the device is written or anything runs from it. A valid one is
 /// marked resumed on the device before the jump.
-fn resume_image(file: File, dev: &str) -> Result<()> {
-    let img = open(
+fn resume_image(file: File, dev: &str, key: Option<DataKey>) -> Result<()> {
+    let mut img = open(
         file,
         &own_build_id()?,
         (meminfo_kib("MemTotal:") << 10) / PAGE,
+        key,
     )?;
-    let h = &img.header;
+    let h = &img.header.clone();
+    if h.seal.is_none()
+        && crate::hibernate::cmdline_value("kjump.resume_sealed").as_deref() == Some("required")
+    {
+        bail!("the image is not sealed, and this boot resumes sealed images only (kjump.resume_sealed=required)");
+    }
     if h.machine != crate::machine::id() {
         bail!(
             "the image is from another machine or firmware: the firmware memory map or the BIOS identity differs from this boot's"
@@ -342,6 +468,9 @@ fn resume_image(file: File, dev: &str) -> Result<()> {
             sys::kexec_load_raw(0, segs, flags)
                 .map_err(|e| anyhow::anyhow!(sys::explain("loading A's pages", &e)))
         })?;
+        // All of A is loaded: the key is zeroed, not left in this kernel's
+        // memory, which A gets back as free pages.
+        img.key = None;
         println!(
             "kjump: image on {dev} is valid: {} pages in {} ranges, {} with data, {} MiB",
             h.used_pages,
@@ -361,6 +490,8 @@ fn resume_image(file: File, dev: &str) -> Result<()> {
             .read_exact_at(block.bytes_mut(), 0)
             .and_then(|_| {
                 block.bytes_mut()[..8].copy_from_slice(image::MAGIC_RESUMED);
+                // The wrapped key goes: nobody can unseal the image again.
+                block.bytes_mut()[image::SEAL_AT..].fill(0);
                 img.file.write_all_at(block.bytes(), 0)
             })
             .and_then(|_| img.file.sync_all())

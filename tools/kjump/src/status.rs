@@ -56,9 +56,16 @@ fn resume_device_state(dev: &str) -> String {
         Err(e) => format!("unreadable ({e})"),
         Ok(()) => match image::Header::decode(&b) {
             Ok(h) => format!(
-                "a hibernation image of kernel build {}, {} MiB",
+                "a hibernation image of kernel build {}, {} MiB, {}",
                 hibernate::hex(&h.build_id),
-                h.image_end >> 20
+                h.image_end >> 20,
+                match h.seal {
+                    Some(s) => format!(
+                        "sealed (XChaCha20-Poly1305, key wrapped by a passphrase, Argon2id {} MiB)",
+                        s.argon_m_kib >> 10
+                    ),
+                    None => "NOT encrypted (--key none)".to_string(),
+                }
             ),
             Err(e) => e.to_string(),
         },

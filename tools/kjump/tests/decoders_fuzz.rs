@@ -4,14 +4,19 @@
 //! input. From a fixed seed, valid images are built in memory and
 //! mutated with the structure in mind (header words, map and index
 //! entries set to edge values, bytes flipped, the image cut short), the
-//! checksums mostly recomputed so that the mutation reaches the checks
-//! behind them; each is run through `open()` and `load_chunks()`. No
+//! checksums (and a sealed image's tag, with its key) mostly recomputed so
+//! that the mutation reaches the checks behind them; each is run through
+//! `open()` and `load_chunks()`. Half the images are sealed. No
 //! input may panic (overflow checks are on for kjump), none may allocate
 //! more than [`ALLOC_BOUND`] at once, and every segment handed on must lie
 //! in the image's page map.
 
-use kjump::image::{self, encode_index, encode_runs, Chunk, Header, Run, CHUNK_RAW_MAX, PAGE};
+mod common;
+
+use common::{build, fix_sums, Rng, OWN};
+use kjump::image::{Header, CHUNK_RAW_MAX, PAGE};
 use kjump::resume::{load_chunks, open};
+use kjump::seal::DataKey;
 use std::alloc::{GlobalAlloc, Layout, System};
 use std::sync::atomic::{AtomicUsize, Ordering};
 
@@ -44,151 +49,14 @@ static ALLOCATOR: Counting = Counting;
 /// The bound on any one allocation the decoders make: a chunk's
 /// decompressed bytes, and a page map of MAX_RANGES ranges (4 MiB).
 const ALLOC_BOUND: usize = 2 * CHUNK_RAW_MAX;
-/// This "kernel's" RAM and build id.
+/// This "kernel's" RAM.
 const RAM_PAGES: u64 = 1 << 16;
-const OWN: [u8; 20] = [0x42; 20];
 
-/// xorshift64*: fixed seed, no dependency.
-struct Rng(u64);
-
-impl Rng {
-    fn next(&mut self) -> u64 {
-        self.0 ^= self.0 >> 12;
-        self.0 ^= self.0 << 25;
-        self.0 ^= self.0 >> 27;
-        self.0.wrapping_mul(0x2545_f491_4f6c_dd1d)
-    }
-    fn below(&mut self, n: u64) -> u64 {
-        self.next() % n.max(1)
-    }
-    /// An edge value or a random one.
-    fn edge(&mut self) -> u64 {
-        const EDGES: [u64; 9] = [
-            0,
-            1,
-            15,
-            16,
-            4096,
-            1 << 32,
-            u64::MAX,
-            u64::MAX / 16,
-            1 << 40,
-        ];
-        match self.below(3) {
-            0 => self.next(),
-            _ => EDGES[self.below(EDGES.len() as u64) as usize],
-        }
-    }
-}
-
-/// A valid image of a few runs in a few chunks, some compressed.
-fn build(rng: &mut Rng) -> Vec<u8> {
-    let mut runs = Vec::new();
-    let mut pfn = 256 + rng.below(64);
-    for _ in 0..1 + rng.below(6) {
-        let pages = 1 + rng.below(5);
-        runs.push(Run { pfn, pages });
-        pfn += pages + rng.below(32);
-    }
-    let mut img = vec![0u8; PAGE as usize];
-    let mut chunks = Vec::new();
-    let per_chunk = 1 + rng.below(3) as usize;
-    let mut data_pages = 0;
-    for group in runs.chunks(per_chunk) {
-        let mut raw = Vec::new();
-        for r in group {
-            raw.extend_from_slice(&encode_runs(&[*r]));
-            for i in 0..r.pages * PAGE {
-                // Compressible or not, by run.
-                raw.push(if r.pfn % 2 == 0 {
-                    (i / 64) as u8
-                } else {
-                    rng.next() as u8
-                });
-            }
-            data_pages += r.pages;
-        }
-        let comp = Some(lz4_flex::block::compress(&raw))
-            .filter(|c| c.len() < raw.len())
-            .unwrap_or_else(|| raw.clone());
-        let off = img.len() as u64;
-        chunks.push(Chunk {
-            off,
-            comp_len: comp.len() as u32,
-            raw_len: raw.len() as u32,
-            sum: image::sum(&comp),
-        });
-        img.extend_from_slice(&comp);
-        img.resize(img.len().div_ceil(PAGE as usize) * PAGE as usize, 0);
-    }
-    let map = encode_runs(&runs);
-    let index = encode_index(&chunks);
-    let map_off = img.len() as u64;
-    img.extend_from_slice(&map);
-    img.resize(img.len().div_ceil(PAGE as usize) * PAGE as usize, 0);
-    let index_off = img.len() as u64;
-    img.extend_from_slice(&index);
-    img.resize(img.len().div_ceil(PAGE as usize) * PAGE as usize, 0);
-    let h = Header {
-        build_id: OWN.to_vec(),
-        entry: 0x100_0000,
-        nonce: rng.next(),
-        nr_ranges: runs.len() as u64,
-        map_off,
-        map_len: map.len() as u64,
-        map_sum: image::sum(&map),
-        nr_chunks: chunks.len() as u64,
-        index_off,
-        index_len: index.len() as u64,
-        index_sum: image::sum(&index),
-        image_end: img.len() as u64,
-        used_pages: runs.iter().map(|r| r.pages).sum(),
-        data_pages,
-        free_pages: 0,
-        machine: 1,
-        filesystems: Vec::new(),
-    };
-    img[..PAGE as usize].copy_from_slice(&h.encode());
-    img
-}
-
-/// Recomputes every checksum the header names, as far as its offsets
-/// still make sense, so that a mutation gets past them.
-fn fix_sums(img: &mut [u8]) {
-    let Ok(h) = Header::decode(&img[..PAGE as usize]).or_else(|_| {
-        let mut b = img[..PAGE as usize].to_vec();
-        b[..8].copy_from_slice(image::MAGIC);
-        let n = image::HEADER_SUMMED;
-        let s = image::sum(&b[..n]);
-        b[n..n + 8].copy_from_slice(&s.to_le_bytes());
-        Header::decode(&b)
-    }) else {
-        return;
-    };
-    let total = img.len();
-    let span = |off: u64, len: u64| {
-        let o = usize::try_from(off).ok()?;
-        let e = o.checked_add(usize::try_from(len).ok()?)?;
-        (e <= total).then_some(o..e)
-    };
-    let mut h2 = h.clone();
-    if let Some(r) = span(h.index_off, h.index_len) {
-        if let Ok(chunks) = image::decode_index(&img[r.clone()]) {
-            let mut fixed = chunks.clone();
-            for c in &mut fixed {
-                if let Some(cr) = span(c.off, u64::from(c.comp_len)) {
-                    c.sum = image::sum(&img[cr]);
-                }
-            }
-            let enc = encode_index(&fixed);
-            img[r.clone()].copy_from_slice(&enc);
-        }
-        h2.index_sum = image::sum(&img[r]);
-    }
-    if let Some(r) = span(h.map_off, h.map_len) {
-        h2.map_sum = image::sum(&img[r]);
-    }
-    img[..PAGE as usize].copy_from_slice(&h2.encode());
+/// The key of the sealed images, with the nonce prefix their header
+/// names (as the resume gets it: unwrapped, the seal from the header).
+fn key_for(block0: &[u8]) -> Option<DataKey> {
+    let seal = Header::decode(block0).ok()?.seal?;
+    DataKey::from_bytes(&[7; 32], seal).ok()
 }
 
 /// One mutation of a valid image.
@@ -246,14 +114,16 @@ fn mutate(rng: &mut Rng, img: &mut Vec<u8>) {
         }
     }
     if rng.below(8) != 0 && img.len() >= PAGE as usize {
-        fix_sums(img);
+        let key = key_for(&img[..PAGE as usize]);
+        fix_sums(img, key.as_ref());
     }
 }
 
 /// Runs one input through the decoders: accepted or refused, nothing
 /// else; every segment handed on inside the map.
 fn run_one(img: &[u8]) -> bool {
-    let Ok(image) = open(img, &OWN, RAM_PAGES) else {
+    let key = img.get(..PAGE as usize).and_then(key_for);
+    let Ok(image) = open(img, &OWN, RAM_PAGES, key) else {
         return false;
     };
     load_chunks(&image, |segs| {
@@ -276,16 +146,29 @@ fn decoders_survive_mutated_images() {
     let (mut tried, mut accepted) = (0u64, 0u64);
     let start = std::time::Instant::now();
     // A valid image first: the harness itself must accept it.
-    assert!(run_one(&build(&mut rng)), "a valid image was refused");
+    assert!(run_one(&build(&mut rng, None)), "a valid image was refused");
+    let sealed = common::key(7, 1);
+    assert!(
+        run_one(&build(&mut rng, Some(&sealed))),
+        "a valid sealed image was refused"
+    );
+    let (mut tried_sealed, mut accepted_sealed) = (0u64, 0u64);
     while tried < 200_000 && start.elapsed().as_secs() < 60 {
-        let mut img = build(&mut rng);
+        // Half sealed, each with its own nonce prefix.
+        let key = (rng.below(2) == 0).then(|| common::key(7, rng.next() as u8));
+        let mut img = build(&mut rng, key.as_ref());
         for _ in 0..1 + rng.below(3) {
             if img.len() >= PAGE as usize {
                 mutate(&mut rng, &mut img);
             }
         }
         LARGEST.store(0, Ordering::Relaxed);
-        accepted += u64::from(run_one(&img));
+        let ok = run_one(&img);
+        accepted += u64::from(ok);
+        if key.is_some() {
+            tried_sealed += 1;
+            accepted_sealed += u64::from(ok);
+        }
         let largest = LARGEST.load(Ordering::Relaxed);
         assert!(
             largest <= ALLOC_BOUND,
@@ -294,7 +177,7 @@ fn decoders_survive_mutated_images() {
         tried += 1;
     }
     println!(
-        "image fuzz: {tried} mutated images tried from a fixed seed, {accepted} accepted, {} refused, none panicked or allocated over {ALLOC_BOUND} bytes",
+        "image fuzz: {tried} mutated images tried from a fixed seed ({tried_sealed} sealed), {accepted} accepted ({accepted_sealed} sealed), {} refused, none panicked or allocated over {ALLOC_BOUND} bytes",
         tried - accepted
     );
     assert!(tried >= 1000, "only {tried} inputs in the time allowed");

@@ -825,3 +825,135 @@ pub(super) fn hibernate_floors(ctx: &Ctx) -> TestResult {
     bench(ctx, 256, 3).map_err(Failure::new)?;
     Ok(Verdict::Pass)
 }
+
+/// kj-guest memhold's pattern (tools/testing/kexec_jump/kj-guest): word
+/// `index` of what a process holding seed `seed` has in memory.
+fn memhold_word(seed: u64, index: u64) -> u64 {
+    let mut z = seed
+        .wrapping_mul(0x9e37_79b9_7f4a_7c15)
+        .wrapping_add(index.wrapping_mul(0xbf58_476d_1ce4_e5b9));
+    z = (z ^ (z >> 30)).wrapping_mul(0xbf58_476d_1ce4_e5b9);
+    z = (z ^ (z >> 27)).wrapping_mul(0x94d0_49bb_1331_11eb);
+    z ^ (z >> 31)
+}
+
+/// Where in `bytes` a 32-byte piece of the 1 MiB that memhold holds with
+/// `seed` lies (a piece every 512 bytes of it, any alignment), if any.
+fn find_secret(bytes: &[u8], seed: u64) -> Option<usize> {
+    let secret: Vec<u8> = (0..1 << 17)
+        .flat_map(|i| memhold_word(seed, i).to_le_bytes())
+        .collect();
+    let pieces: std::collections::HashMap<u64, &[u8]> = secret
+        .chunks(512)
+        .map(|c| (u64::from_le_bytes(c[..8].try_into().unwrap()), &c[..32]))
+        .collect();
+    (0..bytes.len().saturating_sub(32)).find(|&at| {
+        let w = u64::from_le_bytes(bytes[at..at + 8].try_into().unwrap());
+        pieces.get(&w).is_some_and(|p| &bytes[at..at + 32] == *p)
+    })
+}
+
+/// A sealed image (`--passphrase-file`): A holds a 1 MiB random secret
+/// (kj-guest memhold) and hibernates; no piece of the secret is on the
+/// disk. A boot with a wrong passphrase refuses in one line, goes on, and
+/// leaves the image as it was: sealed, not invalidated. A boot with the
+/// right one resumes A intact, and A then wipes the image's data: block 0
+/// says it was resumed, its key fields are zero, the data area is zeros.
+pub(super) fn hibernate_sealed_round_trip(ctx: &Ctx) -> TestResult {
+    const SEED: u64 = 77;
+    let read = |p: &PathBuf| fs::read(p).map_err(|e| Failure::new(format!("{}: {e}", p.display())));
+    let resume = raw_disk(ctx, "resume.img", 1024)?;
+    let sealed_image = |conf: &str| -> Result<Vec<u8>, Failure> {
+        Ok(kjump_image(ctx, SCRIPT, conf, false)?
+            .file("scripts/local-premount/kjump", HOOK.as_bytes(), 0o755)
+            .file("etc/kj-pass", b"correct horse battery staple\n", 0o600)
+            .file("etc/kj-wrong", b"correct horse battery stapler\n", 0o600)
+            .host_file(&ctx.kernel, "boot/bzImage", 0o644)
+            .map_err(Failure::new)?
+            .finish())
+    };
+    let a = sealed_image(
+        "MEM_MIB=1\nDATA=0\nHIBERNATE=1\nHIBERNATE_ARGS='--passphrase-file /etc/kj-pass'\n",
+    )?;
+    let mut g = boot(ctx, &a, &[&resume])?;
+    let written = hibernate(&mut g)?;
+    let said = g.said_since("KJ: normal boot", "kjump: the image will be sealed");
+    if said.is_empty() || !written.trim_end().ends_with(", sealed") {
+        return Err(g.fail(format!("want a sealed image: {written}")));
+    }
+    drop(g);
+    let image = read(&resume)?;
+    let end = u64::from_le_bytes(image[144..152].try_into().unwrap()) as usize;
+    // The search finds the secret where it is (any alignment)...
+    let mut probe = vec![0u8; 4096 + 3];
+    for (i, w) in (0..512).map(|i| memhold_word(SEED, 4096 + i)).enumerate() {
+        probe[3 + 8 * i..11 + 8 * i].copy_from_slice(&w.to_le_bytes());
+    }
+    if find_secret(&probe, SEED).is_none() {
+        return Err(Failure::new("the secret search misses the secret".into()));
+    }
+    // ...and it is nowhere on the disk.
+    if let Some(at) = find_secret(&image[..end], SEED) {
+        return Err(Failure::new(format!(
+            "A's secret is on the disk at {at:#x}"
+        )));
+    }
+    println!(
+        "    {}; no piece of A's 1 MiB secret in its {} MiB",
+        written.trim_start_matches("kjump: "),
+        end >> 20
+    );
+
+    // A wrong passphrase: refused, the boot goes on, the image unchanged.
+    let no_hibernate = sealed_image("MEM_MIB=0\nDATA=0\nHIBERNATE=0\n")?;
+    let mut g = boot_args(
+        ctx,
+        &no_hibernate,
+        &[&resume],
+        &format!("{ARGS} kjump.passphrase_file=/etc/kj-wrong"),
+    )?;
+    let l = g.step("no resume from /dev/vda", 300)?;
+    if !l.contains("the image is kept, sealed") || !l.contains("wrong passphrase") {
+        return Err(g.fail(format!("want the wrong passphrase refused: {l}")));
+    }
+    g.step("KJ: normal boot", 60)?;
+    g.step("KJ: done", 60)?;
+    drop(g);
+    if read(&resume)?[..end] != image[..end] {
+        return Err(Failure::new("a wrong passphrase changed the image".into()));
+    }
+    println!("    wrong passphrase: {}", l.trim_start_matches("kjump: "));
+
+    // The right one: A comes back intact and wipes the image.
+    let mut g = boot_args(
+        ctx,
+        &a,
+        &[&resume],
+        &format!("{ARGS} kjump.passphrase_file=/etc/kj-pass"),
+    )?;
+    g.step("kjump: image on /dev/vda is valid", 300)?;
+    let wiped = g.step("kjump: wiped the image's", 300)?;
+    g.step("KJ: A resumed", 120)?;
+    g.step("KJ: A memory intact", 120)?;
+    g.step("KJ: done", 60)?;
+    g.vm.wait_exit(SECS(60)).map_err(|e| g.fail(e))?;
+    drop(g);
+    let after = read(&resume)?;
+    let seal_at = 4096 - 128;
+    if !after.starts_with(b"KJRESUMD") || after[seal_at..4096].iter().any(|&b| b != 0) {
+        return Err(Failure::new(
+            "after the resume, block 0 is not marked resumed with its key fields zeroed".into(),
+        ));
+    }
+    if let Some(at) = after[4096..end].iter().position(|&b| b != 0) {
+        return Err(Failure::new(format!(
+            "after the resume, the image's data is still there at {:#x}",
+            4096 + at
+        )));
+    }
+    println!(
+        "    right passphrase: A intact; {}",
+        wiped.trim_start_matches("kjump: ")
+    );
+    Ok(Verdict::Pass)
+}

@@ -142,5 +142,6 @@ pub const TESTS: &[TestCase] = &[
     test!(hibernate::hibernate_failure_in_b_keeps_a, OURS),
     test!(hibernate::hibernate_power_cut_never_resumes, OURS),
     test!(hibernate::hibernate_70_percent_of_ram, OURS),
+    test!(hibernate::hibernate_sealed_round_trip, OURS),
     test!(kjump::kjump_refused_by_reference, &["ref"]),
 ];
