@@ -7,7 +7,8 @@
 //! not a whole disk with partitions, and no other signature at the places
 //! blkid looks first (`--force` overrides only that last check). Then
 //! `kjump hibernate` writes only to a device that carries the signature,
-//! opened with O_EXCL, and a device can be named `UUID=` by it.
+//! opened with O_EXCL, and a device can be named `UUID=` by it (or
+//! `PARTUUID=` by its partition table).
 
 use crate::image::PAGE;
 use anyhow::{bail, Context, Result};
@@ -250,8 +251,12 @@ pub fn format(dev: &str, force: bool, uuid: Option<[u8; 16]>) -> Result<String> 
 }
 
 /// The device a name means: `/dev/...` as it is, `UUID=` the block device
-/// whose kjump signature has that UUID.
+/// whose kjump signature has that UUID, `PARTUUID=` the partition with
+/// that GPT unique GUID or MBR signature and number.
 pub fn resolve(name: &str) -> Result<String> {
+    if let Some(p) = name.strip_prefix("PARTUUID=") {
+        return crate::partuuid::find(p).with_context(|| format!("no partition has {name}"));
+    }
     let Some(u) = name.strip_prefix("UUID=") else {
         return Ok(name.to_string());
     };
