@@ -61,8 +61,10 @@ pub(crate) fn ctx(kernel: &'static str, test: &str) -> Ctx {
     let _ = fs::create_dir_all(&scratch);
     Ctx {
         name: kernel,
-        kernel: root
-            .join("build/out")
+        // KJ_KERNEL_OUT: another build's output folders (the mutation
+        // check's kernels), else build/out.
+        kernel: env::var_os("KJ_KERNEL_OUT")
+            .map_or_else(|| root.join("build/out"), PathBuf::from)
             .join(kernel)
             .join("arch/x86/boot/bzImage"),
         guest_bin: root.join("target/x86_64-unknown-linux-gnu/release/kj-guest"),
