@@ -33,7 +33,7 @@ for prog in checksum bench int3 fault checksum-256m switch-16m switch-64m switch
 	checksum-256m) at=0x10000000 ;;
 	switch-*) at=0x10000000 defs=(--defsym KJ_ZEROS=$((${prog//[^0-9]/} << 20))) ;;
 	esac
-	as --64 "${defs[@]}" -o target/kj/$prog.o tools/testing/kexec_jump/phys_call/checksum.S ||
+	as --64 -I tools/testing/kexec_jump/phys_call "${defs[@]}" -o target/kj/$prog.o tools/testing/kexec_jump/phys_call/checksum.S ||
 		die "assembling the physical-mode program failed (binutils installed?)"
 	ld -N -nostdlib -static --no-warn-rwx-segments -Ttext=$at -e _start \
 		-o target/kj/$prog.elf target/kj/$prog.o ||
@@ -42,7 +42,7 @@ done
 
 # The program that reads PCI command registers and GPE enables during a
 # call (kj-guest platform).
-as --64 -o target/kj/platform.o tools/testing/kexec_jump/phys_call/platform.S ||
+as --64 -I tools/testing/kexec_jump/phys_call -o target/kj/platform.o tools/testing/kexec_jump/phys_call/platform.S ||
 	die "assembling platform.S failed"
 ld -N -nostdlib -static --no-warn-rwx-segments -Ttext=0x1000000 -e _start \
 	-o target/kj/platform.elf target/kj/platform.o || die "linking platform.elf failed"

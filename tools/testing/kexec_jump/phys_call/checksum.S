@@ -23,14 +23,8 @@
  * With --defsym KJ_FAULT=1 it reads an unmapped address first: the page
  * fault is the trampoline's to report.
  */
-	.text
-	.code64
-	.globl	_start
-_start:
-	jmp	.Lrun
-
-	.balign	8
-	.ascii	"KJPARAMS"
+	.include "params.inc"
+	kj_params_head
 kj_buf:	.quad	0
 kj_len:	.quad	0
 kj_calls:

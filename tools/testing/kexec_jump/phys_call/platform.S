@@ -12,14 +12,8 @@
  *    enable registers.
  * kj-guest patches kj_out, kj_gpe and kj_gpe_len in after "KJPARAMS".
  */
-	.text
-	.code64
-	.globl	_start
-_start:
-	jmp	.Lrun
-
-	.balign	8
-	.ascii	"KJPARAMS"
+	.include "params.inc"
+	kj_params_head
 kj_out:	.quad	0
 kj_gpe:	.quad	0
 kj_gpe_len:

@@ -36,6 +36,9 @@ jump() {
 	mark "$1 kexec -e returned $rc $(tail -n1 /tmp/jump.out)"
 }
 
+# B's jump back (b_jumps_back's JUMP).
+jump_back() { jump B; }
+
 case " $(cat /proc/cmdline) " in
 *" kexec_jump_back_entry="*)
 	entry=$(sed -n 's/.*kexec_jump_back_entry=\(0x[0-9a-fA-F]*\).*/\1/p' /proc/cmdline)
@@ -59,16 +62,7 @@ case " $(cat /proc/cmdline) " in
 	kexec --load-jump-back-helper --entry="$entry" >/tmp/load.out 2>&1 ||
 		die "B helper load: $(tail -n1 /tmp/load.out)"
 	mark "B helper loaded"
-	hold_memory 11
-	n=0
-	while :; do
-		mark "B jumping back"
-		jump B
-		n=$((n + 1))
-		mark "B resumed $n cpus=$(cat /sys/devices/system/cpu/online)"
-		check_memory B
-		hold_memory $((11 + n))
-	done
+	b_jumps_back jump_back
 	;;
 esac
 

@@ -25,6 +25,16 @@
 
 # A's RAM outside the reservation, in bytes, from /proc/iomem: what a
 # complete dump of A holds.
+# B's jump back N (b_jumps_back's JUMP): quiet, and its result said.
+kjump_back() {
+	log_mark "back-$1"
+	kj-guest drain
+	kjump back >/tmp/back.out 2>&1
+	rc=$?
+	quiet_since "back-$1" "B kjump back"
+	mark "B back returned $rc $(tail -n1 /tmp/back.out)"
+}
+
 ram_outside_reservation() {
 	total=0
 	for r in $(sed -n 's/^\([0-9a-f]*\)-\([0-9a-f]*\) : System RAM$/\1:\2/p' /proc/iomem); do
@@ -46,21 +56,7 @@ case " $(cat /proc/cmdline) " in
 		mark "B marker $(kj-guest vmcore-at "$at")"
 		check_dump_of_a
 	fi
-	hold_memory 11
-	n=0
-	while :; do
-		mark "B jumping back"
-		log_mark "back-$n"
-		kj-guest drain
-		kjump back >/tmp/back.out 2>&1
-		rc=$?
-		quiet_since "back-$n" "B kjump back"
-		mark "B back returned $rc $(tail -n1 /tmp/back.out)"
-		n=$((n + 1))
-		mark "B resumed $n cpus=$(cat /sys/devices/system/cpu/online)"
-		check_memory B
-		hold_memory $((11 + n))
-	done
+	b_jumps_back kjump_back
 	;;
 esac
 

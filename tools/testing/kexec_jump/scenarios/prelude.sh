@@ -36,6 +36,23 @@ check_memory() {
 	mark "$1 memory intact"
 }
 
+# b_jumps_back JUMP: B's side once it is up: jumps back to A with the
+# function JUMP (called with the jump's number; it returns when A jumps to
+# B again), then checks that B came back with its CPUs and its memory,
+# for as long as A jumps to it.
+b_jumps_back() {
+	hold_memory 11
+	n=0
+	while :; do
+		mark "B jumping back"
+		"$1" "$n"
+		n=$((n + 1))
+		mark "B resumed $n cpus=$(cat /sys/devices/system/cpu/online)"
+		check_memory B
+		hold_memory $((11 + n))
+	done
+}
+
 # log_mark NAME: a mark in the kernel log, for quiet_since().
 log_mark() { echo "KJLOG-$1" >/dev/kmsg; }
 

@@ -2,6 +2,8 @@
 
 //! `kj-guest`: the test guests' own program, built static.
 //!
+//! - `pattern --mib N --seed S`: write memhold's N MiB to stdout (the
+//!   harness runs it on the host to search a disk for them).
 //! - `memhold --mib N --seed S --check FILE`: fill N MiB with a pattern,
 //!   wait until FILE exists, then check every word.
 //! - `meminfo FIELD`: print a /proc/meminfo field in kB.
@@ -53,7 +55,7 @@ use std::{env, fs, path::Path, process::ExitCode, thread, time::Duration};
 
 fn usage() -> ExitCode {
     eprintln!(
-        "usage: kj-guest memhold --mib N --seed S --check FILE [--mlock] | fragment --mib N | meminfo FIELD | free | zero-check --mib N | \
+        "usage: kj-guest memhold --mib N --seed S --check FILE [--mlock] | pattern --mib N --seed S | fragment --mib N | meminfo FIELD | free | zero-check --mib N | \
          find FILE TEXT | drain | exec | physcall --elf FILE --calls N [--reentry] [--kjump] [--cycles] | events --elf FILE | \
          unwind --elf FILE --steps LIST | race --elf FILE | markfile DIR TEXT ABOVE | vmcore-at ADDR | vmcore-ram | fuzz --seed S --secs T | fill-limit | resident-efault | platform --elf FILE | clock | tsc | tagfill --mib N --nonce X --check FILE | tagscan NONCE | busy --mem ADDR --size BYTES | memcpy --pages N"
     );
@@ -266,6 +268,26 @@ fn main() -> ExitCode {
     let args: Vec<String> = env::args().skip(1).collect();
     let opt = |name: &str| args.windows(2).find(|w| w[0] == name).map(|w| w[1].clone());
     match args.first().map(String::as_str) {
+        // The bytes memhold holds, on stdout: the harness runs this on
+        // the host to know what to look for on a disk.
+        Some("pattern") => {
+            let (Some(mib), Some(seed)) = (
+                opt("--mib").and_then(|v| v.parse::<u64>().ok()),
+                opt("--seed").and_then(|v| v.parse().ok()),
+            ) else {
+                return usage();
+            };
+            let bytes: Vec<u8> = (0..mib << 17)
+                .flat_map(|i| pattern(seed, i).to_le_bytes())
+                .collect();
+            match std::io::Write::write_all(&mut std::io::stdout(), &bytes) {
+                Ok(()) => ExitCode::SUCCESS,
+                Err(e) => {
+                    eprintln!("pattern: {e}");
+                    ExitCode::FAILURE
+                }
+            }
+        }
         Some("memhold") => {
             let (Some(mib), Some(seed), Some(check)) = (
                 opt("--mib").and_then(|v| v.parse().ok()),

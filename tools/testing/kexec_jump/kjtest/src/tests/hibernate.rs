@@ -826,23 +826,26 @@ pub(super) fn hibernate_floors(ctx: &Ctx) -> TestResult {
     Ok(Verdict::Pass)
 }
 
-/// kj-guest memhold's pattern (tools/testing/kexec_jump/kj-guest): word
-/// `index` of what a process holding seed `seed` has in memory.
-fn memhold_word(seed: u64, index: u64) -> u64 {
-    let mut z = seed
-        .wrapping_mul(0x9e37_79b9_7f4a_7c15)
-        .wrapping_add(index.wrapping_mul(0xbf58_476d_1ce4_e5b9));
-    z = (z ^ (z >> 30)).wrapping_mul(0xbf58_476d_1ce4_e5b9);
-    z = (z ^ (z >> 27)).wrapping_mul(0x94d0_49bb_1331_11eb);
-    z ^ (z >> 31)
+/// The 1 MiB kj-guest memhold holds with `seed`, from kj-guest itself
+/// (static, so it runs here too): one definition of the pattern.
+fn memhold_secret(ctx: &Ctx, seed: u64) -> Result<Vec<u8>, Failure> {
+    let out = std::process::Command::new(&ctx.guest_bin)
+        .args(["pattern", "--mib", "1", "--seed", &seed.to_string()])
+        .output()
+        .map_err(|e| Failure::new(format!("{}: {e}", ctx.guest_bin.display())))?;
+    if !out.status.success() || out.stdout.len() != 1 << 20 {
+        return Err(Failure::new(format!(
+            "kj-guest pattern gave {} bytes: {}",
+            out.stdout.len(),
+            String::from_utf8_lossy(&out.stderr)
+        )));
+    }
+    Ok(out.stdout)
 }
 
-/// Where in `bytes` a 32-byte piece of the 1 MiB that memhold holds with
-/// `seed` lies (a piece every 512 bytes of it, any alignment), if any.
-fn find_secret(bytes: &[u8], seed: u64) -> Option<usize> {
-    let secret: Vec<u8> = (0..1 << 17)
-        .flat_map(|i| memhold_word(seed, i).to_le_bytes())
-        .collect();
+/// Where in `bytes` a 32-byte piece of `secret` lies (a piece every 512
+/// bytes of it, any alignment), if any.
+fn find_secret(bytes: &[u8], secret: &[u8]) -> Option<usize> {
     let pieces: std::collections::HashMap<u64, &[u8]> = secret
         .chunks(512)
         .map(|c| (u64::from_le_bytes(c[..8].try_into().unwrap()), &c[..32]))
@@ -885,15 +888,14 @@ pub(super) fn hibernate_sealed_round_trip(ctx: &Ctx) -> TestResult {
     let image = read(&resume)?;
     let end = u64::from_le_bytes(image[144..152].try_into().unwrap()) as usize;
     // The search finds the secret where it is (any alignment)...
+    let secret = memhold_secret(ctx, SEED)?;
     let mut probe = vec![0u8; 4096 + 3];
-    for (i, w) in (0..512).map(|i| memhold_word(SEED, 4096 + i)).enumerate() {
-        probe[3 + 8 * i..11 + 8 * i].copy_from_slice(&w.to_le_bytes());
-    }
-    if find_secret(&probe, SEED).is_none() {
+    probe[3..].copy_from_slice(&secret[32768..32768 + 4096]);
+    if find_secret(&probe, &secret).is_none() {
         return Err(Failure::new("the secret search misses the secret".into()));
     }
     // ...and it is nowhere on the disk.
-    if let Some(at) = find_secret(&image[..end], SEED) {
+    if let Some(at) = find_secret(&image[..end], &secret) {
         return Err(Failure::new(format!(
             "A's secret is on the disk at {at:#x}"
         )));
