@@ -64,21 +64,22 @@ fn range(mem: u64, memsz: u64) -> (Option<usize>, usize, u64, u64) {
     (NULL_BUF, 0, mem, memsz)
 }
 
+/// A case: entry, segments, flags.
+fn case(entry: u64, segs: Vec<(Option<usize>, usize, u64, u64)>, flags: u64) -> Case {
+    Case { entry, segs, flags }
+}
+
 /// The named bad inputs and the errno each must get (0: it loads).
 fn regressions() -> Vec<(&'static str, Case, i32)> {
-    let one = |mem, memsz, flags| Case {
-        entry: mem,
-        segs: vec![seg(mem, memsz)],
-        flags,
-    };
+    let one = |mem, memsz, flags| case(mem, vec![seg(mem, memsz)], flags);
     vec![
         (
             "overlapping segments",
-            Case {
-                entry: RAM,
-                segs: vec![seg(RAM, 2 * PAGE), seg(RAM + PAGE, PAGE)],
-                flags: PRESERVE,
-            },
+            case(
+                RAM,
+                vec![seg(RAM, 2 * PAGE), seg(RAM + PAGE, PAGE)],
+                PRESERVE,
+            ),
             EINVAL,
         ),
         (
@@ -93,11 +94,7 @@ fn regressions() -> Vec<(&'static str, Case, i32)> {
         ),
         (
             "bufsz > memsz",
-            Case {
-                entry: RAM,
-                segs: vec![(Some(0), 2 * PAGE as usize, RAM, PAGE)],
-                flags: PRESERVE,
-            },
+            case(RAM, vec![(Some(0), 2 * PAGE as usize, RAM, PAGE)], PRESERVE),
             EINVAL,
         ),
         ("unaligned mem", one(RAM + 1, PAGE, PRESERVE), EADDRNOTAVAIL),
@@ -113,11 +110,11 @@ fn regressions() -> Vec<(&'static str, Case, i32)> {
         ),
         (
             "17 segments",
-            Case {
-                entry: RAM,
-                segs: (0..17).map(|i| seg(RAM + i * PAGE, PAGE)).collect(),
-                flags: PRESERVE,
-            },
+            case(
+                RAM,
+                (0..17).map(|i| seg(RAM + i * PAGE, PAGE)).collect(),
+                PRESERVE,
+            ),
             EINVAL,
         ),
         ("unknown flag 0x80", one(RAM, PAGE, PRESERVE | 0x80), EINVAL),
@@ -128,83 +125,55 @@ fn regressions() -> Vec<(&'static str, Case, i32)> {
         ),
         (
             "ranges out of order",
-            Case {
-                entry: RAM,
-                segs: vec![range(RAM + PAGE, PAGE), range(RAM, PAGE)],
-                flags: PRESERVE | RANGES,
-            },
+            case(
+                RAM,
+                vec![range(RAM + PAGE, PAGE), range(RAM, PAGE)],
+                PRESERVE | RANGES,
+            ),
             EINVAL,
         ),
         (
             "overlapping ranges",
-            Case {
-                entry: RAM,
-                segs: vec![range(RAM, 2 * PAGE), range(RAM + PAGE, PAGE)],
-                flags: PRESERVE | RANGES,
-            },
+            case(
+                RAM,
+                vec![range(RAM, 2 * PAGE), range(RAM + PAGE, PAGE)],
+                PRESERVE | RANGES,
+            ),
             EINVAL,
         ),
         (
             "range outside RAM",
-            Case {
-                entry: RAM,
-                segs: vec![range(1 << 40, PAGE)],
-                flags: PRESERVE | RANGES,
-            },
+            case(RAM, vec![range(1 << 40, PAGE)], PRESERVE | RANGES),
             EADDRNOTAVAIL,
         ),
         (
             "unaligned range",
-            Case {
-                entry: RAM,
-                segs: vec![range(RAM + 1, PAGE)],
-                flags: PRESERVE | RANGES,
-            },
+            case(RAM, vec![range(RAM + 1, PAGE)], PRESERVE | RANGES),
             EADDRNOTAVAIL,
         ),
         (
             "range of no memory",
-            Case {
-                entry: RAM,
-                segs: vec![range(RAM, 0)],
-                flags: PRESERVE | RANGES,
-            },
+            case(RAM, vec![range(RAM, 0)], PRESERVE | RANGES),
             EADDRNOTAVAIL,
         ),
         (
             "ranges for a crash",
-            Case {
-                entry: RAM,
-                segs: vec![range(RAM, PAGE)],
-                flags: PRESERVE | RANGES | ON_CRASH,
-            },
+            case(RAM, vec![range(RAM, PAGE)], PRESERVE | RANGES | ON_CRASH),
             EINVAL,
         ),
         (
             "ranges and resident",
-            Case {
-                entry: RAM,
-                segs: vec![range(RAM, PAGE)],
-                flags: PRESERVE | RANGES | RESIDENT,
-            },
+            case(RAM, vec![range(RAM, PAGE)], PRESERVE | RANGES | RESIDENT),
             EINVAL,
         ),
         (
             "ranges without preserve-context",
-            Case {
-                entry: RAM,
-                segs: vec![range(RAM, PAGE)],
-                flags: RANGES,
-            },
+            case(RAM, vec![range(RAM, PAGE)], RANGES),
             EINVAL,
         ),
         (
             "ranges and fill at once",
-            Case {
-                entry: RAM,
-                segs: vec![range(RAM, PAGE)],
-                flags: PRESERVE | RANGES | FILL,
-            },
+            case(RAM, vec![range(RAM, PAGE)], PRESERVE | RANGES | FILL),
             EINVAL,
         ),
         (
@@ -214,20 +183,16 @@ fn regressions() -> Vec<(&'static str, Case, i32)> {
         ),
         (
             "ranges with entry 0",
-            Case {
-                entry: 0,
-                segs: vec![range(RAM, PAGE)],
-                flags: PRESERVE | RANGES,
-            },
+            case(0, vec![range(RAM, PAGE)], PRESERVE | RANGES),
             EINVAL,
         ),
         (
             "20 ranges (more than 16: loads)",
-            Case {
-                entry: RAM,
-                segs: (0..20).map(|i| range(RAM + 2 * i * PAGE, PAGE)).collect(),
-                flags: PRESERVE | RANGES,
-            },
+            case(
+                RAM,
+                (0..20).map(|i| range(RAM + 2 * i * PAGE, PAGE)).collect(),
+                PRESERVE | RANGES,
+            ),
             0,
         ),
         (
@@ -252,38 +217,22 @@ fn regressions() -> Vec<(&'static str, Case, i32)> {
         ),
         (
             "bogus buffer pointer",
-            Case {
-                entry: RAM,
-                segs: vec![(None, PAGE as usize, RAM, PAGE)],
-                flags: PRESERVE,
-            },
+            case(RAM, vec![(None, PAGE as usize, RAM, PAGE)], PRESERVE),
             EFAULT,
         ),
         (
             "jump-back helper with entry 0",
-            Case {
-                entry: 0,
-                segs: vec![(Some(0), 0, 0, 0)],
-                flags: PRESERVE,
-            },
+            case(0, vec![(Some(0), 0, 0, 0)], PRESERVE),
             EINVAL,
         ),
         (
             "entry at the top of the address space",
-            Case {
-                entry: u64::MAX - 2 * PAGE,
-                segs: vec![(Some(0), 0, 0, 0)],
-                flags: PRESERVE,
-            },
+            case(u64::MAX - 2 * PAGE, vec![(Some(0), 0, 0, 0)], PRESERVE),
             EADDRNOTAVAIL,
         ),
         (
             "entry outside every segment (the helper's shape)",
-            Case {
-                entry: 0x1234_5000,
-                segs: vec![(Some(0), 0, 0, 0)],
-                flags: PRESERVE,
-            },
+            case(0x1234_5000, vec![(Some(0), 0, 0, 0)], PRESERVE),
             0,
         ),
     ]
