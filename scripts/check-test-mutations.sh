@@ -31,7 +31,7 @@ WT=$MUT/src
 # kernel to run it on # the reason the test must fail with
 mutations=(
 	"resident jumps copy the image (a floor missed)#kernel ours arch/x86/kernel/machine_kexec_64.c#s/^\t\tmachine_kexec_jump(image);$/\t\tfor (unsigned long i = 0; image->resident \&\& i < image->nr_segments; i++)\n\t\t\tmemcpy(phys_to_virt(image->segment[i].mem), phys_to_virt(image->segment[i].mem), image->segment[i].memsz);\n&/#switch_floors#ours#beyond the spread"
-	"a page leaked per jump#kernel ours kernel/kexec_core.c#0,/^\tif (kexec_image->preserve_context) {$/s//&\n\t\t(void)alloc_page(GFP_KERNEL);/#physical_mode_call_100#ours#free memory fell by"
+	"a page leaked per jump#kernel ours kernel/kexec_core.c#0,/^\tif (kexec_image->preserve_context) {$/s//&\n\t\t(void)alloc_page(GFP_KERNEL);/#jumps_keep_no_memory#ours#free memory fell by"
 	"the C sequence leaves devices frozen when dpm_suspend_start() fails#kernel c kernel/kexec_core.c#/^\t\t\tdpm_resume_end(PMSG_RECOVER);$/d#failed_step_unwinds#c#never undone"
 	"a self-detected RCU stall#scenario tools/testing/kexec_jump/scenarios/jump.sh#s/^\tcheck_memory A$/\tcheck_memory A; echo 'rcu: INFO: rcu_preempt self-detected stall on CPU' >\/dev\/kmsg/#jump_round_trip#ours#self-detected stall"
 	"an OOM kill of the guest helper#scenario tools/testing/kexec_jump/scenarios/jump.sh#s/^\tcheck_memory A$/\tcheck_memory A; for i in 1 2 3 4 5 6 7 8; do kj-guest fragment --mib 200 >\/dev\/null 2>\&1 \& done; sleep 5/#jump_round_trip#ours#invoked oom-killer"

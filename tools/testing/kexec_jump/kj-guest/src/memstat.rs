@@ -24,6 +24,10 @@ impl MemStat {
     pub fn now() -> Result<Self, String> {
         crate::sys::sync();
         fs::write("/proc/sys/vm/drop_caches", "3").map_err(|e| format!("drop_caches: {e}"))?;
+        // The counters keep per-CPU deltas (up to a threshold of about a
+        // hundred pages each) until they fold them in: fold them now, or
+        // the figures move by hundreds of kB with nothing allocated.
+        fs::write("/proc/sys/vm/stat_refresh", "1").map_err(|e| format!("stat_refresh: {e}"))?;
         let meminfo = fs::read_to_string("/proc/meminfo").map_err(|e| format!("meminfo: {e}"))?;
         let zoneinfo =
             fs::read_to_string("/proc/zoneinfo").map_err(|e| format!("zoneinfo: {e}"))?;

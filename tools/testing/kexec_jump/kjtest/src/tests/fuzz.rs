@@ -30,13 +30,18 @@ pub(super) fn kexec_load_fuzz(ctx: &Ctx) -> TestResult {
     let l = g.step("KJ: A fuzz:", 180)?;
     println!("    {}", l.trim_start_matches("KJ: A "));
     let tried = number_after(&l, "fuzz: ").unwrap_or(0) + number_after(&l, "; ").unwrap_or(0);
-    tally.value = format!("{tried} / not made");
+    // The random cases' errnos as the fuzzer counted them.
+    let errnos = l
+        .split_once(" (")
+        .and_then(|(_, r)| r.split_once(')'))
+        .map_or(String::new(), |(e, _)| format!(" ({e})"));
+    tally.value = format!("{tried}{errnos} / not made");
     g.step("KJ: B up", 180)?;
     let back = g.step("KJ: A resumed", 120)?;
     if !back.contains("cpus=0-1") {
         return Err(g.fail(format!("after the fuzzing: {back}")));
     }
-    tally.value = format!("{tried} / A -> B -> A");
+    tally.value = format!("{tried}{errnos} / A -> B -> A");
     // Fills are not loads: under kexec_load_limit_reboot=2, a ranges
     // load, 10 fills and the unload succeed.
     let fill = g.step("KJ: A fill-limit:", 60)?;

@@ -116,6 +116,7 @@ pub const TESTS: &[TestCase] = &[
     test!(jump::jump_back_across_paging_modes_is_refused, OURS_AND_C),
     test!(jump::offline_cpus_parked_in_a_after_jump_back, OURS_AND_C),
     test!(physical::physical_mode_call_100, ALL).ref_fails(&[]),
+    test!(physical::jumps_keep_no_memory, OURS_AND_C),
     test!(physical::platform_quiet_during_call, ALL).ref_fails(&[]),
     test!(physical::kjump_call_100, OURS),
     test!(physical::physical_mode_int3_returns, ALL).ref_fails(&[]),

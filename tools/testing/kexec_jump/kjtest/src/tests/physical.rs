@@ -10,38 +10,36 @@ use crate::Ctx;
 /// A program assembled in this repository is called 100 times in physical
 /// mode: each call hashes a buffer in A's process memory, found by its
 /// physical address, and counts its calls in its own memory; A checks both
-/// after every return. Nothing else runs meanwhile, so A's memory after
-/// call 1 and after call 100 shows what the 99 jumps between kept: see
-/// [`judge_kept`].
+/// after every return.
 pub(super) fn physical_mode_call_100(ctx: &Ctx) -> TestResult {
-    let mut g = start_calls(ctx, 100)?;
-    let mem = match g.step("physcall: memory after call 1", 900) {
-        // Exactly the documented death: during the second call.
-        Err(f) if g.ref_died_after(ctx, &f.reason, "physcall: calling 2") => {
-            return Ok(Verdict::Known(
-                "the first call returns, the second kills the guest".into(),
-            ));
-        }
-        r => r?,
-    };
-    if let Err(why) = judge_kept(&mem, 99) {
+    physical_calls(ctx, 100)
+}
+
+/// The leak check: the program called 400 times, nothing else running, so
+/// A's memory after call 10 and after call 400 shows what the 390 jumps
+/// between kept: see [`judge_kept`].
+pub(super) fn jumps_keep_no_memory(ctx: &Ctx) -> TestResult {
+    let mut g = start_calls(ctx, 400)?;
+    let mem = g.step("physcall: memory after call 10", 900)?;
+    if let Err(why) = judge_kept(&mem, 390) {
         return Err(g.fail(why));
     }
-    g.step("physcall: 100 calls ok", 60)?;
+    g.step("physcall: 400 calls ok", 60)?;
     g.step("KJ: done", 60)?;
     Ok(Verdict::Pass)
 }
 
 /// Whether the kernel kept memory across `jumps` jumps, from kj-guest's
-/// "physcall: memory after call 1: free F kB stacks S kB slab U kB; after
-/// call N: ..." line (taken after dropping clean caches). A page kept per
-/// jump is 4 kB a jump; measured over 99 calls (ours and c, under TCG):
-/// free memory moved by 0-56 kB, kernel stacks grew by 72-104 kB (the
-/// workqueue pools start a few workers while CPUs go down and up; they
-/// are reaped after minutes idle), unreclaimable slab by 12-40 kB. Each
-/// limit sits between that noise and a page per jump (396 kB over 99):
-/// free memory may fall and slab may grow by at most 200 kB, stacks by
-/// at most 256 kB (a thread kept per jump would be 16 kB a jump).
+/// "physcall: memory after call 10: free F kB stacks S kB slab U kB; after
+/// call N: ..." line (taken after dropping clean caches and folding the
+/// per-CPU counters; from call 10, as the first jumps set up once what
+/// later ones reuse). Measured over 90 jumps (ours and c under TCG, eight
+/// runs): kernel stacks +0-48 kB (workqueue workers started while CPUs go
+/// down and up, reaped after minutes idle), slab -44-+40 kB, free memory
+/// +88 to -264 kB: now and then a few hundred kB go once, not per jump.
+/// Over 390 jumps a page kept per jump is 1560 kB, so each figure may move
+/// by at most 800 kB: above that noise, below a page per jump (a thread
+/// kept per jump would be 16 kB a jump).
 fn judge_kept(line: &str, jumps: u64) -> Result<(), String> {
     let (first, last) = line
         .split_once("; after call ")
@@ -57,17 +55,17 @@ fn judge_kept(line: &str, jumps: u64) -> Result<(), String> {
     println!(
         "    over {jumps} jumps: free memory {free:+} kB, kernel stacks {stacks:+} kB, slab {slab:+} kB"
     );
-    if free_lost > 200 {
+    if free_lost > 800 {
         return Err(format!(
             "free memory fell by {free_lost} kB over {jumps} jumps"
         ));
     }
-    if stacks > 256 {
+    if stacks > 800 {
         return Err(format!(
             "kernel stacks grew by {stacks} kB over {jumps} jumps"
         ));
     }
-    if slab > 200 {
+    if slab > 800 {
         return Err(format!(
             "unreclaimable slab grew by {slab} kB over {jumps} jumps"
         ));
@@ -242,21 +240,20 @@ pub fn one_physical_call(ctx: &Ctx, pages: usize) -> Result<Vec<String>, Failure
 mod unit {
     use super::judge_kept;
 
-    const LINE: &str = "physcall: memory after call 1: free 980648 kB stacks 632 kB slab 7312 kB; after call 100: free 980592 kB stacks 736 kB slab 7324 kB";
+    const LINE: &str = "physcall: memory after call 10: free 980648 kB stacks 632 kB slab 7312 kB; after call 400: free 980592 kB stacks 736 kB slab 7324 kB";
 
     #[test]
     fn a_page_per_jump_is_seen() {
-        assert_eq!(judge_kept(LINE, 99), Ok(()));
-        let leak = LINE.replace("free 980592", "free 980252");
-        assert!(judge_kept(&leak, 99)
-            .unwrap_err()
-            .contains("free memory fell by 396 kB"));
-        let threads = LINE.replace("stacks 736", "stacks 2216");
-        assert!(judge_kept(&threads, 99)
+        assert_eq!(judge_kept(LINE, 390), Ok(()));
+        let leak = LINE.replace("free 980592", "free 979088");
+        let why = judge_kept(&leak, 390).unwrap_err();
+        assert!(why.contains("free memory fell by 1560 kB"), "{why}");
+        let threads = LINE.replace("stacks 736", "stacks 6872");
+        assert!(judge_kept(&threads, 390)
             .unwrap_err()
             .contains("kernel stacks grew"));
-        let slab = LINE.replace("slab 7324", "slab 7708");
-        assert!(judge_kept(&slab, 99).unwrap_err().contains("slab grew"));
-        assert!(judge_kept("physcall: memory after call 1: free 1 kB", 99).is_err());
+        let slab = LINE.replace("slab 7324", "slab 8872");
+        assert!(judge_kept(&slab, 390).unwrap_err().contains("slab grew"));
+        assert!(judge_kept("physcall: memory after call 10: free 1 kB", 390).is_err());
     }
 }
