@@ -9,6 +9,7 @@
 //! reports and then makes a jump.
 
 use crate::sys;
+use libc::{EADDRNOTAVAIL, EFAULT, EINVAL, ENOENT, ENOMEM};
 use std::collections::BTreeMap;
 use std::fs;
 use std::time::{Duration, Instant};
@@ -21,12 +22,6 @@ const FILL: u64 = 0x40;
 const PAGE: u64 = 4096;
 /// A destination in A's RAM that nothing else uses during the test.
 const RAM: u64 = 0x0100_0000;
-
-const EINVAL: i32 = 22;
-const EADDRNOTAVAIL: i32 = 99;
-const EFAULT: i32 = 14;
-const ENOENT: i32 = 2;
-const ENOMEM: i32 = 12;
 
 /// A segment's buffer: an offset into the test buffer, a bogus pointer
 /// (None), or NULL (`NULL_BUF`, for ranges, which carry no data).
