@@ -33,13 +33,13 @@ pub(super) fn jumps_keep_no_memory(ctx: &Ctx) -> TestResult {
 /// "physcall: memory after call 10: free F kB stacks S kB slab U kB; after
 /// call N: ..." line (taken after dropping clean caches and folding the
 /// per-CPU counters; from call 10, as the first jumps set up once what
-/// later ones reuse). Measured over 90 jumps (ours and c under TCG, eight
-/// runs): kernel stacks +0-48 kB (workqueue workers started while CPUs go
-/// down and up, reaped after minutes idle), slab -44-+40 kB, free memory
-/// +88 to -264 kB: now and then a few hundred kB go once, not per jump.
-/// Over 390 jumps a page kept per jump is 1560 kB, so each figure may move
-/// by at most 800 kB: above that noise, below a page per jump (a thread
-/// kept per jump would be 16 kB a jump).
+/// later ones reuse). Measured over 390 jumps (ours and c under TCG, five
+/// runs): free memory +36 to -460 kB (now and then a few hundred kB go
+/// once, not per jump), kernel stacks +0 to +32 kB (workqueue workers
+/// started while CPUs go down and up, reaped after minutes idle), slab
+/// -48 to -16 kB. A page kept per jump is 1560 kB over 390 jumps, so
+/// each figure may move by at most 1000 kB: above that noise, below a
+/// page per jump (a thread kept per jump would be 16 kB a jump).
 fn judge_kept(line: &str, jumps: u64) -> Result<(), String> {
     let (first, last) = line
         .split_once("; after call ")
@@ -55,17 +55,17 @@ fn judge_kept(line: &str, jumps: u64) -> Result<(), String> {
     println!(
         "    over {jumps} jumps: free memory {free:+} kB, kernel stacks {stacks:+} kB, slab {slab:+} kB"
     );
-    if free_lost > 800 {
+    if free_lost > 1000 {
         return Err(format!(
             "free memory fell by {free_lost} kB over {jumps} jumps"
         ));
     }
-    if stacks > 800 {
+    if stacks > 1000 {
         return Err(format!(
             "kernel stacks grew by {stacks} kB over {jumps} jumps"
         ));
     }
-    if slab > 800 {
+    if slab > 1000 {
         return Err(format!(
             "unreclaimable slab grew by {slab} kB over {jumps} jumps"
         ));
