@@ -13,8 +13,6 @@ extern "C" {
     fn mmap(addr: *mut u8, len: usize, prot: i32, flags: i32, fd: i32, off: i64) -> *mut u8;
     fn clock_gettime(clock: i32, ts: *mut [i64; 2]) -> i32;
     fn munmap(addr: *mut u8, len: usize) -> i32;
-    #[link_name = "sync"]
-    fn sync_();
 }
 
 /// `len` bytes of fresh, zeroed anonymous memory: its address. The caller
@@ -104,7 +102,7 @@ pub fn kexec_exec() -> Result<(), Error> {
 /// Writes every filesystem's dirty data back.
 pub fn sync() {
     // SAFETY: sync(2) takes no argument and cannot fail.
-    unsafe { sync_() };
+    unsafe { libc::sync() };
 }
 
 /// Waits until what this process wrote to stdout has gone out. On the
