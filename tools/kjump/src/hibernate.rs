@@ -16,7 +16,7 @@ use crate::{
     device, elfcore,
     filesystems::{self, Guarded},
     image,
-    image::{Chunk, Header, Run, CHUNK_RAW, PAGE},
+    image::{Chunk, Header, Run, CHUNK_RAW, CHUNK_RAW_MAX, PAGE},
     load,
     seal::{self, DataKey},
     sys,
@@ -240,6 +240,21 @@ fn claim(nonce: u64) -> [u8; 16] {
     c
 }
 
+/// Block 0 of a device whose hibernation `nonce` failed in B: the claim,
+/// then why (NUL-terminated, cut to the block), for A to say.
+fn failure(nonce: u64, why: &str) -> Vec<u8> {
+    let mut b = claim(nonce).to_vec();
+    b.extend(why.bytes().take(PAGE as usize - b.len() - 1));
+    b
+}
+
+/// In A, after the jump: why B failed, if B could leave it on `block0`.
+fn failure_in_b(block0: &[u8], nonce: u64) -> Option<String> {
+    let text = block0.strip_prefix(&claim(nonce)[..])?;
+    let end = text.iter().position(|&c| c == 0).unwrap_or(text.len());
+    (end > 0).then(|| String::from_utf8_lossy(&text[..end]).into_owned())
+}
+
 /// In B: the disk A marked for this hibernation. B's names for disks
 /// need not be A's (drivers probe in another order), so `hint`, A's name,
 /// is tried first, then every block device, until one carries the mark.
@@ -389,6 +404,8 @@ pub fn hibernate(
         kernel,
         initrd: Some(load::Initrd::Bytes(initrd)),
         append: &b_cmdline,
+        // One image writer at least (see writers()).
+        runtime: 2 * WRITER_BYTES,
     })?;
     crate::trace("load returned");
     if sealed {
@@ -417,7 +434,10 @@ pub fn hibernate(
     let resumed = image::RawHeader::view(&hb)
         .is_some_and(|r| &r.magic == image::MAGIC_RESUMED && r.nonce.get() == nonce);
     if !resumed {
-        bail!("B came back without a resumed image on {dev} (see B's messages above)");
+        match failure_in_b(&hb, nonce) {
+            Some(why) => bail!("B came back without a resumed image on {dev}: {why}"),
+            None => bail!("B came back without a resumed image on {dev} (see B's messages above)"),
+        }
     }
     println!("kjump: resumed from the image on {dev} after {away:.1} s");
     let end = image::RawHeader::view(&hb).map_or(0, |r| r.image_end.get());
@@ -586,6 +606,32 @@ struct Compressed {
 /// whose stored length is its raw length is not compressed). Data that
 /// does not compress costs the whole compression time and saves nothing,
 /// so eight 8 KiB samples spread over the chunk decide first.
+/// What one compression writer holds at most: the chunk it compresses and
+/// its output, one queued behind it and one finished, waiting its turn.
+pub const WRITER_BYTES: u64 = 4 * CHUNK_RAW_MAX as u64;
+
+/// Writers for B's image: one a CPU (at most 8), as many as half of what
+/// B's memory has available can hold (the other half stays for the page
+/// cache of /proc/vmcore and the block layer). B's reservation, not its
+/// CPU count, sets the bound: a machine with many CPUs and a small
+/// crashkernel= must not run B out of memory.
+fn writers(available: u64, cpus: usize) -> Result<usize> {
+    let fit = (available / 2 / WRITER_BYTES) as usize;
+    if fit == 0 {
+        bail!(
+            "B has {} MiB of memory available, one image writer needs {} MiB: boot A with a larger crashkernel=",
+            available >> 20,
+            (2 * WRITER_BYTES) >> 20
+        );
+    }
+    let n = fit.min(cpus).min(8);
+    println!(
+        "kjump: B has {} MiB available: {n} image writer(s)",
+        available >> 20
+    );
+    Ok(n)
+}
+
 fn compress(seq: usize, raw: Vec<u8>, key: Option<&DataKey>) -> Compressed {
     let raw_len = raw.len() as u32;
     let comp = Some(raw.as_slice())
@@ -723,9 +769,10 @@ pub fn write_image(
     };
     let mut used: Vec<Run> = Vec::new();
     let (mut data_pages, mut free_pages) = (0u64, 0u64);
-    let workers = std::thread::available_parallelism()
-        .map_or(1, |n| n.get())
-        .min(8);
+    let workers = writers(
+        crate::resume::meminfo_kib("MemAvailable:") << 10,
+        std::thread::available_parallelism().map_or(1, |n| n.get()),
+    )?;
 
     let (job_tx, job_rx) = mpsc::sync_channel::<(usize, Vec<u8>)>(workers);
     let job_rx = Mutex::new(job_rx);
@@ -843,11 +890,18 @@ pub fn write_image(
     Ok(header)
 }
 
-/// In B: the image's key, from the initramfs A made (then removed).
+/// In B: the image's key, from the initramfs A made. The file is zeroed,
+/// then removed: its page (B's rootfs keeps files in memory) is freed as
+/// it is, and must not hold the key then.
 fn key_from_a() -> Result<DataKey> {
     let path = format!("/{KEY_FILE}");
     let bytes = Zeroizing::new(fs::read(&path).context("the image key A put in B's initramfs")?);
-    let _ = fs::remove_file(&path);
+    fs::OpenOptions::new()
+        .write(true)
+        .open(&path)
+        .and_then(|f| f.write_all_at(&vec![0u8; bytes.len()], 0))
+        .and_then(|_| fs::remove_file(&path))
+        .context("erasing the image key A put in B's initramfs")?;
     DataKey::from_handoff(&bytes)
 }
 
@@ -867,10 +921,9 @@ pub fn run_as_init() -> ! {
     );
     // A panic here must not kill B's init (B's kernel would panic and
     // reboot, and A's session would be lost): it jumps back like any error.
-    let r = std::panic::catch_unwind(|| -> Result<Header> {
-        if cmdline_value("kjump.inject").as_deref() == Some("panic") {
-            panic!("injected (kjump.inject=panic)");
-        }
+    // The device, once found: B's failure is left on it for A to print.
+    let mut claimed: Option<(String, u64)> = None;
+    let r = std::panic::catch_unwind(std::panic::AssertUnwindSafe(|| -> Result<Header> {
         let dev =
             cmdline_value("kjump.hibernate").context("no kjump.hibernate= on the command line")?;
         let nonce = cmdline_value("kjump.nonce")
@@ -879,6 +932,10 @@ pub fn run_as_init() -> ! {
         let entry =
             crate::jump::back_entry()?.context("no kexec_jump_back_entry= on the command line")?;
         let dev = claimed_device(&dev, nonce)?;
+        claimed = Some((dev.clone(), nonce));
+        if cmdline_value("kjump.inject").as_deref() == Some("panic") {
+            panic!("injected (kjump.inject=panic)");
+        }
         let t = Instant::now();
         // A's machine, as A saw it (B's firmware map is A's, but B may
         // lack A's view of DMI): handed over on B's command line.
@@ -910,7 +967,7 @@ pub fn run_as_init() -> ! {
             if h.seal.is_some() { "sealed" } else { "not encrypted" }
         );
         Ok(h)
-    })
+    }))
     .unwrap_or_else(|p| {
         let what = p
             .downcast_ref::<&str>()
@@ -927,6 +984,10 @@ pub fn run_as_init() -> ! {
         }
         Err(e) => {
             println!("kjump: hibernate failed in B: {e:#}; jumping back to A");
+            if let Some((dev, nonce)) = &claimed {
+                // Best effort: the device may be what failed.
+                let _ = block0(dev, Some(&failure(*nonce, &format!("{e:#}"))));
+            }
             if let Err(e) = crate::jump::back() {
                 println!("kjump: {e:#}; powering off");
                 sys::power_off();
@@ -941,6 +1002,32 @@ pub fn run_as_init() -> ! {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn b_failure_reaches_a_through_block0() {
+        let mut b0 = failure(7, "writing /dev/vda: Input/output error");
+        b0.resize(PAGE as usize, 0);
+        let why = failure_in_b(&b0, 7);
+        assert_eq!(why.as_deref(), Some("writing /dev/vda: Input/output error"));
+        // Another hibernation's claim, or a bare claim: nothing to say.
+        assert_eq!(failure_in_b(&b0, 8), None);
+        let mut bare = claim(7).to_vec();
+        bare.resize(PAGE as usize, 0);
+        assert_eq!(failure_in_b(&bare, 7), None);
+        // A reason longer than the block is cut, never overflows it.
+        assert!(failure(7, &"x".repeat(10000)).len() < PAGE as usize);
+    }
+
+    #[test]
+    fn writers_follow_memory_not_cpus() {
+        let w = WRITER_BYTES;
+        // Many CPUs, memory for two writers (half of it for them).
+        assert_eq!(writers(4 * w + 1, 64).unwrap(), 2);
+        assert_eq!(writers(1 << 40, 3).unwrap(), 3);
+        assert_eq!(writers(1 << 40, 64).unwrap(), 8);
+        let e = writers(2 * w - 1, 4).unwrap_err().to_string();
+        assert!(e.contains("larger crashkernel="), "{e}");
+    }
 
     #[test]
     fn dynamic_binaries_are_refused() {

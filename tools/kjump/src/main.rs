@@ -20,7 +20,7 @@ use std::fs;
     version,
     about = "Jump to another kernel and back (kexec jump)"
 )]
-struct Cli {
+pub(crate) struct Cli {
     #[command(subcommand)]
     cmd: Cmd,
 }
@@ -97,11 +97,12 @@ enum Cmd {
         image_size: Option<u64>,
         /// `passphrase`: the image is sealed (encrypted and authenticated)
         /// under a new key, wrapped by a passphrase asked for on the
-        /// terminal; `none`: the image is in clear, readable by whoever
-        /// can read DEVICE
-        #[arg(long, value_enum, default_value = "none")]
-        key: Key,
-        /// The passphrase is FILE's first line (implies --key passphrase)
+        /// terminal; `none` (the default): the image is in clear, readable
+        /// by whoever can read DEVICE
+        #[arg(long, value_enum)]
+        key: Option<Key>,
+        /// The passphrase is FILE's first line (implies --key passphrase;
+        /// refused with --key none)
         #[arg(long, value_name = "FILE")]
         passphrase_file: Option<String>,
     },
@@ -125,20 +126,34 @@ enum Key {
 }
 
 /// The passphrase to seal an image with: FILE's first line, or typed
-/// twice on the terminal; None for `--key none`.
-fn passphrase(key: Key, file: Option<&str>) -> Result<Option<zeroize::Zeroizing<Vec<u8>>>> {
+/// twice on the terminal; None for an image in clear (`--key none`, the
+/// default). `--key none` with a passphrase file is a contradiction the
+/// caller refuses before this.
+fn passphrase(key: Option<Key>, file: Option<&str>) -> Result<Option<zeroize::Zeroizing<Vec<u8>>>> {
     if let Some(f) = file {
         let mut f = fs::File::open(f).with_context(|| f.to_string())?;
         return resume::read_passphrase(&mut f).map(Some);
     }
-    if key == Key::None {
+    if key != Some(Key::Passphrase) {
         return Ok(None);
     }
-    let p = resume::ask_passphrase("/dev/tty", "kjump: passphrase for the image: ")?;
-    if resume::ask_passphrase("/dev/tty", "kjump: the passphrase again: ")? != p {
+    let ask = |prompt| {
+        resume::ask_passphrase("/dev/tty", prompt).context(
+            "--key passphrase asks for the passphrase on this process's terminal, and it has none: give it with --passphrase-file",
+        )
+    };
+    let p = ask("kjump: passphrase for the image: ")?;
+    if ask("kjump: the passphrase again: ")? != p {
         anyhow::bail!("the passphrases differ");
     }
     Ok(Some(p))
+}
+
+/// A command line kjump cannot follow: one line saying why, and exit
+/// code 2 (as for every command-line error).
+fn usage_error(why: &str) -> ! {
+    eprintln!("kjump: {why}");
+    std::process::exit(2);
 }
 
 fn parse_addr(s: &str) -> Result<u64, String> {
@@ -160,7 +175,20 @@ fn main() {
     if std::process::id() == 1 {
         hibernate::run_as_init();
     }
-    let cli = Cli::parse();
+    // Clap's errors are followed by a usage summary: one line instead,
+    // as for every other misuse.
+    let cli = Cli::try_parse().unwrap_or_else(|e| {
+        use clap::error::ErrorKind;
+        if !e.use_stderr() || e.kind() == ErrorKind::DisplayHelpOnMissingArgumentOrSubcommand {
+            e.exit();
+        }
+        let msg = e.to_string();
+        let first = msg.lines().next().unwrap_or_default();
+        usage_error(&format!(
+            "{} (see kjump --help)",
+            first.strip_prefix("error: ").unwrap_or(first)
+        ))
+    });
     let r = match cli.cmd {
         Cmd::Load {
             kernel,
@@ -170,6 +198,7 @@ fn main() {
             kernel: &kernel,
             initrd: initrd.as_deref().map(load::Initrd::File),
             append: &append,
+            runtime: 0,
         }),
         Cmd::Exec => jump::exec(),
         Cmd::Unload => jump::unload(),
@@ -206,16 +235,23 @@ fn main() {
             image_size,
             key,
             passphrase_file,
-        } => passphrase(key, passphrase_file.as_deref()).and_then(|p| {
-            hibernate::hibernate(
-                &device,
-                &kernel.unwrap_or_else(default_kernel),
-                &append,
-                resume_elsewhere,
-                image_size,
-                p,
-            )
-        }),
+        } => {
+            if key == Some(Key::None) && passphrase_file.is_some() {
+                usage_error(
+                    "--key none and --passphrase-file contradict each other: an image in clear has no passphrase (drop one)",
+                );
+            }
+            passphrase(key, passphrase_file.as_deref()).and_then(|p| {
+                hibernate::hibernate(
+                    &device,
+                    &kernel.unwrap_or_else(default_kernel),
+                    &append,
+                    resume_elsewhere,
+                    image_size,
+                    p,
+                )
+            })
+        }
         Cmd::Resume { device } => {
             // A UUID= device may still be probing: look for it up to 10 s.
             let mut named = device::resolve(&device);

@@ -395,6 +395,8 @@ pub fn read_passphrase(from: &mut impl Read) -> Result<Zeroizing<Vec<u8>>> {
 }
 
 /// A passphrase typed on the terminal `tty` after `prompt`, not echoed.
+/// Echo goes off (and what was typed before is dropped) before the
+/// prompt shows: a passphrase typed as soon as it shows is never echoed.
 pub fn ask_passphrase(tty: &str, prompt: &str) -> Result<Zeroizing<Vec<u8>>> {
     use rustix::termios::{tcgetattr, tcsetattr, LocalModes, OptionalActions};
     let mut tty = std::fs::OpenOptions::new()
@@ -402,13 +404,13 @@ pub fn ask_passphrase(tty: &str, prompt: &str) -> Result<Zeroizing<Vec<u8>>> {
         .write(true)
         .open(tty)
         .with_context(|| tty.to_string())?;
-    tty.write_all(prompt.as_bytes())?;
     let saved = tcgetattr(&tty).ok();
     if let Some(t) = &saved {
         let mut quiet = t.clone();
         quiet.local_modes -= LocalModes::ECHO;
-        let _ = tcsetattr(&tty, OptionalActions::Flush, &quiet);
+        tcsetattr(&tty, OptionalActions::Flush, &quiet).context("turning echo off")?;
     }
+    tty.write_all(prompt.as_bytes())?;
     let pass = read_passphrase(&mut tty);
     if let Some(t) = &saved {
         let _ = tcsetattr(&tty, OptionalActions::Now, t);

@@ -70,9 +70,11 @@ impl Default for Seal {
     }
 }
 
-/// The key of one image. Zeroed when dropped.
+/// The key of one image, on the heap: a move copies the pointer, never
+/// the key (a copy left behind on a stack is not zeroed). Zeroed when
+/// dropped.
 pub struct DataKey {
-    key: Zeroizing<[u8; 32]>,
+    key: Zeroizing<Box<[u8]>>,
     /// The public part: nonce prefix, wrapped key, Argon2id's parameters.
     pub seal: Seal,
 }
@@ -127,8 +129,8 @@ impl DataKey {
     /// A fresh random key for the hibernation `run`, wrapped by
     /// `passphrase`.
     pub fn new(passphrase: &[u8], run: u64) -> Result<Self> {
-        let mut key = Zeroizing::new([0u8; 32]);
-        random(&mut key[..])?;
+        let mut key = Self::zero_key();
+        random(&mut key)?;
         let mut seal = Seal {
             argon_m_kib: ARGON_M_KIB,
             argon_t: ARGON_T,
@@ -172,13 +174,17 @@ impl DataKey {
 
     /// A key and its seal, as a test or B has them.
     pub fn from_bytes(key: &[u8], seal: Seal) -> Result<Self> {
-        let key: [u8; 32] = key
-            .try_into()
-            .map_err(|_| anyhow::anyhow!("a key of {} bytes", key.len()))?;
-        Ok(Self {
-            key: Zeroizing::new(key),
-            seal,
-        })
+        if key.len() != 32 {
+            bail!("a key of {} bytes", key.len());
+        }
+        let mut k = Self::zero_key();
+        k.copy_from_slice(key);
+        Ok(Self { key: k, seal })
+    }
+
+    /// 32 zero bytes on the heap, for a key to be written into.
+    fn zero_key() -> Zeroizing<Box<[u8]>> {
+        Zeroizing::new(vec![0u8; 32].into_boxed_slice())
     }
 
     /// The key and its seal (all but the tag) for B, which writes the
@@ -186,7 +192,7 @@ impl DataKey {
     pub fn handoff(&self) -> Zeroizing<Vec<u8>> {
         let s = &self.seal;
         let mut b = Zeroizing::new(Vec::with_capacity(HANDOFF));
-        b.extend_from_slice(&self.key[..]);
+        b.extend_from_slice(&self.key);
         for v in [s.argon_m_kib, s.argon_t, s.argon_p] {
             b.extend_from_slice(&v.to_le_bytes());
         }
@@ -215,7 +221,7 @@ impl DataKey {
     }
 
     fn cipher(&self) -> XChaCha20Poly1305 {
-        XChaCha20Poly1305::new((&*self.key).into())
+        XChaCha20Poly1305::new(chacha20poly1305::Key::from_slice(&self.key))
     }
 
     fn nonce(&self, seq: u64) -> XNonce {
