@@ -15,6 +15,7 @@ PKGS=(
 	qemu-system-x86 kexec-tools busybox-static makedumpfile
 	flex bison bc libelf-dev libssl-dev cpio xz-utils make gcc
 	e2fsprogs binutils patch perl python3 git
+	mmdebstrap
 )
 
 missing=()
