@@ -14,7 +14,9 @@
 #            x86_64_defconfig case),
 #   arm64  - ours' tree for arm64 with KEXEC=y (clang cross build).
 # All get tinyconfig plus the same fragment (ours, c and ref also the
-# Rust one), so they differ only by the series and by the sequence.
+# Rust one), so they differ only by the series and by the sequence; ours
+# also gets what systemd needs as PID 1 (kernel/configs/
+# kexec_jump_systemd.config), for the Debian system test.
 # Re-running after an edit copies only changed files into the tree, so
 # make rebuilds incrementally. The pristine tree stays in build/src/base;
 # ref and ours are hard-linked copies whose changed files are replaced.
@@ -35,6 +37,7 @@ RUST_CONFIG=kernel/configs/kexec_jump_rust.config
 SERIES_CONFIG=kernel/configs/kexec_jump_series.config
 C_CONFIG=kernel/configs/kexec_jump_c.config
 NO_JUMP_CONFIG=kernel/configs/kexec_no_jump.config
+SYSTEMD_CONFIG=kernel/configs/kexec_jump_systemd.config
 
 SRC=$KJ_BUILD/src
 OUT=$KJ_BUILD/out
@@ -142,7 +145,8 @@ configure() {
 	nojump | arm64) frags=("$KJ_ROOT/$NO_JUMP_CONFIG") ;;
 	c) frags=("$KJ_ROOT/$COMMON_CONFIG" "$KJ_ROOT/$RUST_CONFIG" "$KJ_ROOT/$C_CONFIG") ;;
 	ref) frags=("$KJ_ROOT/$COMMON_CONFIG" "$KJ_ROOT/$RUST_CONFIG") ;;
-	ours) frags=("$KJ_ROOT/$COMMON_CONFIG" "$KJ_ROOT/$RUST_CONFIG" "$KJ_ROOT/$SERIES_CONFIG") ;;
+	ours) frags=("$KJ_ROOT/$COMMON_CONFIG" "$KJ_ROOT/$RUST_CONFIG" "$KJ_ROOT/$SERIES_CONFIG"
+		"$KJ_ROOT/$SYSTEMD_CONFIG") ;;
 	esac
 	sum=$(cat "${frags[@]}" | sha256sum | cut -d' ' -f1)
 	[ -f "$out/.config" ] && [ "$(cat "$out/.kj-config-sum" 2>/dev/null)" = "$sum" ] &&
