@@ -19,10 +19,21 @@
 #              refused (ENOEXEC: B did not jump back), then B is unloaded
 #   ZERO_CHECK 1: after the resume, 70% of free memory as fresh anonymous
 #              pages must read as zero (init_on_free, page poisoning)
+#   STATUS     1: what kjump status says of /dev/vda before and after the
+#              hook ("KJ: status before: ...", "KJ: status after: ...")
+#   KEY_MISUSE 1: before hibernating, kjump hibernate with key options
+#              it must refuse ("KJ: key misuse rc=N lines=N: ARGS: LINE")
 
 . /etc/kj-prelude.sh
 
+status() {
+	if [ "$STATUS" = 1 ]; then
+		mark "status $1: $(kjump status | grep '^resume device /dev/vda')"
+	fi
+}
+status before
 sh /scripts/local-premount/kjump
+status after
 mark "normal boot"
 [ "$HIBERNATE" = 0 ] && { mark "done"; poweroff -f; }
 
@@ -57,6 +68,14 @@ if [ "${FORMAT:-1}" = 1 ]; then
 		die "kjump format: $(cat /tmp/format.out)"
 	mark "A $(cat /tmp/format.out)"
 fi
+if [ "$KEY_MISUSE" = 1 ]; then
+	for args in "--key none --passphrase-file /etc/kj-pass" \
+		"--key none --key passphrase" "--key passphrase"; do
+		kjump hibernate --device /dev/vda --kernel /boot/bzImage $args \
+			>/tmp/misuse.out 2>&1 </dev/null
+		mark "key misuse rc=$? lines=$(wc -l </tmp/misuse.out): $args: $(head -n1 /tmp/misuse.out)"
+	done
+fi
 mark "hibernate start"
 [ "$KEEP_B" = 1 ] && export KJUMP_KEEP_B=1
 if [ -x /bin/kjump-dynamic ]; then
@@ -67,6 +86,13 @@ fi
 if ! kjump hibernate --device /dev/vda --kernel /boot/bzImage $HIBERNATE_ARGS; then
 	[ "$EXPECT_FAIL" = 1 ] || die "kjump hibernate"
 	mark "A back after a failed hibernation cpus=$(cat /sys/devices/system/cpu/online)"
+	if [ -x /bin/kjump-dynamic ]; then
+		# The reservation shrunk below B plus one image writer.
+		echo $((96 << 20)) >/sys/kernel/kexec_crash_size
+		out=$(kjump hibernate --device /dev/vda --kernel /boot/bzImage 2>&1) &&
+			die "hibernated with a 96 MiB reservation"
+		mark "A small reservation refused: $out"
+	fi
 	check_memory A
 	mark "done"
 	poweroff -f

@@ -5,9 +5,10 @@
 # when the test wrote one) and the helpers the scenarios share. Every line
 # for the harness starts with "KJ: "; mark() adds the uptime.
 
-mount -t proc proc /proc
-mount -t sysfs sysfs /sys
-mount -t devtmpfs devtmpfs /dev 2>/dev/null
+# Not again where they are mounted (under systemd, debian.sh).
+[ -e /proc/self ] || mount -t proc proc /proc
+[ -d /sys/kernel ] || mount -t sysfs sysfs /sys
+[ -e /dev/null ] || mount -t devtmpfs devtmpfs /dev 2>/dev/null
 [ -f /etc/kj.conf ] && . /etc/kj.conf
 
 mark() { echo "KJ: $* @$(cut -d' ' -f1 /proc/uptime)"; }

@@ -11,6 +11,7 @@
 mod bench;
 mod floors;
 mod initramfs;
+mod nbd;
 mod qemu;
 mod report;
 mod soak;
@@ -258,6 +259,12 @@ fn main() -> ExitCode {
             let c = ctx("ours", "hibernate-bench");
             exit("hibernate-bench", tests::hibernate_bench(&c, mib, rounds))
         }
+        Some("sealed-bench") => {
+            let mib = args.get(1).and_then(|r| r.parse().ok()).unwrap_or(256);
+            let rounds = args.get(2).and_then(|r| r.parse().ok()).unwrap_or(3);
+            let c = ctx("ours", "sealed-bench");
+            exit("sealed-bench", tests::sealed_bench(&c, mib, rounds))
+        }
         Some("tables") => match args.get(1) {
             Some(name) => exit("tables", tables::table(name).map(|t| print!("{t}"))),
             None => {
@@ -272,7 +279,7 @@ fn main() -> ExitCode {
         }
         _ => {
             eprintln!(
-                "usage: kjtest run [--kernel ours|c|ref|both|all] [--only NAME] [--list] | kjtest demo | kjtest bench [ROUNDS] | kjtest switch-bench [ROUNDS] | kjtest hibernate-bench [MIB] [ROUNDS] | kjtest soak [TRIPS] | kjtest tables switch|hibernate|ladder"
+                "usage: kjtest run [--kernel ours|c|ref|both|all] [--only NAME] [--list] | kjtest demo | kjtest bench [ROUNDS] | kjtest switch-bench [ROUNDS] | kjtest hibernate-bench [MIB] [ROUNDS] | kjtest sealed-bench [MIB] [ROUNDS] | kjtest soak [TRIPS] | kjtest tables switch|hibernate|ladder"
             );
             ExitCode::from(2)
         }

@@ -7,10 +7,11 @@ use std::{
     io::{BufRead, BufReader, Write},
     os::unix::net::UnixStream,
     path::{Path, PathBuf},
-    process::{Child, Command, Stdio},
+    process::{Child, ChildStdin, Command, Stdio},
     sync::{
         atomic::{AtomicU32, Ordering},
         mpsc::{self, Receiver, RecvTimeoutError},
+        Arc, Mutex,
     },
     thread,
     time::{Duration, Instant},
@@ -30,10 +31,23 @@ pub struct VmConfig {
     pub threads: u32,
     /// Memory in MiB.
     pub mem_mib: u32,
-    /// Raw disk images attached as virtio-blk (/dev/vda, /dev/vdb, ...).
-    pub disks: Vec<PathBuf>,
+    /// Disks attached as virtio-blk (/dev/vda, /dev/vdb, ...).
+    pub disks: Vec<Disk>,
     /// QEMU's CPU model (`-cpu`), if not its default.
     pub cpu: Option<&'static str>,
+    /// The guest's power-off stops it and QEMU stays (`-no-shutdown`),
+    /// so that its memory can be saved: see [`Vm::wait_stopped`].
+    pub stop_at_poweroff: bool,
+}
+
+/// A guest's disk.
+pub enum Disk {
+    /// A raw image file.
+    File(PathBuf),
+    /// The export of an NBD server on this unix socket (crate::nbd), with
+    /// a write-back cache: the guest sees a volatile write cache and
+    /// flushes it.
+    Nbd(PathBuf),
 }
 
 /// A console line and when it arrived, since the guest started.
@@ -129,6 +143,11 @@ impl Mender {
         }
     }
 
+    /// The start of a cut line, whose rest has not come yet.
+    fn pending(&self) -> String {
+        self.cut.clone().unwrap_or_default()
+    }
+
     /// A cut line whose rest never came.
     fn rest(&mut self) -> Option<String> {
         self.cut.take()
@@ -143,6 +162,11 @@ pub struct Vm {
     child: Child,
     /// QEMU's QMP socket, for the monitor's view of the vCPUs.
     qmp: PathBuf,
+    /// The serial console's input.
+    input: ChildStdin,
+    /// What the console has shown since its last complete line (a
+    /// prompt waiting for input), kernel messages that cut it left out.
+    partial: Arc<Mutex<String>>,
     lines: Receiver<Line>,
     transcript: Vec<Line>,
     /// Reports that do not end a wait: a documented failure of the
@@ -176,12 +200,20 @@ impl Vm {
         if let Some(cpu) = cfg.cpu {
             cmd.args(["-cpu", cpu]);
         }
+        if cfg.stop_at_poweroff {
+            cmd.arg("-no-shutdown");
+        }
         for disk in &cfg.disks {
-            cmd.arg("-drive")
-                .arg(format!("file={},format=raw,if=virtio", disk.display()));
+            cmd.arg("-drive").arg(match disk {
+                Disk::File(f) => format!("file={},format=raw,if=virtio", f.display()),
+                Disk::Nbd(s) => format!(
+                    "driver=nbd,server.type=unix,server.path={},cache=writeback,if=virtio",
+                    s.display()
+                ),
+            });
         }
         let mut child = cmd
-            .stdin(Stdio::null())
+            .stdin(Stdio::piped())
             .stdout(Stdio::piped())
             .stderr(Stdio::piped())
             .spawn()
@@ -191,6 +223,9 @@ impl Vm {
         let (tx, rx) = mpsc::channel();
         let stdout = child.stdout.take().expect("piped");
         let stderr = child.stderr.take().expect("piped");
+        let input = child.stdin.take().expect("piped");
+        let partial = Arc::new(Mutex::new(String::new()));
+        let shown = partial.clone();
         let tx2 = tx.clone();
         thread::spawn(move || {
             for l in BufReader::new(stderr).lines().map_while(Result::ok) {
@@ -211,11 +246,22 @@ impl Vm {
                 })
                 .is_ok()
             };
-            while reader
-                .read_until(b'\n', &mut buf)
-                .map(|n| n > 0)
-                .unwrap_or(false)
-            {
+            // A line at a time, and what has come of the next one so far.
+            loop {
+                let got = match reader.fill_buf() {
+                    Ok(got) if !got.is_empty() => got,
+                    Err(e) if e.kind() == std::io::ErrorKind::Interrupted => continue,
+                    _ => break,
+                };
+                let Some(end) = got.iter().position(|&b| b == b'\n') else {
+                    buf.extend_from_slice(got);
+                    let n = got.len();
+                    reader.consume(n);
+                    *shown.lock().unwrap() = mender.pending() + &String::from_utf8_lossy(&buf);
+                    continue;
+                };
+                buf.extend_from_slice(&got[..=end]);
+                reader.consume(end + 1);
                 let text = String::from_utf8_lossy(&buf)
                     .trim_end_matches(['\r', '\n'])
                     .replace('\r', "");
@@ -223,7 +269,16 @@ impl Vm {
                 if !mender.push(text).into_iter().all(send) {
                     return;
                 }
+                *shown.lock().unwrap() = mender.pending();
                 buf.clear();
+            }
+            // A last line without its line ending.
+            if !buf.is_empty() {
+                let text = String::from_utf8_lossy(&buf).replace('\r', "");
+                let _ = writeln!(log, "{text}");
+                for l in mender.push(text) {
+                    send(l);
+                }
             }
             if let Some(text) = mender.rest() {
                 send(text);
@@ -232,6 +287,8 @@ impl Vm {
         Ok(Vm {
             child,
             qmp,
+            input,
+            partial,
             lines: rx,
             transcript: Vec::new(),
             tolerated: &[],
@@ -299,6 +356,80 @@ impl Vm {
             }
             thread::sleep(Duration::from_millis(100));
         }
+    }
+
+    /// Waits until the console shows `prompt`, in a line or at the end of
+    /// one not finished yet (a prompt that waits for input). Fails on
+    /// timeout, on a kernel report, or when QEMU exits first.
+    pub fn expect_prompt(&mut self, prompt: &str, timeout: Duration) -> Result<(), String> {
+        let deadline = Instant::now() + timeout;
+        loop {
+            if self.partial.lock().unwrap().contains(prompt) {
+                return Ok(());
+            }
+            let left = deadline.saturating_duration_since(Instant::now());
+            if left.is_zero() {
+                return Err(format!(
+                    "timed out after {timeout:?} waiting for {prompt:?}"
+                ));
+            }
+            match self.expect_any(&[prompt], left.min(Duration::from_millis(100))) {
+                Ok(_) => return Ok(()),
+                Err(e) if e.starts_with("timed out") => {}
+                Err(e) => return Err(e),
+            }
+        }
+    }
+
+    /// Types `text` and Enter on the serial console.
+    pub fn type_line(&mut self, text: &str) -> Result<(), String> {
+        self.input
+            .write_all(format!("{text}\n").as_bytes())
+            .and_then(|_| self.input.flush())
+            .map_err(|e| format!("typing on the console: {e}"))
+    }
+
+    /// Waits until a guest started with `stop_at_poweroff` has powered
+    /// off (QEMU stopped it and stays).
+    pub fn wait_stopped(&mut self, timeout: Duration) -> Result<(), String> {
+        let deadline = Instant::now() + timeout;
+        loop {
+            while let Ok(line) = self.lines.try_recv() {
+                self.transcript.push(line);
+            }
+            if let Ok(Some(s)) = self.child.try_wait() {
+                return Err(format!(
+                    "QEMU exited ({s}) instead of stopping at the power-off"
+                ));
+            }
+            if self.monitor("info status", 0)?.contains("(shutdown)") {
+                return Ok(());
+            }
+            if Instant::now() > deadline {
+                return Err(format!("guest still running after {timeout:?}"));
+            }
+            thread::sleep(Duration::from_millis(200));
+        }
+    }
+
+    /// Writes the guest's first `mib` MiB of physical memory to `path`.
+    pub fn save_memory(&self, mib: u32, path: &Path) -> Result<(), String> {
+        let said = self.monitor(
+            &format!(
+                "pmemsave 0 {:#x} \"{}\"",
+                u64::from(mib) << 20,
+                path.display()
+            ),
+            0,
+        )?;
+        let len = fs::metadata(path).map_or(0, |m| m.len());
+        if len != u64::from(mib) << 20 {
+            return Err(format!(
+                "pmemsave wrote {len} bytes to {}: {said}",
+                path.display()
+            ));
+        }
+        Ok(())
     }
 
     /// Lets reports holding one of `reports` pass without ending a wait.
@@ -389,6 +520,16 @@ mod tests {
                 "KJ: A up code=",
             ]
         );
+    }
+
+    #[test]
+    fn a_prompt_cut_by_a_kernel_message_stays_pending() {
+        let mut m = Mender::default();
+        let out = m.push("kjump: passphrase (try 1 of 3): [    3.874280] input: mouse".to_string());
+        assert_eq!(out, ["[    3.874280] input: mouse"]);
+        assert_eq!(m.pending(), "kjump: passphrase (try 1 of 3): ");
+        assert_eq!(m.push(String::new()), ["kjump: passphrase (try 1 of 3): "]);
+        assert_eq!(m.pending(), "");
     }
 
     #[test]

@@ -5,7 +5,7 @@
 
 use super::images::{base_image, init_script};
 use super::verdict::Failure;
-use crate::qemu::{Vm, VmConfig};
+use crate::qemu::{Disk, Vm, VmConfig};
 use crate::Ctx;
 use std::{fs, path::PathBuf, time::Duration};
 
@@ -89,7 +89,14 @@ pub(crate) fn boot_on(
     disk: Option<PathBuf>,
     cpus: u32,
 ) -> Result<Guest, Failure> {
-    boot_disks(ctx, initrd, append, disk.into_iter().collect(), cpus, 1024)
+    boot_disks(
+        ctx,
+        initrd,
+        append,
+        disk.into_iter().map(Disk::File).collect(),
+        cpus,
+        1024,
+    )
 }
 
 /// Boots `ctx`'s kernel with `initrd`, `disks` (/dev/vda first), `cpus`
@@ -98,9 +105,32 @@ pub(crate) fn boot_disks(
     ctx: &Ctx,
     initrd: Vec<u8>,
     append: &str,
-    disks: Vec<PathBuf>,
+    disks: Vec<Disk>,
     cpus: u32,
     mem_mib: u32,
+) -> Result<Guest, Failure> {
+    boot_vm(ctx, initrd, append, disks, cpus, mem_mib, false)
+}
+
+/// [`boot_disks`] with 2 CPUs and 1 GiB, where the guest's power-off
+/// stops it (`Vm::wait_stopped`) and its memory can be saved.
+pub(crate) fn boot_stopping_at_poweroff(
+    ctx: &Ctx,
+    initrd: Vec<u8>,
+    append: &str,
+    disks: Vec<Disk>,
+) -> Result<Guest, Failure> {
+    boot_vm(ctx, initrd, append, disks, 2, 1024, true)
+}
+
+fn boot_vm(
+    ctx: &Ctx,
+    initrd: Vec<u8>,
+    append: &str,
+    disks: Vec<Disk>,
+    cpus: u32,
+    mem_mib: u32,
+    stop_at_poweroff: bool,
 ) -> Result<Guest, Failure> {
     if !ctx.kernel.exists() {
         return Err(Failure::new(format!(
@@ -119,6 +149,7 @@ pub(crate) fn boot_disks(
         mem_mib,
         disks,
         cpu: ctx.cpu,
+        stop_at_poweroff,
     };
     // A test that boots more than once keeps every console, for the
     // report check: console.log, console-2.log, ...

@@ -136,7 +136,7 @@ fn kjump_trips(ctx: &Ctx, s: &Shape) -> Result<String, Failure> {
 }
 
 /// B's side of the kjump round trips, A's clock, and B's reload.
-struct KjumpTrips<'a> {
+pub(super) struct KjumpTrips<'a> {
     ctx: &'a Ctx,
     s: &'a Shape,
     /// "cpus=0-N": every CPU, in A and in B.
@@ -145,6 +145,20 @@ struct KjumpTrips<'a> {
     tagged: Option<String>,
     /// B's trips since it booted.
     b_trips: u32,
+}
+
+impl<'a> KjumpTrips<'a> {
+    /// The checks of kjump.sh's B side and of A's clock, for another A
+    /// that prints A's lines in kjump.sh's order (debian.sh).
+    pub(super) fn new(ctx: &'a Ctx, s: &'a Shape) -> Self {
+        Self {
+            ctx,
+            s,
+            all: format!("cpus=0-{}", s.cpus - 1),
+            tagged: None,
+            b_trips: 0,
+        }
+    }
 }
 
 impl Trips for KjumpTrips<'_> {

@@ -9,13 +9,16 @@ use crate::Ctx;
 mod basics;
 mod benchmarks;
 mod busy;
+mod debian;
 mod demo;
 mod devices;
+mod durability;
 mod fuzz;
 mod hibernate;
 mod jump;
 mod kjump;
 mod physical;
+mod sealed;
 mod soak;
 
 // What the tests share.
@@ -33,6 +36,7 @@ pub(crate) use guest::{boot_on, number_after};
 pub use hibernate::bench as hibernate_bench;
 pub(crate) use images::{base_image, init_script, kjump_image, with_b};
 pub use physical::one_physical_call;
+pub use sealed::bench as sealed_bench;
 pub use verdict::{Failure, TestResult, Verdict};
 
 /// A registered test.
@@ -142,7 +146,10 @@ pub const TESTS: &[TestCase] = &[
     test!(hibernate::hibernate_refuses_changed_filesystem, OURS),
     test!(hibernate::hibernate_failure_in_b_keeps_a, OURS),
     test!(hibernate::hibernate_power_cut_never_resumes, OURS),
+    test!(durability::hibernate_volatile_cache_cuts, OURS),
+    test!(durability::hibernate_io_error_keeps_a, OURS),
     test!(hibernate::hibernate_70_percent_of_ram, OURS),
-    test!(hibernate::hibernate_sealed_round_trip, OURS),
+    test!(sealed::hibernate_sealed_round_trip, OURS),
+    test!(debian::debian_systemd_kjump_round_trip, OURS),
     test!(kjump::kjump_refused_by_reference, &["ref"]),
 ];
