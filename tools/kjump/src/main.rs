@@ -65,7 +65,7 @@ enum Cmd {
     /// swap area, held (LVM, MD, dm), a whole disk with partitions, or
     /// carries another signature (--force overrides only that)
     Format {
-        /// Block device (its contents are lost)
+        /// Block device: /dev/NAME, PARTUUID= or UUID= (its contents are lost)
         device: String,
         /// Overwrite another filesystem's or volume's signature
         #[arg(long)]
@@ -224,7 +224,8 @@ fn main() {
                 Some(u) => Some(device::parse_uuid(&u).context("--uuid: not a UUID")?),
                 None => None,
             };
-            println!("kjump: {}", device::format(&device, force, uuid)?);
+            let dev = device::resolve(&device)?;
+            println!("kjump: {}", device::format(&dev, force, uuid)?);
             Ok(())
         })(),
         Cmd::Hibernate {

@@ -2,7 +2,8 @@
 # SPDX-License-Identifier: GPL-2.0
 #
 # /init of hibernate_device_must_be_kjumps: /dev/vda blank, /dev/vdb an
-# ext2 filesystem, /dev/vdc a disk with an MBR partition table. kjump
+# ext2 filesystem, /dev/vdc a disk with an MBR partition table (one
+# partition, PARTUUID 6b6a756d-01). kjump
 # format and kjump hibernate must refuse each device that is not kjump's,
 # with one line, and leave its first MiB as it was.
 
@@ -33,6 +34,9 @@ mkswap /dev/vda >/dev/null && swapon /dev/vda || die "swap on /dev/vda"
 refused "active swap" /dev/vda kjump format --force /dev/vda
 swapoff /dev/vda
 refused "swap signature" /dev/vda kjump format /dev/vda
+# A partition named as the kernel's root= names it (MBR signature 6b6a756d).
+out=$(kjump format PARTUUID=6B6A756D-01 2>&1) || die "format PARTUUID=: $out"
+mark "formatted by PARTUUID: $out"
 out=$(kjump format --force --uuid 6b6a756d-7000-4000-8000-000000000001 /dev/vda 2>&1) ||
 	die "format --force: $out"
 mark "formatted: $out"

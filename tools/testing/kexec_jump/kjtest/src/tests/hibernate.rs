@@ -353,8 +353,10 @@ pub(super) fn hibernate_device_must_be_kjumps(ctx: &Ctx) -> TestResult {
     let blank = raw_disk(ctx, "blank.img", 64)?;
     let ext2 = ext2_disk(ctx, 16)?;
     let parted = raw_disk(ctx, "parted.img", 64)?;
-    // One MBR partition (type 0x83) from sector 2048 on.
+    // One MBR partition (type 0x83) from sector 2048 on; the disk's
+    // signature makes its PARTUUID 6b6a756d-01.
     let mut mbr = vec![0u8; 512];
+    mbr[440..444].copy_from_slice(&0x6b6a_756du32.to_le_bytes());
     mbr[446 + 4] = 0x83;
     mbr[446 + 8..446 + 12].copy_from_slice(&2048u32.to_le_bytes());
     mbr[446 + 12..446 + 16].copy_from_slice(&65536u32.to_le_bytes());
@@ -393,6 +395,10 @@ pub(super) fn hibernate_device_must_be_kjumps(ctx: &Ctx) -> TestResult {
             "    {}",
             l.split_once("refused ").map_or(l.as_str(), |x| x.1)
         );
+    }
+    let l = g.step("KJ: formatted by PARTUUID:", 60)?;
+    if !l.contains("/dev/vdc1 is kjump's now") {
+        return Err(g.fail(format!("want PARTUUID=6B6A756D-01 to name /dev/vdc1: {l}")));
     }
     let l = g.step("KJ: formatted:", 60)?;
     if !l.contains(&format!("UUID={UUID}")) || !l.contains("over a swap area (--force)") {
