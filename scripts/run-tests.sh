@@ -3,9 +3,9 @@
 #
 # Everything a fresh Debian machine needs to run all tests: install the
 # toolchain, build the three kernels (ours, ours with the C sequence,
-# the reference), build the harness, then run the style gates, the
-# compile-fail check of the jump sequence, the unit tests, the
-# end-to-end tests in QEMU on all three kernels.
+# the reference), build the harness, then
+# run the style gates, the compile-fail check of the jump sequence, the
+# unit tests, the end-to-end tests in QEMU on all three kernels.
 set -euo pipefail
 . "$(dirname "$0")/kjenv.sh"
 cd "$KJ_ROOT"
@@ -16,6 +16,8 @@ cd "$KJ_ROOT"
 
 echo "== style"
 "$KJ_ROOT/scripts/check-series.sh"
+echo "== per-patch gates (clippy, rustfmtcheck, rustdoc, nojump) of the patches changed since they were gated"
+"$KJ_ROOT/scripts/check-bisect.sh" --changed
 echo "== the jump sequence refuses to compile out of order"
 "$KJ_ROOT/scripts/check-ladder-order.sh"
 cargo fmt --all --check || die "cargo fmt: run cargo fmt --all"
