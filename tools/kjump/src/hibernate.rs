@@ -33,7 +33,7 @@ use std::{
     sync::{mpsc, Mutex},
     time::Instant,
 };
-use zeroize::Zeroizing;
+use zeroize::{Zeroize, Zeroizing};
 
 /// Where B finds the image's key ([`DataKey::handoff`]) in its initramfs.
 const KEY_FILE: &str = "kjump.seal";
@@ -343,7 +343,7 @@ pub fn hibernate(
     device::check_for_image(dev)?;
     next_boot_resumes(dev, resume_elsewhere)?;
     own_build_id()?;
-    let exe = fs::read("/proc/self/exe").context("/proc/self/exe")?;
+    let mut exe = fs::read("/proc/self/exe").context("/proc/self/exe")?;
     static_binary(&exe)?;
     let modules = modular_drivers(dev);
     if !modules.is_empty() {
@@ -369,6 +369,9 @@ pub fn hibernate(
     let nonce = random_u64();
     let key = passphrase.map(|p| DataKey::new(&p, nonce)).transpose()?;
     let initrd = b_initramfs(&exe, key.as_ref());
+    // Not needed any more: zeroed, so that the image does not carry it
+    // (a freed buffer may stay in A's heap).
+    exe.zeroize();
     let sealed = key.is_some();
     drop(key);
     crate::trace("initramfs built");
@@ -652,18 +655,21 @@ fn compress(seq: usize, raw: Vec<u8>, key: Option<&DataKey>) -> Compressed {
     }
 }
 
-/// Whether LZ4 shrinks samples of `raw` by at least 1/32.
+/// Whether LZ4 shrinks one of 64 samples of `raw` by an eighth or more
+/// (a chunk of random bytes is stored as it is).
 fn worth_compressing(raw: &[u8]) -> bool {
-    const SAMPLES: usize = 8;
-    const SAMPLE: usize = 8 << 10;
+    // Many small samples: where random data meets other pages (a process's
+    // random buffer next to page cache or kernel text), a region that
+    // packs well is caught if it spans 64 KiB.
+    const SAMPLES: usize = 64;
+    const SAMPLE: usize = 1 << 10;
     if raw.len() < SAMPLES * SAMPLE {
         return true;
     }
     let step = raw.len() / SAMPLES;
-    let packed: usize = (0..SAMPLES)
-        .map(|i| lz4_flex::block::compress(&raw[i * step..i * step + SAMPLE]).len())
-        .sum();
-    packed < SAMPLES * SAMPLE * 31 / 32
+    (0..SAMPLES).any(|i| {
+        lz4_flex::block::compress(&raw[i * step..i * step + SAMPLE]).len() < SAMPLE * 7 / 8
+    })
 }
 
 /// Prints progress every tenth of the work, and at 99%.
@@ -1065,6 +1071,12 @@ mod tests {
         let stored = compress(1, noise.clone(), None);
         assert_eq!(stored.comp, noise);
         assert_eq!(stored.sum, image::sum(&noise));
+        // Noise with 128 KiB of zeros: worth it, and it shrinks by about
+        // that much.
+        let mut gap = noise.clone();
+        gap[(5 << 16) + 4096..(7 << 16) + 4096].fill(0);
+        assert!(worth_compressing(&gap));
+        assert!(compress(3, gap, None).comp.len() < (1 << 20) - (100 << 10));
         // Half noise, half zeros: worth it, and it shrinks.
         let mut half = noise[..1 << 19].to_vec();
         half.resize(1 << 20, 0);

@@ -80,7 +80,7 @@ pub fn load(req: Request) -> Result<()> {
     if fs::read_to_string("/sys/kernel/kexec_crash_loaded").is_ok_and(|s| s.trim() == "1") {
         bail!("a crash kernel is loaded in the reservation: unload it first (kexec -p -u)");
     }
-    let image = fs::read(req.kernel).with_context(|| req.kernel.to_string())?;
+    let mut image = fs::read(req.kernel).with_context(|| req.kernel.to_string())?;
     crate::trace("kernel read");
     let kernel = bzimage::parse(&image).with_context(|| req.kernel.to_string())?;
     let initrd = match req.initrd {
@@ -212,6 +212,9 @@ pub fn load(req: Request) -> Result<()> {
     for s in &mut segs {
         s.bytes.zeroize();
     }
+    // The file as read, too: a hibernation saves A's heap, and a freed
+    // buffer may stay in it; zero pages cost the image nothing.
+    image.zeroize();
     loaded.map_err(|e| anyhow::anyhow!(sys::explain("loading B", &e)))?;
 
     crate::trace("kexec_load returned");
