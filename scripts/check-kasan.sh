@@ -4,14 +4,16 @@
 # Ours once more with KASAN (tools/testing/kexec_jump/kasan/kasan.config on
 # top of ours' .config, built in build/out/kasan/ours), then the tests that
 # drive the series' own C and Rust hardest: the KUnit suites, the device
-# callbacks and their unwind, a jump, kjump's refusals, the kexec_load
-# fuzzer, B's failures, and a sealed hibernation with its resume (the
-# ranges and fill loads). A "BUG: KASAN:" line on any console fails its
+# callbacks and their unwind (a failing step and a failing freeze),
+# physical-mode calls that trap, kjump's refusals, the kexec_load fuzzer,
+# B's failures, and a sealed hibernation with its resume (the ranges and
+# fill loads). A "BUG: KASAN:" line on any console fails its
 # test, as every kernel report does.
 #
 # Left out: tests whose guests are sized for the plain kernel. KASAN's
 # shadow (an eighth of RAM) and quarantine leave too little: kj-guest is
-# OOM-killed in kjump_round_trips_10_boots, and the resuming kernel of
+# OOM-killed in B's small memory in jump_round_trip and in
+# kjump_round_trips_10_boots, and the resuming kernel of
 # hibernate_resume_round_trip refuses (rightly) an image of A's 546 MiB of
 # pages with 574 MiB available.
 #
@@ -30,7 +32,9 @@ TESTS=(
 	kunit_suites
 	device_callbacks_in_order
 	failed_step_unwinds
-	jump_round_trip
+	freeze_failure_unwinds
+	physical_mode_int3_returns
+	physical_mode_fault_is_reported
 	kjump_refuses_misuse
 	kexec_load_fuzz
 	hibernate_failure_in_b_keeps_a
