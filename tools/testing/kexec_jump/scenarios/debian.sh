@@ -62,32 +62,11 @@ kjump load /var/lib/kjtest/bzImage --initrd /var/lib/kjtest/initrd \
 mark "A loaded: $(tail -n1 /tmp/load.out)"
 mark "A status: $(kjump status | tr '\n' ';')"
 
-ns() { kj-guest clock | sed 's/.*monotonic \([0-9]*\) ns/\1/'; }
-
 i=0
 while [ $i -lt "$TRIPS" ]; do
 	i=$((i + 1))
 	hold_memory $i
-	rm -f /tmp/woke
-	(sleep 1 && touch /tmp/woke) &
-	sleeper=$!
-	before=$(ns)
-	mark "A jumping $i"
-	log_mark "exec-$i"
-	kj-guest drain
-	kjump exec >/tmp/exec.out 2>&1 || die "A exec: $(tail -n1 /tmp/exec.out)"
-	quiet_since "exec-$i" "A kjump exec"
-	after=$(ns)
-	mark "A resumed $i cpus=$(cat /sys/devices/system/cpu/online) $(tail -n1 /tmp/exec.out)"
-	[ "$after" -ge "$before" ] || die "CLOCK_MONOTONIC went back: $before -> $after"
-	n=0
-	while [ ! -e /tmp/woke ] && [ $n -lt 20 ]; do
-		sleep 0.1
-		n=$((n + 1))
-	done
-	[ -e /tmp/woke ] || die "the sleeper armed before jump $i did not wake within 2 s of the jump back"
-	wait $sleeper
-	mark "A time ok: monotonic +$(((after - before) / 1000000)) ms, sleeper woke"
+	timed_exec $i kjump exec
 	check_memory A
 	# The system goes on: journald (the same process) takes messages, the
 	# service holding memory since boot is the same process, nothing

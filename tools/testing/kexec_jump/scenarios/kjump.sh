@@ -72,34 +72,11 @@ kjump load /boot/bzImage --initrd /boot/initrd \
 mark "A loaded: $(tail -n1 /tmp/load.out)"
 mark "A status: $(kjump status | tr '\n' ';')"
 
-ns() { kj-guest clock | sed 's/.*monotonic \([0-9]*\) ns/\1/'; }
-
 i=0
 while [ $i -lt "$TRIPS" ]; do
 	i=$((i + 1))
 	hold_memory $i
-	rm -f /tmp/woke
-	(sleep 1 && touch /tmp/woke) &
-	sleeper=$!
-	before=$(ns)
-	mark "A jumping $i"
-	log_mark "exec-$i"
-	kj-guest drain
-	taskset -c "$EXEC_CPU" kjump exec >/tmp/exec.out 2>&1 || die "A exec: $(tail -n1 /tmp/exec.out)"
-	quiet_since "exec-$i" "A kjump exec"
-	after=$(ns)
-	mark "A resumed $i cpus=$(cat /sys/devices/system/cpu/online) $(tail -n1 /tmp/exec.out)"
-	[ "$after" -ge "$before" ] || die "CLOCK_MONOTONIC went back: $before -> $after"
-	# The sleeper's 1 s timer ran out while A was away: it fires once A
-	# is back, at once (a timer lost across the jump never would).
-	n=0
-	while [ ! -e /tmp/woke ] && [ $n -lt 20 ]; do
-		sleep 0.1
-		n=$((n + 1))
-	done
-	[ -e /tmp/woke ] || die "the sleeper armed before jump $i did not wake within 2 s of the jump back"
-	wait $sleeper
-	mark "A time ok: monotonic +$(((after - before) / 1000000)) ms, sleeper woke"
+	timed_exec $i taskset -c "$EXEC_CPU" kjump exec
 	check_memory A
 	[ $i -eq 1 ] && [ -n "$TAG_OPTS" ] && tags_stayed
 	[ $i -eq 1 ] && mark "A MemFree after first $(kj-guest free)"

@@ -83,3 +83,35 @@ quiet_since() {
 		}')
 	[ -z "$loud" ] || die "$2 logged: $loud"
 }
+
+# timed_exec I CMD...: jump I of a round trip through CMD (kjump exec),
+# quiet, with a 1 s sleeper armed and CLOCK_MONOTONIC read around it:
+# the clock never goes back, and the sleeper's timer, which ran out while
+# A was away, fires at once when A is back (a timer lost across the jump
+# never would). Leaves CMD's output in /tmp/exec.out.
+timed_exec() {
+	i=$1
+	shift
+	rm -f /tmp/woke
+	(sleep 1 && touch /tmp/woke) &
+	sleeper=$!
+	before=$(mono_ns)
+	mark "A jumping $i"
+	log_mark "exec-$i"
+	kj-guest drain
+	"$@" >/tmp/exec.out 2>&1 || die "A exec: $(tail -n1 /tmp/exec.out)"
+	quiet_since "exec-$i" "A kjump exec"
+	after=$(mono_ns)
+	mark "A resumed $i cpus=$(cat /sys/devices/system/cpu/online) $(tail -n1 /tmp/exec.out)"
+	[ "$after" -ge "$before" ] || die "CLOCK_MONOTONIC went back: $before -> $after"
+	n=0
+	while [ ! -e /tmp/woke ] && [ $n -lt 20 ]; do
+		sleep 0.1
+		n=$((n + 1))
+	done
+	[ -e /tmp/woke ] || die "the sleeper armed before jump $i did not wake within 2 s of the jump back"
+	wait $sleeper
+	mark "A time ok: monotonic +$(((after - before) / 1000000)) ms, sleeper woke"
+}
+
+mono_ns() { kj-guest clock | sed 's/.*monotonic \([0-9]*\) ns/\1/'; }
