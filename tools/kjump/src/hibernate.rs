@@ -560,7 +560,6 @@ impl Writer {
 }
 
 /// Gathers data pages into a chunk's runs.
-#[derive(Default)]
 struct ChunkBuilder {
     raw: Vec<u8>,
     /// Where the open run's header is in `raw`, and its next page frame.
@@ -568,6 +567,19 @@ struct ChunkBuilder {
 }
 
 impl ChunkBuilder {
+    /// A chunk's buffer, large enough from the start: a buffer that grew
+    /// would leave copies of A's pages in what it freed.
+    fn buffer() -> Vec<u8> {
+        Vec::with_capacity(CHUNK_RAW + 2 * PAGE as usize)
+    }
+
+    fn new() -> Self {
+        Self {
+            raw: Self::buffer(),
+            run: None,
+        }
+    }
+
     /// Adds a page; returns the chunk once it is full.
     fn page(&mut self, pfn: u64, data: &[u8]) -> Option<Vec<u8>> {
         match self.run {
@@ -589,10 +601,7 @@ impl ChunkBuilder {
 
     fn take(&mut self) -> Vec<u8> {
         self.run = None;
-        std::mem::replace(
-            &mut self.raw,
-            Vec::with_capacity(CHUNK_RAW + 2 * PAGE as usize),
-        )
+        std::mem::replace(&mut self.raw, Self::buffer())
     }
 }
 
@@ -635,16 +644,24 @@ fn writers(available: u64, cpus: usize) -> Result<usize> {
     Ok(n)
 }
 
-fn compress(seq: usize, raw: Vec<u8>, key: Option<&DataKey>) -> Compressed {
+fn compress(seq: usize, mut raw: Vec<u8>, key: Option<&DataKey>) -> Compressed {
     let raw_len = raw.len() as u32;
-    let comp = Some(raw.as_slice())
-        .filter(|r| worth_compressing(r))
-        .map(lz4_flex::block::compress)
-        .filter(|c| c.len() < raw.len())
-        .unwrap_or(raw);
+    let mut packed = if worth_compressing(&raw) {
+        lz4_flex::block::compress(&raw)
+    } else {
+        Vec::new()
+    };
+    let smaller = !packed.is_empty() && packed.len() < raw.len();
     let comp = match key {
-        Some(k) => k.seal_chunk(seq as u64, &comp),
-        None => comp,
+        None if smaller => packed,
+        None => raw,
+        Some(k) => {
+            let sealed = k.seal_chunk(seq as u64, if smaller { &packed } else { &raw });
+            // A's pages stay in B's memory in clear only until sealed.
+            raw.zeroize();
+            packed.zeroize();
+            sealed
+        }
     };
     Compressed {
         seq,
@@ -667,9 +684,14 @@ fn worth_compressing(raw: &[u8]) -> bool {
         return true;
     }
     let step = raw.len() / SAMPLES;
-    (0..SAMPLES).any(|i| {
-        lz4_flex::block::compress(&raw[i * step..i * step + SAMPLE]).len() < SAMPLE * 7 / 8
-    })
+    // On the stack and wiped: the samples are A's memory in clear.
+    let mut out = [0u8; 2 * SAMPLE];
+    let packs = (0..SAMPLES).any(|i| {
+        lz4_flex::block::compress_into(&raw[i * step..i * step + SAMPLE], &mut out)
+            .is_ok_and(|n| n < SAMPLE * 7 / 8)
+    });
+    out.zeroize();
+    packs
 }
 
 /// Prints progress every tenth of the work, and at 99%.
@@ -809,7 +831,7 @@ pub fn write_image(
             }
             Ok(())
         };
-        let mut chunks = ChunkBuilder::default();
+        let mut chunks = ChunkBuilder::new();
         let (mut seq, mut since) = (0, 0);
         for (first, end, offset) in runs {
             for pfn in first..end {

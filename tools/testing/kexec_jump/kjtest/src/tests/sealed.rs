@@ -283,8 +283,14 @@ pub(super) fn hibernate_sealed_round_trip(ctx: &Ctx) -> TestResult {
     }
     none_in(&ram, "the RAM at B's power-off", &leaks[..3])?;
     none_in(&ram[b.clone()], "B's RAM at its power-off", &leaks[3..])?;
+    // B handled all of A's memory in clear: none of it may stay behind.
+    if let Some(at) = find_secret(&ram[b.clone()], &secret) {
+        return Err(Failure::new(format!(
+            "a piece of A's secret is in B's RAM at its power-off at {at:#x}"
+        )));
+    }
     println!(
-        "    the image key and passphrases nowhere on the disk; the key nowhere in the {RAM_MIB} MiB of RAM at B's power-off, no passphrase in B's {} MiB",
+        "    the image key and passphrases nowhere on the disk; the key nowhere in the {RAM_MIB} MiB of RAM at B's power-off, no passphrase nor any of A's secret in B's {} MiB",
         b.len() >> 20
     );
     drop(ram);
