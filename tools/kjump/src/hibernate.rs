@@ -248,6 +248,16 @@ fn failure(nonce: u64, why: &str) -> Vec<u8> {
     b
 }
 
+/// Why B failed, when B's kernel came back to A without kjump saying.
+const STOPPED: &str =
+    "B's kernel stopped before the image was complete (a panic, see B's messages)";
+
+/// A failure that the test harness asks of B (`kjump.inject=what` on
+/// B's command line), to show that A survives it.
+fn injected(what: &str) -> bool {
+    cmdline_value("kjump.inject").as_deref() == Some(what)
+}
+
 /// In A, after the jump: why B failed, if B could leave it on `block0`.
 fn failure_in_b(block0: &[u8], nonce: u64) -> Option<String> {
     let text = block0.strip_prefix(&claim(nonce)[..])?;
@@ -292,6 +302,10 @@ fn secretmem_holders() -> Vec<String> {
         })
         .collect()
 }
+
+/// B's own crashkernel=, for its panic return (crate::panic_return): the
+/// kernel reserves it 16 MiB-aligned, inside B's memory.
+const B_PANIC_RESERVATION_MIB: u64 = 1;
 
 /// B's initramfs: kjump as /init and, for a sealed image, the key. The
 /// key goes into a second archive appended to the first (the kernel
@@ -397,7 +411,7 @@ pub fn hibernate(
     }
     let fs_arg: Vec<String> = guarded.iter().map(|g| g.to_arg()).collect();
     let b_cmdline = format!(
-        "{} loglevel=5 pty.legacy_count=0 i8042.nokbd i8042.noaux rdinit=/init panic=10 kjump.hibernate={dev} kjump.nonce={nonce:x} kjump.machine={:x} kjump.fs={} kjump.key={} {append}",
+        "{} loglevel=5 pty.legacy_count=0 i8042.nokbd i8042.noaux rdinit=/init panic=10 crashkernel={B_PANIC_RESERVATION_MIB}M kjump.hibernate={dev} kjump.nonce={nonce:x} kjump.machine={:x} kjump.fs={} kjump.key={} {append}",
         consoles.join(" "),
         crate::machine::id(),
         if fs_arg.is_empty() { "-".to_string() } else { fs_arg.join(",") },
@@ -407,8 +421,9 @@ pub fn hibernate(
         kernel,
         initrd: Some(load::Initrd::Bytes(initrd)),
         append: &b_cmdline,
-        // One image writer at least (see writers()).
-        runtime: 2 * WRITER_BYTES,
+        // One image writer at least (see writers()), and B's own
+        // reservation for its panic return.
+        runtime: 2 * WRITER_BYTES + (B_PANIC_RESERVATION_MIB << 20),
     })?;
     crate::trace("load returned");
     if sealed {
@@ -752,6 +767,7 @@ pub fn write_image(
     machine: u64,
     filesystems: Vec<Guarded>,
     key: Option<&DataKey>,
+    cpus: &[usize],
 ) -> Result<Header> {
     let core = Vmcore::open("/proc/vmcore")?;
     let build_id = core
@@ -784,10 +800,21 @@ pub fn write_image(
         chunks: Vec::new(),
         buf: AlignedBuf::new(CHUNK_RAW + 16 * PAGE as usize),
     };
-    // No header until everything else is on the device.
-    w.write_at(&[0u8; PAGE as usize], 0)
+    // No header until everything else is on the device; until then, what
+    // A reads there if B's kernel stops (kjump's own errors replace it).
+    w.write_at(&failure(nonce, STOPPED), 0)
         .and_then(|_| w.file.sync_all().context("flushing"))
         .with_context(|| format!("invalidating {dev}"))?;
+    if injected("oom") {
+        // B's init holds all it can: the OOM killer finds nothing it may
+        // kill, and B's kernel panics.
+        let mut held: Vec<Vec<u8>> = Vec::new();
+        loop {
+            let mut v = vec![0u8; 16 << 20];
+            v.iter_mut().step_by(PAGE as usize).for_each(|b| *b = 1);
+            held.push(v);
+        }
+    }
     let mut progress = Progress {
         total,
         done: 0,
@@ -799,7 +826,7 @@ pub fn write_image(
     let (mut data_pages, mut free_pages) = (0u64, 0u64);
     let workers = writers(
         crate::resume::meminfo_kib("MemAvailable:") << 10,
-        std::thread::available_parallelism().map_or(1, |n| n.get()),
+        cpus.len().max(1),
     )?;
 
     let (job_tx, job_rx) = mpsc::sync_channel::<(usize, Vec<u8>)>(workers);
@@ -808,14 +835,18 @@ pub fn write_image(
     std::thread::scope(|scope| -> Result<()> {
         for _ in 0..workers {
             let (rx, tx) = (&job_rx, done_tx.clone());
-            scope.spawn(move || loop {
-                let job = rx
-                    .lock()
-                    .map_err(|_| ())
-                    .and_then(|r| r.recv().map_err(|_| ()));
-                let Ok((seq, raw)) = job else { break };
-                if tx.send(compress(seq, raw, key)).is_err() {
-                    break;
+            scope.spawn(move || {
+                // Every CPU, not only B's init's.
+                let _ = sys::run_on(cpus);
+                loop {
+                    let job = rx
+                        .lock()
+                        .map_err(|_| ())
+                        .and_then(|r| r.recv().map_err(|_| ()));
+                    let Ok((seq, raw)) = job else { break };
+                    if tx.send(compress(seq, raw, key)).is_err() {
+                        break;
+                    }
                 }
             });
         }
@@ -859,6 +890,22 @@ pub fn write_image(
                 if since == 256 {
                     progress.add(since, w.off);
                     since = 0;
+                    if progress.done * 2 >= progress.total {
+                        // Mid-image, with writes in flight: B's kernel
+                        // panics, on B's boot CPU or on another one.
+                        if injected("crash") {
+                            let _ = fs::write("/proc/sysrq-trigger", "c");
+                        }
+                        if injected("crash-elsewhere") {
+                            let other =
+                                cpus.iter().copied().filter(|&c| c != 0).collect::<Vec<_>>();
+                            let _ = std::thread::spawn(move || {
+                                let _ = sys::run_on(&other);
+                                let _ = fs::write("/proc/sysrq-trigger", "c");
+                            })
+                            .join();
+                        }
+                    }
                 }
             }
         }
@@ -959,9 +1006,20 @@ pub fn run_as_init() -> ! {
             .context("no kjump.nonce= on the command line")?;
         let entry =
             crate::jump::back_entry()?.context("no kexec_jump_back_entry= on the command line")?;
+        // The panic return works on the boot CPU only: B's init, whose
+        // failures (an OOM, a SIGBUS on the dump) panic in its context,
+        // stays there; the image writers use every CPU.
+        let cpus = sys::online_cpus();
+        if let Err(e) = sys::run_on(&[0]) {
+            println!("kjump: binding B's init to CPU 0: {e}");
+        }
+        match crate::panic_return::arm(entry) {
+            Ok(()) => println!("kjump: a panic of B's kernel jumps back to A"),
+            Err(e) => println!("kjump: a panic of B's kernel reboots, A is lost then: {e:#}"),
+        }
         let dev = claimed_device(&dev, nonce)?;
         claimed = Some((dev.clone(), nonce));
-        if cmdline_value("kjump.inject").as_deref() == Some("panic") {
+        if injected("panic") {
             panic!("injected (kjump.inject=panic)");
         }
         let t = Instant::now();
@@ -981,7 +1039,7 @@ pub fn run_as_init() -> ! {
             Some("passphrase") => Some(key_from_a()?),
             k => bail!("kjump.key={k:?} on the command line: want none or passphrase"),
         };
-        let h = write_image(&dev, nonce, entry, machine, filesystems, key.as_ref())?;
+        let h = write_image(&dev, nonce, entry, machine, filesystems, key.as_ref(), &cpus)?;
         drop(key);
         println!(
             "kjump: image written to {dev} in {:.1} s: {} used pages in {} ranges, {} with data, {} zero, {} free left out, {} MiB, {}",

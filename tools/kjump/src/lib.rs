@@ -15,6 +15,7 @@ pub mod jump;
 pub mod load;
 pub mod machine;
 pub mod memmap;
+pub mod panic_return;
 pub mod partuuid;
 pub mod purgatory;
 pub mod resume;

@@ -11,6 +11,9 @@ use std::io;
 use std::marker::PhantomData;
 
 /// kexec_load(2) flags (include/uapi/linux/kexec.h).
+/// Load the image a panic starts, into the crashkernel= reservation.
+pub const KEXEC_ON_CRASH: u64 = 0x1;
+/// Keep the caller's context: the image can jump back.
 pub const KEXEC_PRESERVE_CONTEXT: u64 = 0x2;
 /// Load in place into the crash kernel reservation; jumps swap nothing.
 pub const KEXEC_RESIDENT: u64 = 0x10;
@@ -101,6 +104,26 @@ pub fn kexec_load_raw(entry: u64, raw: &[KexecSegment], flags: u64) -> io::Resul
     } else {
         Err(io::Error::last_os_error())
     }
+}
+
+/// The CPUs online now, from /sys/devices/system/cpu/online ("0-3,6").
+pub fn online_cpus() -> Vec<usize> {
+    let text = std::fs::read_to_string("/sys/devices/system/cpu/online").unwrap_or_default();
+    text.trim()
+        .split(',')
+        .filter_map(|r| {
+            let (a, b) = r.split_once('-').unwrap_or((r, r));
+            Some(a.parse().ok()?..=b.parse().ok()?)
+        })
+        .flatten()
+        .collect()
+}
+
+/// Runs the calling thread only on `cpus`.
+pub fn run_on(cpus: &[usize]) -> io::Result<()> {
+    let mut set = rustix::thread::CpuSet::new();
+    cpus.iter().for_each(|&c| set.set(c));
+    rustix::thread::sched_setaffinity(None, &set).map_err(io::Error::from)
 }
 
 /// Starts the loaded image; returns once a preserve-context image has

@@ -13,6 +13,8 @@
 #   HIBERNATE  0: stop after the normal boot (a check that no resume ran)
 #   HIBERNATE_ARGS  more options of kjump hibernate
 #   EXPECT_FAIL  1: kjump hibernate must fail and A go on (B gave up)
+#   INJECT_KERNEL  with EXPECT_FAIL=1: then one more hibernation for each
+#              word (crash, oom), whose B's kernel panics; A must be back
 #   FORMAT     0: do not run kjump format /dev/vda before hibernating
 #   FORMAT_ARGS  more options of kjump format
 #   KEEP_B     1: kjump leaves B loaded; after the resume, kexec -e must be
@@ -86,6 +88,11 @@ fi
 if ! kjump hibernate --device /dev/vda --kernel /boot/bzImage $HIBERNATE_ARGS; then
 	[ "$EXPECT_FAIL" = 1 ] || die "kjump hibernate"
 	mark "A back after a failed hibernation cpus=$(cat /sys/devices/system/cpu/online)"
+	for how in $INJECT_KERNEL; do
+		kjump hibernate --device /dev/vda --kernel /boot/bzImage \
+			--append kjump.inject=$how && die "hibernated with kjump.inject=$how"
+		mark "A back after B's kernel failed ($how) cpus=$(cat /sys/devices/system/cpu/online)"
+	done
 	if [ -x /bin/kjump-dynamic ]; then
 		# The reservation shrunk below B plus one image writer.
 		echo $((96 << 20)) >/sys/kernel/kexec_crash_size

@@ -168,7 +168,8 @@ fn run(args: &[String]) -> ExitCode {
                     && matches!(outcome, Outcome::KnownFailure(_))
                     && t.ref_reports.iter().any(|d| r.contains(d))
             };
-            let reports = console_reports(&c.scratch);
+            let mut reports = console_reports(&c.scratch);
+            reports.retain(|r| !t.injects.iter().any(|i| r.contains(i)));
             report.saw_reports(
                 k,
                 reports.len(),

@@ -7,7 +7,9 @@
 
 use super::disks::raw_disk;
 use super::guest::{boot_disks, Guest, SECS};
-use super::hibernate::{a_back_after_failure, hibernate, image, not_resumed, resumed, ARGS};
+use super::hibernate::{
+    a_back_after_failure, a_intact_at_the_end, hibernate, image, not_resumed, resumed, ARGS,
+};
 use super::verdict::{Failure, TestResult, Verdict};
 use crate::nbd::{Cut, Fault, Nbd};
 use crate::qemu::Disk;
@@ -201,6 +203,7 @@ pub(super) fn hibernate_io_error_keeps_a(ctx: &Ctx) -> TestResult {
     g.step("kjump: hibernating to /dev/vda", 300)?;
     nbd.arm(Fault::FailWritesPast(16 << 20));
     let b = a_back_after_failure(&mut g, "Input/output error")?;
+    a_intact_at_the_end(&mut g)?;
     if nbd.failed_writes() == 0 {
         return Err(g.fail("B failed, but no write did".into()));
     }

@@ -89,9 +89,14 @@ pub(super) fn a_back_after_failure(g: &mut Guest, why: &str) -> Result<String, F
     if !l.contains("cpus=0-1") {
         return Err(g.fail(format!("A's CPUs: {l}")));
     }
+    Ok(b)
+}
+
+/// A's process memory, held across every failed hibernation, is intact.
+pub(super) fn a_intact_at_the_end(g: &mut Guest) -> Result<(), Failure> {
     g.step("KJ: A memory intact", 120)?;
     g.step("KJ: done", 60)?;
-    Ok(b)
+    Ok(())
 }
 
 /// A normal boot that hibernates: returns B's report line.
@@ -523,18 +528,32 @@ pub(super) fn hibernate_refuses_changed_filesystem(ctx: &Ctx) -> TestResult {
     Ok(Verdict::Pass)
 }
 
+/// What B's kernel prints when the test makes it panic (kjump.inject=crash
+/// or oom): these lines are caused on purpose.
+pub(super) const B_PANICS: &[&str] = &[
+    "Kernel panic - not syncing: sysrq triggered crash",
+    "Kernel panic - not syncing: System is deadlocked on memory",
+    "Kernel panic - not syncing: Attempted to kill init!",
+    "init invoked oom-killer:",
+    "Out of memory and no killable processes",
+];
+
 /// B cannot lose A: a dynamically linked kjump is refused in A (B would
 /// have no init), and a panic in B's kjump (injected with
 /// kjump.inject=panic on B's command line) jumps back: A says why, goes
 /// on with both CPUs and its process memory intact, and the device holds
-/// no image.
+/// no image. Then B's kernel itself panics, once mid-image (sysrq crash,
+/// writes in flight) and once out of memory (B's init holds all it can):
+/// B's panic return enters A's jump-back entry, and A is back each time,
+/// saying that B's kernel stopped. Last, a panic on B's other CPU resets
+/// the machine at once (the return works on the CPU A jumped from only).
 pub(super) fn hibernate_failure_in_b_keeps_a(ctx: &Ctx) -> TestResult {
     let resume = raw_disk(ctx, "resume.img", 1024)?;
     let dynamic = crate::root().join("target/release/kjump");
     let initrd = kjump_image(
         ctx,
         SCRIPT,
-        "MEM_MIB=64\nDATA=0\nHIBERNATE=1\nEXPECT_FAIL=1\nHIBERNATE_ARGS='--append kjump.inject=panic'\n",
+        "MEM_MIB=64\nDATA=0\nHIBERNATE=1\nEXPECT_FAIL=1\nHIBERNATE_ARGS='--append kjump.inject=panic'\nINJECT_KERNEL='crash oom'\n",
         false,
     )?
     .file("scripts/local-premount/kjump", HOOK.as_bytes(), 0o755)
@@ -554,7 +573,31 @@ pub(super) fn hibernate_failure_in_b_keeps_a(ctx: &Ctx) -> TestResult {
     if !l.contains("dynamically linked") {
         return Err(g.fail(format!("want the dynamic kjump refused: {l}")));
     }
+    g.vm.tolerate(B_PANICS);
     let b = a_back_after_failure(&mut g, "kjump panicked in B: injected")?;
+    for (how, panic) in [
+        ("crash", B_PANICS[0]),
+        ("oom", "Kernel panic - not syncing: "),
+    ] {
+        let armed = g.step("kjump: a panic of B's kernel", 300)?;
+        if !armed.contains("jumps back to A") {
+            return Err(g.fail(format!("B's panic return not armed: {armed}")));
+        }
+        let l = g.step(panic, 300)?;
+        let a = g.step("kjump: B came back without a resumed image", 300)?;
+        if !a.contains("B's kernel stopped before the image was complete") {
+            return Err(g.fail(format!("A does not say B's kernel stopped: {a}")));
+        }
+        let back = g.step("KJ: A back after B's kernel failed", 60)?;
+        if !back.contains(&format!("({how}) cpus=0-1")) {
+            return Err(g.fail(format!("A's CPUs after B's {how}: {back}")));
+        }
+        println!(
+            "    B's {how}: \"{}\"; A back",
+            l.trim().split_once("] ").map_or(l.trim(), |x| x.1)
+        );
+    }
+    a_intact_at_the_end(&mut g)?;
     // Then, with the reservation shrunk to 96 MiB: refused in A, before
     // the jump, for B's kernel plus one image writer.
     let small =
@@ -577,6 +620,34 @@ pub(super) fn hibernate_failure_in_b_keeps_a(ctx: &Ctx) -> TestResult {
         ));
     }
     println!("    {}", b.trim_start_matches("kjump: "));
+    drop(g);
+
+    // A panic on a CPU other than the one A jumped from cannot enter A
+    // (A would resume on the wrong CPU): the machine resets at once.
+    let elsewhere = image(
+        ctx,
+        "MEM_MIB=16\nDATA=0\nHIBERNATE=1\nEXPECT_FAIL=1\nHIBERNATE_ARGS='--append kjump.inject=crash-elsewhere'\n",
+    )?;
+    let mut g = boot(ctx, &elsewhere, &[&resume])?;
+    g.vm.tolerate(B_PANICS);
+    g.step("kjump: a panic of B's kernel jumps back to A", 300)?;
+    g.step(B_PANICS[0], 300)?;
+    let cpu = g.step("CPU: ", 30)?;
+    if cpu.contains("CPU: 0 ") {
+        return Err(g.fail(format!("the panic ran on B's boot CPU: {cpu}")));
+    }
+    g.vm.wait_exit(SECS(60)).map_err(|e| g.fail(e))?;
+    if let Some(l) =
+        g.vm.transcript()
+            .iter()
+            .find(|l| l.text.contains("KJ: A back"))
+    {
+        return Err(Failure::new(format!(
+            "A came back on the wrong CPU: {}",
+            l.text
+        )));
+    }
+    println!("    B's crash on another CPU: the machine reset at once");
     Ok(Verdict::Pass)
 }
 
