@@ -411,7 +411,7 @@ pub fn hibernate(
     }
     let fs_arg: Vec<String> = guarded.iter().map(|g| g.to_arg()).collect();
     let b_cmdline = format!(
-        "{} loglevel=5 pty.legacy_count=0 i8042.nokbd i8042.noaux rdinit=/init panic=10 crashkernel={B_PANIC_RESERVATION_MIB}M kjump.hibernate={dev} kjump.nonce={nonce:x} kjump.machine={:x} kjump.fs={} kjump.key={} {append}",
+        "{} loglevel=5 pty.legacy_count=0 i8042.nokbd i8042.noaux rdinit=/init panic=10 kunit.enable=0 crashkernel={B_PANIC_RESERVATION_MIB}M kjump.hibernate={dev} kjump.nonce={nonce:x} kjump.machine={:x} kjump.fs={} kjump.key={} {append}",
         consoles.join(" "),
         crate::machine::id(),
         if fs_arg.is_empty() { "-".to_string() } else { fs_arg.join(",") },

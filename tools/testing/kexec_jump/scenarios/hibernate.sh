@@ -7,6 +7,9 @@
 # says why not and this is a normal boot. /etc/kj.conf sets:
 #   MEM_MIB  MiB of process memory A fills before and checks after
 #   MLOCK    1: that memory is mlock()ed
+#   MIX      1: that memory is the mixed workload (text, zeros, code,
+#            random), not the pattern
+#   CACHE_DISK  a disk A reads in full first: that much page cache
 #   FRAGMENT_MIB  MiB of which A keeps every other 64 KiB (many ranges)
 #   DATA     1: A keeps a file open for writing on the ext2 disk /dev/vdb
 #   CACHE_MIB  with DATA=1: MiB of a file A writes and reads on it first
@@ -41,7 +44,15 @@ mark "normal boot"
 
 lock=""
 [ "$MLOCK" = 1 ] && lock=--mlock
+[ "$MIX" = 1 ] && lock=--mix
 hold_memory 77 $lock
+if [ -n "$CACHE_DISK" ]; then
+	# Held open: the last close of a disk drops its page cache.
+	exec 4<"$CACHE_DISK"
+	dd if="$CACHE_DISK" of=/dev/null bs=1M 2>/dev/null || die "reading $CACHE_DISK"
+	mark "A page cache: $(grep -e '^Buffers' -e '^Cached' /proc/meminfo | tr -s ' ' | tr '\n' ' ')"
+	mark "A $(head -n1 /tmp/memhold.out)"
+fi
 mark "A holds $MEM_MIB MiB"
 # Used memory in many small pieces (after the big allocation, which would
 # fill the holes): an image of many ranges.

@@ -4,8 +4,11 @@
 //!
 //! - `pattern --mib N --seed S`: write memhold's N MiB to stdout (the
 //!   harness runs it on the host to search a disk for them).
-//! - `memhold --mib N --seed S --check FILE`: fill N MiB with a pattern,
-//!   wait until FILE exists, then check every word.
+//! - `memhold --mib N --seed S --check FILE [--mix]`: fill N MiB with a
+//!   pattern (with `--mix`, the mixed workload of `mix.rs`), wait until
+//!   FILE exists, then check every word.
+//! - `mixed --mib N --seed S`: write the mixed workload to stdout (the
+//!   harness makes a disk of it, for a page cache that is not random).
 //! - `meminfo FIELD`: print a /proc/meminfo field in kB.
 //! - `zero-check --mib N`: N MiB of fresh anonymous pages must read as
 //!   zero (the kernel hands them out with `__GFP_ZERO`).
@@ -44,6 +47,7 @@
 mod busy;
 mod fuzz;
 mod memstat;
+mod mix;
 mod physcall;
 mod platform;
 mod sys;
@@ -55,7 +59,7 @@ use std::{env, fs, path::Path, process::ExitCode, thread, time::Duration};
 
 fn usage() -> ExitCode {
     eprintln!(
-        "usage: kj-guest memhold --mib N --seed S --check FILE [--mlock] | pattern --mib N --seed S | fragment --mib N | meminfo FIELD | free | zero-check --mib N | \
+        "usage: kj-guest memhold --mib N --seed S --check FILE [--mlock | --mix] | pattern --mib N --seed S | mixed --mib N --seed S | fragment --mib N | meminfo FIELD | free | zero-check --mib N | \
          find FILE TEXT | drain | exec | physcall --elf FILE --calls N [--reentry] [--kjump] [--cycles] | events --elf FILE | \
          unwind --elf FILE --steps LIST | race --elf FILE | markfile DIR TEXT ABOVE | vmcore-at ADDR | vmcore-ram | fuzz --seed S --secs T | fill-limit | resident-efault | platform --elf FILE | clock | tsc | tagfill --mib N --nonce X --check FILE | tagscan NONCE | busy --mem ADDR --size BYTES | memcpy --pages N"
     );
@@ -98,6 +102,32 @@ fn first_mismatch(words: &[u64], seed: u64) -> Option<usize> {
         .enumerate()
         .find(|(i, w)| std::hint::black_box(**w) != pattern(seed, *i as u64))
         .map(|(i, _)| i)
+}
+
+/// memhold's `--mix`: the mixed workload instead of the pattern.
+fn memhold_mixed(mib: usize, seed: u64, check: &Path) -> ExitCode {
+    let code = match mix::code() {
+        Ok(c) => c,
+        Err(e) => {
+            println!("memhold: {e}");
+            return ExitCode::FAILURE;
+        }
+    };
+    let pages = std::hint::black_box(mix::fill(seed, mib, &code));
+    println!("memhold: filled {mib} MiB seed {seed} (mixed)");
+    while !check.exists() {
+        thread::sleep(Duration::from_millis(100));
+    }
+    match mix::first_mismatch(seed, &pages, &code) {
+        None => {
+            println!("memhold: intact {mib} MiB");
+            ExitCode::SUCCESS
+        }
+        Some(at) => {
+            println!("memhold: CORRUPT at byte offset {at:#x}");
+            ExitCode::FAILURE
+        }
+    }
 }
 
 fn memhold(mib: usize, seed: u64, check: &Path, lock: bool) -> ExitCode {
@@ -296,12 +326,37 @@ fn main() -> ExitCode {
             ) else {
                 return usage();
             };
+            if args.iter().any(|a| a == "--mix") {
+                return memhold_mixed(mib, seed, Path::new(&check));
+            }
             memhold(
                 mib,
                 seed,
                 Path::new(&check),
                 args.iter().any(|a| a == "--mlock"),
             )
+        }
+        Some("mixed") => {
+            let (Some(mib), Some(seed)) = (
+                opt("--mib").and_then(|v| v.parse().ok()),
+                opt("--seed").and_then(|v| v.parse().ok()),
+            ) else {
+                return usage();
+            };
+            let pages = mix::code().map(|code| mix::fill(seed, mib, &code));
+            let write = |pages: Vec<mix::Page>| {
+                let mut out = std::io::stdout().lock();
+                pages
+                    .iter()
+                    .try_for_each(|p| std::io::Write::write_all(&mut out, &p.0))
+            };
+            match pages.and_then(write) {
+                Ok(()) => ExitCode::SUCCESS,
+                Err(e) => {
+                    eprintln!("mixed: {e}");
+                    ExitCode::FAILURE
+                }
+            }
         }
         Some("meminfo") if args.len() == 2 => meminfo(&args[1]),
         Some("fragment") => match opt("--mib").and_then(|v| v.parse().ok()) {

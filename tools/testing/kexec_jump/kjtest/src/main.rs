@@ -257,8 +257,12 @@ fn main() -> ExitCode {
         Some("hibernate-bench") => {
             let mib = args.get(1).and_then(|r| r.parse().ok()).unwrap_or(256);
             let rounds = args.get(2).and_then(|r| r.parse().ok()).unwrap_or(3);
+            let mixed = args.iter().any(|a| a == "--mixed");
             let c = ctx("ours", "hibernate-bench");
-            exit("hibernate-bench", tests::hibernate_bench(&c, mib, rounds))
+            exit(
+                "hibernate-bench",
+                tests::hibernate_bench(&c, mib, rounds, mixed),
+            )
         }
         Some("sealed-bench") => {
             let mib = args.get(1).and_then(|r| r.parse().ok()).unwrap_or(256);
@@ -280,7 +284,7 @@ fn main() -> ExitCode {
         }
         _ => {
             eprintln!(
-                "usage: kjtest run [--kernel ours|c|ref|both|all] [--only NAME] [--list] | kjtest demo | kjtest bench [ROUNDS] | kjtest switch-bench [ROUNDS] | kjtest hibernate-bench [MIB] [ROUNDS] | kjtest sealed-bench [MIB] [ROUNDS] | kjtest soak [TRIPS] | kjtest tables switch|hibernate|ladder"
+                "usage: kjtest run [--kernel ours|c|ref|both|all] [--only NAME] [--list] | kjtest demo | kjtest bench [ROUNDS] | kjtest switch-bench [ROUNDS] | kjtest hibernate-bench [MIB] [ROUNDS] [--mixed] | kjtest sealed-bench [MIB] [ROUNDS] | kjtest soak [TRIPS] | kjtest tables switch|hibernate|ladder"
             );
             ExitCode::from(2)
         }

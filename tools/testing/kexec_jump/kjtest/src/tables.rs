@@ -86,13 +86,21 @@ pub fn table(name: &str) -> Result<String, String> {
     let r = load(name)?;
     let body = match name {
         "switch" => switch(&r)?,
-        "hibernate" => hibernate(&r)?,
+        "hibernate" | "hibernate-mixed" => hibernate(&r)?,
         "ladder" => ladder(&r)?,
-        _ => return Err(format!("no table '{name}' (switch, hibernate, ladder)")),
+        _ => {
+            return Err(format!(
+                "no table '{name}' (switch, hibernate, hibernate-mixed, ladder)"
+            ))
+        }
     };
     let rounds = r.series.first().map_or(0, |(_, v)| v.len());
+    let by = match name {
+        "hibernate-mixed" => "`kjtest hibernate-bench 256 3 --mixed`",
+        _ => "the test command",
+    };
     Ok(format!(
-        "From the test command's run of {} ({rounds} rounds, min / median / max):\n\n{body}",
+        "From {by}, run of {} ({rounds} rounds, min / median / max):\n\n{body}",
         r.run
     ))
 }

@@ -847,14 +847,21 @@ pub(super) fn powered_off(g: &mut Guest) -> Result<f64, Failure> {
     Ok(end - start)
 }
 
-fn kjump_sample(ctx: &Ctx, conf: &str) -> Result<Sample, Failure> {
+/// The page cache disk of a mixed workload, if any, for the guest's
+/// kj.conf: `CACHE_DISK=` naming it as the guest's disk `dev`.
+fn cache_conf(cache: Option<&PathBuf>, dev: &str) -> String {
+    cache.map_or(String::new(), |_| format!("CACHE_DISK=/dev/{dev}\n"))
+}
+
+fn kjump_sample(ctx: &Ctx, conf: &str, cache: Option<&PathBuf>) -> Result<Sample, Failure> {
     let resume = raw_disk(ctx, "resume.img", 1024)?;
-    let initrd = image(ctx, conf)?;
-    let mut g = boot(ctx, &initrd, &[&resume])?;
+    let initrd = image(ctx, &(conf.to_string() + &cache_conf(cache, "vdb")))?;
+    let disks: Vec<&PathBuf> = std::iter::once(&resume).chain(cache).collect();
+    let mut g = boot(ctx, &initrd, &disks)?;
     hibernate(&mut g)?;
     let to_off = powered_off(&mut g)?;
     let bytes = used_bytes(&resume)?;
-    let mut g = boot(ctx, &initrd, &[&resume])?;
+    let mut g = boot(ctx, &initrd, &disks)?;
     let to_a = resumed(&mut g)?;
     Ok(Sample {
         to_off,
@@ -863,11 +870,12 @@ fn kjump_sample(ctx: &Ctx, conf: &str) -> Result<Sample, Failure> {
     })
 }
 
-fn kernel_sample(ctx: &Ctx, conf: &str) -> Result<Sample, Failure> {
+fn kernel_sample(ctx: &Ctx, conf: &str, cache: Option<&PathBuf>) -> Result<Sample, Failure> {
     let unused = raw_disk(ctx, "unused.img", 1)?;
     let swap = raw_disk(ctx, "swap.img", 1024)?;
-    let initrd = kernel_image(ctx, conf)?;
-    let mut g = boot_args(ctx, &initrd, &[&unused, &swap], "")?;
+    let initrd = kernel_image(ctx, &(conf.to_string() + &cache_conf(cache, "vdc")))?;
+    let disks: Vec<&PathBuf> = [&unused, &swap].into_iter().chain(cache).collect();
+    let mut g = boot_args(ctx, &initrd, &disks, "")?;
     g.step("KJ: hibernate start", 300)?;
     let to_off = powered_off(&mut g)?;
     if !g
@@ -877,7 +885,7 @@ fn kernel_sample(ctx: &Ctx, conf: &str) -> Result<Sample, Failure> {
         return Err(g.fail("the kernel's hibernation failed".into()));
     }
     let bytes = used_bytes(&swap)?;
-    let mut g = boot_args(ctx, &initrd, &[&unused, &swap], "")?;
+    let mut g = boot_args(ctx, &initrd, &disks, "")?;
     let to_a = resumed(&mut g)?;
     Ok(Sample {
         to_off,
@@ -896,25 +904,69 @@ const ROWS: [Row; 3] = [
     ("image on the device", "MiB", 1048576.0, |s| s.bytes as f64),
 ];
 
+/// MiB of page cache in the mixed workload: a disk of the mixed bytes,
+/// read in full.
+const MIXED_CACHE_MIB: u32 = 96;
+
+/// The mixed workload's page cache disk: `mib` MiB of kj-guest's mixed
+/// bytes (text, zeros, code, random), made by the same static binary the
+/// guest runs.
+fn mixed_disk(ctx: &Ctx, mib: u32) -> Result<PathBuf, String> {
+    let out = std::process::Command::new(&ctx.guest_bin)
+        .args(["mixed", "--mib", &mib.to_string(), "--seed", "91"])
+        .output()
+        .map_err(|e| format!("{}: {e}", ctx.guest_bin.display()))?;
+    if !out.status.success() || out.stdout.len() != (mib as usize) << 20 {
+        return Err(format!(
+            "kj-guest mixed gave {} bytes: {}",
+            out.stdout.len(),
+            String::from_utf8_lossy(&out.stderr)
+        ));
+    }
+    let path = ctx.scratch.join("cache.img");
+    fs::write(&path, &out.stdout).map_err(|e| format!("{}: {e}", path.display()))?;
+    Ok(path)
+}
+
 /// kjump hibernate + resume against the kernel's own hibernation to a
 /// swap device, same guest (1 GiB, 2 CPUs, TCG), same load (a process
-/// holding `mib` MiB), `rounds` runs of each, alternating. Prints each
+/// holding `mib` MiB), `rounds` runs of each, alternating. With `mixed`,
+/// the process holds text, zeros, machine code and random data, a
+/// quarter each, and A first reads a 96 MiB disk of the same mix (page
+/// cache); without, the process holds random bytes. Prints each
 /// figure as min / median / max and kjump/kernel as the ratios of each
 /// round's pair ("no difference" when the two ranges overlap), writes the
-/// rounds to build/bench/hibernate.tsv, and judges the floors: kjump no
-/// slower to power off and to resume, its image no larger. Fails if
-/// either side fails or a floor is missed beyond the spread.
-pub fn bench(ctx: &Ctx, mib: u32, rounds: u32) -> Result<(), String> {
+/// rounds to build/bench/hibernate.tsv (hibernate-mixed.tsv), and judges
+/// the floors: kjump no slower to power off and to resume, its image no
+/// larger. Fails if either side fails or a floor is missed beyond the
+/// spread.
+pub fn bench(ctx: &Ctx, mib: u32, rounds: u32, mixed: bool) -> Result<(), String> {
     use crate::floors::{judge, record, Bound, Outcome};
     use crate::stats::{show, verdict};
-    let conf = format!("MEM_MIB={mib}\nMLOCK=0\nDATA=0\nHIBERNATE=1\n");
+    let conf = format!(
+        "MEM_MIB={mib}\nMLOCK=0\nDATA=0\nHIBERNATE=1\nMIX={}\n",
+        u8::from(mixed)
+    );
+    let cache = match mixed {
+        true => Some(mixed_disk(ctx, MIXED_CACHE_MIB)?),
+        false => None,
+    };
     let (mut ks, mut cs) = (Vec::new(), Vec::new());
     for _ in 0..rounds.max(1) {
-        ks.push(kjump_sample(ctx, &conf).map_err(|f| format!("kjump: {}", f.reason))?);
-        cs.push(kernel_sample(ctx, &conf).map_err(|f| format!("kernel: {}", f.reason))?);
+        ks.push(
+            kjump_sample(ctx, &conf, cache.as_ref()).map_err(|f| format!("kjump: {}", f.reason))?,
+        );
+        cs.push(
+            kernel_sample(ctx, &conf, cache.as_ref())
+                .map_err(|f| format!("kernel: {}", f.reason))?,
+        );
     }
+    let load = match mixed {
+        true => format!("A holds {mib} MiB of text, zeros, code and random data and {MIXED_CACHE_MIB} MiB of page cache of the same mix"),
+        false => format!("A holds {mib} MiB of random data"),
+    };
     println!(
-        "hibernate-bench: 1 GiB guest, 2 CPUs, QEMU TCG, A holds {mib} MiB; {} rounds, min / median / max",
+        "hibernate-bench: 1 GiB guest, 2 CPUs, QEMU TCG, {load}; {} rounds, min / median / max",
         ks.len()
     );
     println!(
@@ -944,7 +996,14 @@ pub fn bench(ctx: &Ctx, mib: u32, rounds: u32) -> Result<(), String> {
         .iter()
         .map(|(n, v)| (n.as_str(), v.as_slice()))
         .collect();
-    record("hibernate", &named)?;
+    record(
+        if mixed {
+            "hibernate-mixed"
+        } else {
+            "hibernate"
+        },
+        &named,
+    )?;
     match missed.is_empty() {
         true => Ok(()),
         false => Err(missed.join("; ")),
@@ -954,6 +1013,6 @@ pub fn bench(ctx: &Ctx, mib: u32, rounds: u32) -> Result<(), String> {
 /// The hibernation floors in the test command: `bench` with 256 MiB, 3
 /// rounds.
 pub(super) fn hibernate_floors(ctx: &Ctx) -> TestResult {
-    bench(ctx, 256, 3).map_err(Failure::new)?;
+    bench(ctx, 256, 3, false).map_err(Failure::new)?;
     Ok(Verdict::Pass)
 }
