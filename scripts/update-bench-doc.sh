@@ -23,13 +23,15 @@ for name in switch ladder hibernate; do
 	"$kjtest" tables "$name" >"$tmp/$name" ||
 		die "no recorded rounds for $name: run the test command (or kjtest run --only ${name}_floor*)"
 done
-# Not in the test command: its table changes only after a run of
-# `kjtest hibernate-bench 256 3 --mixed` here.
+# Not in the test command: these tables change only after a run here of
+# `kjtest hibernate-bench 256 3 --mixed` and `kjtest sealed-bench 256 3`
+# (with and without --cpu-max).
 names="switch ladder hibernate"
-if [ -f "$KJ_ROOT/build/bench/hibernate-mixed.tsv" ]; then
-	"$kjtest" tables hibernate-mixed >"$tmp/hibernate-mixed" || die "kjtest tables hibernate-mixed"
-	names="$names hibernate-mixed"
-fi
+for name in hibernate-mixed hibernate-sealed hibernate-sealed-max; do
+	[ -f "$KJ_ROOT/build/bench/$name.tsv" ] || continue
+	"$kjtest" tables "$name" >"$tmp/$name" || die "kjtest tables $name"
+	names="$names $name"
+done
 
 python3 - "$tmp" "$KJ_ROOT/tools/testing/kexec_jump/README.md" \
 	"$KJ_ROOT/Documentation/admin-guide/kexec-jump.rst" $names <<'PY'

@@ -193,31 +193,41 @@ pub fn open<R: ReadAt>(
 }
 
 /// Checks every chunk (checksum, decompression, runs inside the map and
-/// ascending) and hands each one's runs to `fill` as segments. A second
-/// thread reads and decompresses the next chunk while `fill` runs. The
-/// data pages must add up to the header's count.
+/// ascending) and hands each one's runs to `fill` as segments, in order.
+/// Reader threads (one a CPU, at most [`READERS_MAX`]) read, open and
+/// decompress the next chunks while `fill` runs: reader `w` takes chunks
+/// `w`, `w + n`, ... and hands them over through its own one-slot queue,
+/// so they arrive in order. The data pages must add up to the header's
+/// count.
 pub fn load_chunks<R: ReadAt>(
     img: &Image<R>,
     mut fill: impl FnMut(&[KexecSegment]) -> Result<()>,
 ) -> Result<()> {
-    let (tx, rx) = std::sync::mpsc::sync_channel::<Result<Vec<u8>>>(1);
+    let n = std::thread::available_parallelism()
+        .map_or(1, |n| n.get())
+        .min(READERS_MAX);
+    let (txs, rxs): (Vec<_>, Vec<_>) = (0..n)
+        .map(|_| std::sync::mpsc::sync_channel::<Result<Vec<u8>>>(1))
+        .unzip();
     std::thread::scope(|scope| {
-        // Owned here, so that a failure below drops it before the scope
-        // waits for the reader: its blocked send then fails and it stops
-        // (held outside, the reader waited forever and so did the boot).
-        let rx = rx;
-        scope.spawn(move || {
-            for i in 0..img.chunks.len() {
-                let c = img.chunk(i);
-                let stop = c.is_err();
-                if tx.send(c).is_err() || stop {
-                    break;
+        // Owned here, so that a failure below drops them before the scope
+        // waits for the readers: their blocked sends then fail and they
+        // stop (held outside, a reader waited forever and so did the boot).
+        let rxs = rxs;
+        for (w, tx) in txs.into_iter().enumerate() {
+            scope.spawn(move || {
+                for i in (w..img.chunks.len()).step_by(n) {
+                    let c = img.chunk(i);
+                    let stop = c.is_err();
+                    if tx.send(c).is_err() || stop {
+                        break;
+                    }
                 }
-            }
-        });
+            });
+        }
         let (mut next, mut pages) = (0u64, 0u64);
         for i in 0..img.chunks.len() {
-            let raw = rx.recv().context("the chunk reader stopped")??;
+            let raw = rxs[i % n].recv().context("a chunk reader stopped")??;
             let runs = image::chunk_runs(&raw)?;
             let mut segs = Vec::with_capacity(runs.len());
             for (run, at) in runs {
@@ -507,8 +517,14 @@ fn resume_image(file: File, dev: &str, key: Option<DataKey>) -> Result<()> {
     bail!("A came back to this kernel instead of resuming")
 }
 
-/// MiB a resume needs beyond A's pages: two chunks in flight, raw and
-/// compressed, and the kernel's bookkeeping of the ranges image (about 15
+/// Threads that read chunks for a resume: each holds at most two chunks
+/// (one queued, one being made), raw and compressed; two keep what is in
+/// flight within the headroom below, whatever the chunks' size.
+const READERS_MAX: usize = 2;
+
+/// MiB a resume needs beyond A's pages: the chunks in flight (at most
+/// 2 * READERS_MAX + 1, raw and compressed: 40 MiB with the largest
+/// chunks) and the kernel's bookkeeping of the ranges image (about 15
 /// MiB for 134 MiB of pages, measured).
 const RESUME_HEADROOM_MIB: u64 = 64;
 

@@ -267,7 +267,11 @@ fn main() -> ExitCode {
         Some("sealed-bench") => {
             let mib = args.get(1).and_then(|r| r.parse().ok()).unwrap_or(256);
             let rounds = args.get(2).and_then(|r| r.parse().ok()).unwrap_or(3);
-            let c = ctx("ours", "sealed-bench");
+            let mut c = ctx("ours", "sealed-bench");
+            // QEMU's "max" model: TCG then gives the guest AVX2 and AES-NI.
+            if args.iter().any(|a| a == "--cpu-max") {
+                c.cpu = Some("max");
+            }
             exit("sealed-bench", tests::sealed_bench(&c, mib, rounds))
         }
         Some("tables") => match args.get(1) {
@@ -284,7 +288,7 @@ fn main() -> ExitCode {
         }
         _ => {
             eprintln!(
-                "usage: kjtest run [--kernel ours|c|ref|both|all] [--only NAME] [--list] | kjtest demo | kjtest bench [ROUNDS] | kjtest switch-bench [ROUNDS] | kjtest hibernate-bench [MIB] [ROUNDS] [--mixed] | kjtest sealed-bench [MIB] [ROUNDS] | kjtest soak [TRIPS] | kjtest tables switch|hibernate|ladder"
+                "usage: kjtest run [--kernel ours|c|ref|both|all] [--only NAME] [--list] | kjtest demo | kjtest bench [ROUNDS] | kjtest switch-bench [ROUNDS] | kjtest hibernate-bench [MIB] [ROUNDS] [--mixed] | kjtest sealed-bench [MIB] [ROUNDS] [--cpu-max] | kjtest soak [TRIPS] | kjtest tables switch|hibernate|ladder"
             );
             ExitCode::from(2)
         }

@@ -69,6 +69,28 @@ fn hibernate(r: &Recorded) -> Result<String, String> {
     Ok(out)
 }
 
+/// Sealed images against clear ones (`kjtest sealed-bench`): sealing
+/// may cost at most 10% of either time.
+fn sealed(r: &Recorded) -> Result<String, String> {
+    let rows = [
+        ("hibernate start -> powered off", "s"),
+        ("boot -> A running again", "s"),
+        ("image on the device", "MiB"),
+    ];
+    let mut out = paired_rows(r, ["sealed", "clear"], &rows)?;
+    out += "\n";
+    for (what, _) in &rows[..2] {
+        let (a, b) = (
+            r.get(&format!("sealed: {what}"))?,
+            r.get(&format!("clear: {what}"))?,
+        );
+        out += "- ";
+        out += &judge(&format!("sealed/clear, {what}"), a, b, Bound::AtMost(1.1)).1;
+        out += "\n";
+    }
+    Ok(out)
+}
+
 fn ladder(r: &Recorded) -> Result<String, String> {
     let mut rows: Vec<(&str, &str)> = crate::bench::PHASES.iter().map(|p| (*p, "ms")).collect();
     rows.push(("whole ladder", "ms"));
@@ -87,16 +109,19 @@ pub fn table(name: &str) -> Result<String, String> {
     let body = match name {
         "switch" => switch(&r)?,
         "hibernate" | "hibernate-mixed" => hibernate(&r)?,
+        "hibernate-sealed" | "hibernate-sealed-max" => sealed(&r)?,
         "ladder" => ladder(&r)?,
         _ => {
             return Err(format!(
-                "no table '{name}' (switch, hibernate, hibernate-mixed, ladder)"
+                "no table '{name}' (switch, hibernate, hibernate-mixed, hibernate-sealed, hibernate-sealed-max, ladder)"
             ))
         }
     };
     let rounds = r.series.first().map_or(0, |(_, v)| v.len());
     let by = match name {
         "hibernate-mixed" => "`kjtest hibernate-bench 256 3 --mixed`",
+        "hibernate-sealed" => "`kjtest sealed-bench 256 3`",
+        "hibernate-sealed-max" => "`kjtest sealed-bench 256 3 --cpu-max`",
         _ => "the test command",
     };
     Ok(format!(
