@@ -18,7 +18,13 @@
 . /etc/kj-prelude.sh
 
 unit_prop() { systemctl show -p "$2" --value "$1"; }
-failed_units() { systemctl list-units --failed --plain --no-legend | awk '{printf "%s ", $1}'; }
+# The failed units, each with why (its Result) and its last log line.
+failed_units() {
+	for u in $(systemctl list-units --failed --plain --no-legend | awk '{print $1}'); do
+		printf '%s (%s: %s) ' "$u" "$(systemctl show -P Result "$u")" \
+			"$(journalctl -q -o cat -n 1 -u "$u" 2>/dev/null)"
+	done
+}
 
 # journal_says TAG TEXT: logs TEXT with logger, and finds it in journald
 # within 10 s (journald is alive and takes messages).
