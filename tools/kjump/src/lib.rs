@@ -3,6 +3,21 @@
 //! kjump: kexec jump with one command. The library behind the `kjump`
 //! CLI, one module a concern, shared with its tests and the harness.
 
+/// The bytes a `global_asm!` block placed between the symbols `$start`
+/// and `$end` (declared `static u8` in an `extern "C"` block), as a slice.
+macro_rules! assembled {
+    ($start:ident, $end:ident) => {
+        // SAFETY: the caller's global_asm! block defines both symbols in
+        // one read-only section, `$start` before `$end`; the bytes between
+        // are initialized, never written, and live as long as the program.
+        unsafe {
+            let start = core::ptr::addr_of!($start);
+            let end = core::ptr::addr_of!($end);
+            core::slice::from_raw_parts(start, end.offset_from(start) as usize)
+        }
+    };
+}
+
 pub mod aligned;
 pub mod bzimage;
 pub mod call;

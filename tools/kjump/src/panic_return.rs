@@ -116,13 +116,7 @@ pub const SIZE: u64 = 8 * PAGE;
 
 /// The code, as assembled above.
 fn code() -> &'static [u8] {
-    // SAFETY: both symbols are defined by the global_asm! block above, in
-    // one section, start before end; the bytes between are read-only.
-    unsafe {
-        let start = core::ptr::addr_of!(kjump_panic_return_start);
-        let end = core::ptr::addr_of!(kjump_panic_return_end);
-        core::slice::from_raw_parts(start, end.offset_from(start) as usize)
-    }
+    assembled!(kjump_panic_return_start, kjump_panic_return_end)
 }
 
 /// The segment to load at physical `at` (page-aligned): code that enters

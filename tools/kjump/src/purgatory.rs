@@ -70,13 +70,7 @@ pub const CMDLINE_ROOM: usize = " kexec_jump_back_entry=0x".len() + 16;
 /// The purgatory, with the address to append the command line at, the
 /// boot_params address and the kernel's 64-bit entry filled in.
 pub fn build(cmdline_end: u64, boot_params: u64, kernel_entry: u64) -> Result<Vec<u8>> {
-    // SAFETY: both symbols are defined by the global_asm! block above, in
-    // one section, start before end; the bytes between are read-only.
-    let code = unsafe {
-        let start = core::ptr::addr_of!(kjump_purgatory_start);
-        let end = core::ptr::addr_of!(kjump_purgatory_end);
-        core::slice::from_raw_parts(start, end.offset_from(start) as usize)
-    };
+    let code: &[u8] = assembled!(kjump_purgatory_start, kjump_purgatory_end);
     if code.len() < 24 {
         bail!("purgatory is missing from this build");
     }
